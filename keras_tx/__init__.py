@@ -1,0 +1,44 @@
+"""keras_tx: a GPT-style transformer built from scratch in Keras 3.
+
+The same code runs on the TensorFlow, PyTorch and JAX backends. Read the
+modules in the order a token travels:
+
+1. `keras_tx.embedding` -- token ids to vectors, plus positions;
+2. `keras_tx.attention` -- scaled dot-product attention (Q, K, V);
+3. `keras_tx.masking` -- what each query may not see (the future, padding);
+4. `keras_tx.self_attention` -- many heads, projections and the KV cache;
+5. `keras_tx.transformer_block` -- attention + MLP, residuals, LayerNorm;
+6. `keras_tx.gpt` -- the language model and text generation;
+7. `keras_tx.sampling` -- temperature, top-k and top-p;
+8. `keras_tx.classifier` -- an encoder that classifies sequences.
+"""
+
+from keras_tx.attention import attention_weights, scaled_dot_product_attention
+from keras_tx.classifier import TransformerClassifier
+from keras_tx.embedding import TokenAndPositionEmbedding, sinusoidal_position_encoding
+from keras_tx.gpt import GPT
+from keras_tx.masking import apply_mask, attention_mask, causal_mask, masked_fill_value, padding_mask
+from keras_tx.sampling import sample_next_token, top_k_filter, top_p_filter
+from keras_tx.self_attention import MultiHeadSelfAttention
+from keras_tx.transformer_block import TransformerBlock
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GPT",
+    "MultiHeadSelfAttention",
+    "TokenAndPositionEmbedding",
+    "TransformerBlock",
+    "TransformerClassifier",
+    "apply_mask",
+    "attention_mask",
+    "attention_weights",
+    "causal_mask",
+    "masked_fill_value",
+    "padding_mask",
+    "sample_next_token",
+    "scaled_dot_product_attention",
+    "sinusoidal_position_encoding",
+    "top_k_filter",
+    "top_p_filter",
+]

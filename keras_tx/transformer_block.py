@@ -1,0 +1,154 @@
+"""The transformer block: attention, then a position-wise MLP, each with a residual.
+
+Attention lets tokens exchange information; the MLP (a dense layer four times
+wider than the model, a GELU, and a dense layer back) then processes each
+token on its own. Each of the two is wrapped in a **residual connection**,
+``x + f(x)``: the block only learns a correction to its input, and gradients
+flow straight through the additions, which is what lets deep stacks train.
+
+**Layer normalisation** keeps the activations at a steady scale. The original
+transformer normalises after each residual addition (post-LN,
+``norm(x + f(x))``); GPT-2 and most models since normalise the input of each
+branch (pre-LN, ``x + f(norm(x))``), which trains more stably.
+"""
+
+import keras
+
+from keras_tx.self_attention import MultiHeadSelfAttention
+
+
+@keras.saving.register_keras_serializable(package="keras_tx")
+class TransformerBlock(keras.layers.Layer):
+    """Self-attention and a GELU MLP, each with a residual connection and LayerNorm.
+
+    Args:
+        embed_dim: width of the input and output vectors.
+        num_heads: number of attention heads; must divide `embed_dim`.
+        ff_dim: width of the hidden layer of the MLP (typically 4 x embed_dim).
+        dropout: dropout rate on attention weights and on both residual branches.
+        causal: if True, tokens attend only to themselves and earlier tokens.
+        norm_first: True for pre-LN (GPT-2), False for the paper's post-LN.
+        kernel_initializer: initializer of the dense kernels.
+        output_kernel_initializer: initializer of the two kernels that write
+            into the residual stream (attention output and MLP output).
+
+    Call arguments are those of `MultiHeadSelfAttention`, and the return
+    values follow the same rule: the output, then the attention weights if
+    `return_attention_scores`, then the updated cache if `cache` is given.
+
+    Example:
+
+    >>> import numpy as np
+    >>> block = TransformerBlock(embed_dim=16, num_heads=2, ff_dim=64, causal=True)
+    >>> tuple(block(np.zeros((2, 5, 16), "float32")).shape)
+    (2, 5, 16)
+    """
+
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        ff_dim,
+        dropout=0.0,
+        causal=False,
+        norm_first=True,
+        kernel_initializer="glorot_uniform",
+        output_kernel_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(ff_dim, int) or ff_dim < 1:
+            raise ValueError(f"`ff_dim` must be a positive integer, got ff_dim={ff_dim!r}.")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.ff_dim = ff_dim
+        self.dropout = dropout
+        self.causal = causal
+        self.norm_first = norm_first
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.output_kernel_initializer = keras.initializers.get(output_kernel_initializer or kernel_initializer)
+        self.attention = MultiHeadSelfAttention(
+            embed_dim,
+            num_heads,
+            dropout=dropout,
+            causal=causal,
+            kernel_initializer=self.kernel_initializer,
+            output_kernel_initializer=self.output_kernel_initializer,
+            dtype=self.dtype_policy,
+            name="attention",
+        )
+        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy, name="norm1")
+        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy, name="norm2")
+        self.ffn_in = keras.layers.Dense(
+            ff_dim,
+            activation="gelu",
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="ffn_in",
+        )
+        self.ffn_out = keras.layers.Dense(
+            embed_dim,
+            kernel_initializer=self.output_kernel_initializer,
+            dtype=self.dtype_policy,
+            name="ffn_out",
+        )
+        self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.ffn_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        self.attention.build(input_shape)
+        self.norm1.build(input_shape)
+        self.norm2.build(input_shape)
+        self.ffn_in.build(input_shape)
+        self.ffn_out.build((*input_shape[:-1], self.ff_dim))
+
+    def call(
+        self,
+        x,
+        padding_mask=None,
+        return_attention_scores=False,
+        training=None,
+        cache=None,
+        cache_index=0,
+    ):
+        attention_input = self.norm1(x) if self.norm_first else x
+        attended, *extras = _as_tuple(
+            self.attention(
+                attention_input,
+                padding_mask=padding_mask,
+                return_attention_scores=return_attention_scores,
+                training=training,
+                cache=cache,
+                cache_index=cache_index,
+            )
+        )
+        x = x + self.attention_dropout(attended, training=training)
+        if not self.norm_first:
+            x = self.norm1(x)
+
+        ffn_input = self.norm2(x) if self.norm_first else x
+        x = x + self.ffn_dropout(self.ffn_out(self.ffn_in(ffn_input)), training=training)
+        if not self.norm_first:
+            x = self.norm2(x)
+        return (x, *extras) if extras else x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            embed_dim=self.embed_dim,
+            num_heads=self.num_heads,
+            ff_dim=self.ff_dim,
+            dropout=self.dropout,
+            causal=self.causal,
+            norm_first=self.norm_first,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            output_kernel_initializer=keras.initializers.serialize(self.output_kernel_initializer),
+        )
+        return config
+
+
+def _as_tuple(result):
+    return tuple(result) if isinstance(result, (tuple, list)) else (result,)
