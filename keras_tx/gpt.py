@@ -193,6 +193,8 @@ class GPT(keras.Model):
                 f"The prompt ({prompt_ids.shape[1]} tokens) plus `max_new_tokens`={max_new_tokens} "
                 f"exceeds `max_length`={self.max_length}."
             )
+        if not self.built:
+            self.build(prompt_ids.shape)
         sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=keras.random.SeedGenerator(seed))
         tokens = ops.convert_to_tensor(prompt_ids, "int32")
         unseen = tokens  # the tokens not yet in the cache

@@ -41,7 +41,7 @@ def top_k_filter(logits, k):
     """
     k = min(k, logits.shape[-1])
     kth_largest = ops.top_k(logits, k)[0][..., -1:]
-    return ops.where(logits < kth_largest, masked_fill_value(logits.dtype), logits)
+    return ops.where(ops.less(logits, kth_largest), masked_fill_value(logits.dtype), logits)
 
 
 def top_p_filter(logits, p):
@@ -61,9 +61,9 @@ def top_p_filter(logits, p):
     probabilities = ops.softmax(logits, axis=-1)
     sorted_probabilities = ops.top_k(probabilities, probabilities.shape[-1])[0]
     more_likely_mass = ops.cumsum(sorted_probabilities, axis=-1) - sorted_probabilities
-    kept = ops.where(more_likely_mass < p, sorted_probabilities, 2.0)
+    kept = ops.where(ops.less(more_likely_mass, p), sorted_probabilities, 2.0)
     smallest_kept = ops.min(kept, axis=-1, keepdims=True)
-    return ops.where(probabilities < smallest_kept, masked_fill_value(logits.dtype), logits)
+    return ops.where(ops.less(probabilities, smallest_kept), masked_fill_value(logits.dtype), logits)
 
 
 def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, seed=None):

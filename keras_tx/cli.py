@@ -1,0 +1,64 @@
+"""`keras-tx`: the command line, a small dispatcher over subcommand modules.
+
+Each entry of `COMMANDS` names a module of `keras_tx.commands` that follows
+the protocol described there (`add_arguments(parser)`, `run(args) -> int`).
+Modules are imported only when their subcommand is used.
+
+    keras-tx train reverse
+    keras-tx generate runs/shakespeare-char/model.keras --prompt "ROMEO:"
+    python -m keras_tx --help
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+COMMANDS = {
+    "train": ("keras_tx.commands.train", "train a model on a task, with progress, plots and samples"),
+    "generate": ("keras_tx.commands.generate", "continue a prompt with a trained language model"),
+    "evaluate": ("keras_tx.commands.evaluate", "score a trained model on its validation data"),
+    "release": ("keras_tx.commands.release", "build the student release of the exercises"),
+    "grade-all": ("keras_tx.commands.grade_all", "grade every student submission"),
+}
+
+
+def main(argv=None):
+    """Runs `keras-tx` with `argv` (default: `sys.argv[1:]`); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        overview = _overview_parser()
+        overview.parse_args(argv)  # prints the help, or an error naming the commands
+        overview.error(f"unknown command {argv[0]!r}")
+    name, command_argv = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"keras-tx {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(command_argv)
+    _switch_backend(getattr(args, "keras_backend", None), argv)
+    try:
+        return module.run(args)
+    except (ValueError, OSError) as error:
+        print(f"keras-tx {name}: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _overview_parser():
+    parser = argparse.ArgumentParser(prog="keras-tx", description="Train, sample and grade GPT-style transformers built with Keras 3.")
+    subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        subcommands.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _switch_backend(backend, argv):
+    """Restarts this command under `backend` if Keras was imported with another one."""
+    if backend is None:
+        return
+    import keras
+
+    if keras.backend.backend() != backend:
+        os.environ["KERAS_BACKEND"] = backend
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "keras_tx", *argv])
+

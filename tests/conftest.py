@@ -1,0 +1,29 @@
+"""Shared fixtures for the project's own tests (run once per Keras backend)."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _reset_keras_state():
+    """Each test starts from the default float32 policy and a fixed seed."""
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.mixed_precision.set_dtype_policy("float32")
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def backend_env():
+    """The environment for a subprocess, minus the current process's backend choice."""
+    env = dict(os.environ)
+    env.pop("KERAS_BACKEND", None)
+    return env

@@ -1,0 +1,123 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_tx import GPT, TokenAndPositionEmbedding, sample_next_token, top_k_filter, top_p_filter
+
+
+@pytest.fixture
+def model():
+    return GPT(vocab_size=31, max_length=32, embed_dim=32, num_heads=4, num_layers=2)
+
+
+@pytest.fixture
+def prompt(rng):
+    return rng.integers(0, 31, size=(2, 5)).astype("int32")
+
+
+def test_cached_greedy_generation_equals_recomputation(model, prompt):
+    cached = model.generate(prompt, max_new_tokens=20, temperature=0)
+    recomputed = model.generate(prompt, max_new_tokens=20, temperature=0, use_cache=False)
+    np.testing.assert_array_equal(cached, recomputed)
+    np.testing.assert_array_equal(cached[:, :5], prompt)
+    assert cached.shape == (2, 25) and cached.dtype == np.int32
+
+
+def test_cached_logits_equal_the_full_forward_pass(model, prompt):
+    """The cache gives the same next-token logits as a pass over the whole sequence."""
+    sequence = model.generate(prompt, max_new_tokens=6, temperature=0)
+    full = ops.convert_to_numpy(model(sequence))
+    caches = model._empty_caches(2)
+    logits, caches = model._decode(ops.convert_to_tensor(sequence[:, :5]), caches, 0)
+    np.testing.assert_allclose(ops.convert_to_numpy(logits), full[:, 4], rtol=1e-4, atol=1e-4)
+    for position in range(5, 11):
+        logits, caches = model._decode(ops.convert_to_tensor(sequence[:, position : position + 1]), caches, position)
+        np.testing.assert_allclose(ops.convert_to_numpy(logits), full[:, position], rtol=1e-4, atol=1e-4)
+
+
+def test_cache_feeds_each_token_through_the_model_once(model, prompt, monkeypatch):
+    """O(N): with the cache the model embeds prompt + new tokens once; without it, the whole prefix each step."""
+    lengths = []
+    original = TokenAndPositionEmbedding.call
+    monkeypatch.setattr(
+        TokenAndPositionEmbedding, "call", lambda self, ids, **kw: lengths.append(ids.shape[1]) or original(self, ids, **kw)
+    )
+    model.generate(prompt, max_new_tokens=10, temperature=0)
+    assert lengths == [5] + [1] * 9
+    lengths.clear()
+    model.generate(prompt, max_new_tokens=10, temperature=0, use_cache=False)
+    assert lengths == list(range(5, 15))
+
+
+def test_seed_makes_sampling_reproducible(model, prompt):
+    first = model.generate(prompt, max_new_tokens=15, temperature=2.0, seed=7)
+    again = model.generate(prompt, max_new_tokens=15, temperature=2.0, seed=7)
+    other = model.generate(prompt, max_new_tokens=15, temperature=2.0, seed=8)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_generation_limits_and_arguments_are_checked(model, prompt):
+    with pytest.raises(ValueError, match="max_length"):
+        model.generate(prompt, max_new_tokens=28)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(prompt, max_new_tokens=2, temperature=-1)
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate(prompt, max_new_tokens=2, top_p=1.5)
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate(prompt, max_new_tokens=2, top_p=0)
+    with pytest.raises(ValueError, match="top_k"):
+        model.generate(prompt, max_new_tokens=2, top_k=0)
+    with pytest.raises(ValueError, match="prompt_ids"):
+        model.generate(np.zeros((2, 0), "int32"), max_new_tokens=2)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(prompt, max_new_tokens=-1)
+    with pytest.raises(ValueError, match=r"\[0, 31\)"):
+        model.generate(prompt + 40, max_new_tokens=2)
+
+
+# --- samplers on hand-built logits -------------------------------------------
+
+PROBABILITIES = np.array([0.05, 0.5, 0.15, 0.3], "float32")
+
+
+def draw(n=4000, **kwargs):
+    logits = np.log(np.tile(PROBABILITIES, (n, 1)))
+    tokens = ops.convert_to_numpy(sample_next_token(logits, seed=keras.random.SeedGenerator(3), **kwargs))
+    return np.bincount(tokens, minlength=4) / n
+
+
+def test_plain_sampling_follows_the_softmax():
+    np.testing.assert_allclose(draw(), PROBABILITIES, atol=0.03)
+
+
+def test_temperature_zero_is_greedy_and_low_temperature_sharpens():
+    np.testing.assert_array_equal(draw(temperature=0), [0, 1, 0, 0])
+    cold, hot = draw(temperature=0.5), draw(temperature=3.0)
+    assert cold[1] > PROBABILITIES[1] + 0.1
+    assert hot[1] < PROBABILITIES[1] - 0.1
+    # T = 0.5 squares the probabilities (then renormalises).
+    np.testing.assert_allclose(cold, PROBABILITIES**2 / (PROBABILITIES**2).sum(), atol=0.03)
+
+
+def test_top_k_samples_only_the_k_most_likely():
+    frequencies = draw(top_k=2)
+    assert frequencies[0] == 0 and frequencies[2] == 0
+    np.testing.assert_allclose(frequencies[[1, 3]], [0.5 / 0.8, 0.3 / 0.8], atol=0.03)
+    filtered = ops.convert_to_numpy(top_k_filter(np.log(PROBABILITIES[None]), 10))
+    np.testing.assert_allclose(filtered, np.log(PROBABILITIES[None]), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "top_p, kept",
+    [(0.4, [1]), (0.7, [1, 3]), (0.85, [1, 3, 2]), (1.0, [0, 1, 2, 3])],
+)
+def test_top_p_keeps_the_smallest_set_reaching_p(top_p, kept):
+    frequencies = draw(top_p=top_p)
+    assert set(np.flatnonzero(frequencies)) == set(kept)
+    np.testing.assert_allclose(
+        frequencies[kept], PROBABILITIES[kept] / PROBABILITIES[kept].sum(), atol=0.03
+    )
+    weights = ops.convert_to_numpy(ops.softmax(top_p_filter(np.log(PROBABILITIES[None]), top_p)))[0]
+    np.testing.assert_allclose(weights[kept], PROBABILITIES[kept] / PROBABILITIES[kept].sum(), rtol=1e-5)
