@@ -17,11 +17,11 @@ def prompt(rng):
 
 
 def test_cached_greedy_generation_equals_recomputation(model, prompt):
-    cached = model.generate(prompt, max_new_tokens=20, temperature=0)
-    recomputed = model.generate(prompt, max_new_tokens=20, temperature=0, use_cache=False)
+    cached = model.generate(prompt, max_new_tokens=8, temperature=0)
+    recomputed = model.generate(prompt, max_new_tokens=8, temperature=0, use_cache=False)
     np.testing.assert_array_equal(cached, recomputed)
     np.testing.assert_array_equal(cached[:, :5], prompt)
-    assert cached.shape == (2, 25) and cached.dtype == np.int32
+    assert cached.shape == (2, 13) and cached.dtype == np.int32
 
 
 def test_cached_logits_equal_the_full_forward_pass(model, prompt):
@@ -43,11 +43,11 @@ def test_cache_feeds_each_token_through_the_model_once(model, prompt, monkeypatc
     monkeypatch.setattr(
         TokenAndPositionEmbedding, "call", lambda self, ids, **kw: lengths.append(ids.shape[1]) or original(self, ids, **kw)
     )
-    model.generate(prompt, max_new_tokens=10, temperature=0)
-    assert lengths == [5] + [1] * 9
+    model.generate(prompt, max_new_tokens=8, temperature=0)
+    assert lengths == [5] + [1] * 7
     lengths.clear()
-    model.generate(prompt, max_new_tokens=10, temperature=0, use_cache=False)
-    assert lengths == list(range(5, 15))
+    model.generate(prompt, max_new_tokens=8, temperature=0, use_cache=False)
+    assert lengths == list(range(5, 13))
 
 
 def test_seed_makes_sampling_reproducible(model, prompt):
