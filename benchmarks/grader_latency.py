@@ -1,0 +1,73 @@
+"""Grader latency: wall time of `pytest grader --solutions` per backend, imports included.
+
+What a student waits for after typing the command: a fresh Python process
+that imports pytest, the grader, Keras and the backend, then grades the
+reference solutions. Each backend is timed with `--backend B` and, when all
+three are selected, the whole course with `--backend all`; rounds are
+interleaved. A run that does not pass (exit status other than 0) is an error,
+not a sample. `--quick` only collects the tests (`--collect-only`): it times
+the imports and the grader's start, and grades nothing.
+
+Run it:
+
+    python -m benchmarks grader --rounds 3 --out grader.json
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+from benchmarks import harness
+
+QUICK = {"collect_only": True, "rounds": 1}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def grader_command(backend, collect_only=False):
+    """The command a student runs, as an argument list for `subprocess`."""
+    command = [sys.executable, "-m", "pytest", "grader", "--solutions", "--backend", backend,
+               "-q", "-p", "no:cacheprovider"]
+    return command + ["--collect-only"] if collect_only else command
+
+
+def time_grader(backend, collect_only=False, threads=None):
+    """Seconds that one `pytest grader --solutions --backend BACKEND` run takes."""
+    env = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
+    env.update(harness.thread_environment(threads))
+    start = time.perf_counter()
+    result = subprocess.run(grader_command(backend, collect_only), cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise harness.BenchmarkError(
+            f"pytest grader --backend {backend} exited with status {result.returncode}:\n"
+            + (result.stdout + result.stderr)[-3000:])
+    return seconds
+
+
+def add_arguments(parser):
+    parser.add_argument("--collect-only", action="store_true",
+                        help="time the start and the collection of the grader only")
+    parser.set_defaults(rounds=3)
+
+
+def main(args):
+    if not os.path.isdir(os.path.join(ROOT, "grader")):
+        raise ValueError(f"there is no grader/ folder in {ROOT}")
+    contenders = list(args.backends)
+    if set(contenders) == set(harness.BACKENDS):
+        contenders.append("all")
+    runs = {backend: [] for backend in contenders}
+    for _ in range(args.rounds):
+        for backend in contenders:
+            runs[backend].append({"seconds": time_grader(backend, args.collect_only, args.threads)})
+    summary = {backend: harness.summarize([r["seconds"] for r in samples])
+               for backend, samples in runs.items()}
+    what = "collection only" if args.collect_only else "grading the solutions"
+    print(f"\npytest grader --solutions --backend B ({what}), wall seconds")
+    print(harness.format_table(["--backend", "median s", "min s", "max s"],
+                               [[b, s["median"], s["min"], s["max"]] for b, s in summary.items()]))
+    config = {"command": " ".join(grader_command("B", args.collect_only)[1:]),
+              "rounds": args.rounds, "backends": contenders, "threads": args.threads}
+    return harness.write_report(args.out, "grader", config, runs, summary)

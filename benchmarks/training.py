@@ -1,0 +1,290 @@
+"""Training throughput: tokens per second of optimizer steps, keras_tx against its rivals.
+
+Three implementations of one GPT, identical in shape and parameter count:
+`keras_tx` (`keras_tx.GPT`), `stock_keras` (`StockKerasGPT`, stock Keras
+layers) and `native_torch` (`NativeTorchGPT`, eager PyTorch). The Keras models
+train the way users train them, `model.compile` with the backend's default
+`jit_compile` then `model.fit`; the PyTorch model with the usual hand-written
+loop. All use nanoGPT's recipe: AdamW (weight decay 0.1, betas 0.9/0.99),
+gradients clipped to norm 1, linear warm-up then cosine decay.
+
+Each (implementation, backend) pair runs in its own process; one repetition is
+`--steps` optimizer steps on fixed random batches, after one repetition of
+warm-up (tracing and compilation). Repetitions are interleaved across the
+processes, round after round, and the ratios keras_tx/native and
+keras_tx/stock Keras are taken round by round.
+
+Run it:
+
+    python -m benchmarks training --shapes cpu,large --rounds 5 --out training.json
+"""
+
+import importlib
+import math
+import time
+
+import numpy as np
+
+from benchmarks import harness
+
+SHAPES = {
+    "tiny": dict(vocab_size=65, max_length=16, embed_dim=32, num_heads=2,
+                 num_layers=1, batch_size=2),
+    # nanoGPT's "CPU" recipe for Tiny Shakespeare characters.
+    "cpu": dict(vocab_size=65, max_length=64, embed_dim=128, num_heads=4,
+                num_layers=4, batch_size=12),
+    "large": dict(vocab_size=65, max_length=256, embed_dim=384, num_heads=6,
+                  num_layers=6, batch_size=16),
+}
+DEFAULT_STEPS = {"tiny": 2, "cpu": 30, "large": 5}
+IMPLEMENTATIONS = ("keras_tx", "stock_keras", "native_torch")
+
+PEAK_LEARNING_RATE = 1e-3
+FINAL_LEARNING_RATE = 1e-4
+WARMUP_STEPS = 100
+
+
+def warmup_steps(total_steps):
+    """nanoGPT warms up for 100 steps; shorter runs warm up for half their length."""
+    return min(WARMUP_STEPS, total_steps // 2)
+
+
+def learning_rate(step, total_steps):
+    """nanoGPT's schedule: linear warm-up to 1e-3, cosine decay to 1e-4 at `total_steps`.
+
+    `keras_learning_rate` is the same schedule for Keras optimizers.
+
+    >>> learning_rate(50, 2000), learning_rate(100, 2000), learning_rate(2000, 2000)
+    (0.0005, 0.001, 0.0001)
+    """
+    warmup = warmup_steps(total_steps)
+    if step < warmup:
+        return PEAK_LEARNING_RATE * step / warmup
+    done = min(step - warmup, total_steps - warmup) / (total_steps - warmup)
+    floor = FINAL_LEARNING_RATE / PEAK_LEARNING_RATE
+    return PEAK_LEARNING_RATE * ((1 - floor) * 0.5 * (1 + math.cos(math.pi * done)) + floor)
+
+
+def keras_learning_rate(total_steps):
+    """`learning_rate` as a Keras schedule, for `keras.optimizers.AdamW`."""
+    import keras
+
+    warmup = warmup_steps(total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, total_steps - warmup, alpha=FINAL_LEARNING_RATE / PEAK_LEARNING_RATE,
+        warmup_target=PEAK_LEARNING_RATE, warmup_steps=warmup)
+
+
+def import_framework(implementation):
+    """Import what `Trainer(implementation, ...)` runs on, ahead of any timing."""
+    importlib.import_module("torch" if implementation == "native_torch" else "keras_tx")
+
+
+class Trainer:
+    """One GPT implementation with its optimizer: `fit` arrays, measure `loss`.
+
+    Args:
+        implementation: "keras_tx", "stock_keras" or "native_torch".
+        dims: the model's keyword arguments (vocab_size, max_length, ...).
+        batch_size: sequences per optimizer step.
+        total_steps: length of the learning-rate schedule.
+
+    Example:
+
+    >>> dims = dict(vocab_size=65, max_length=16, embed_dim=32, num_heads=2, num_layers=1)
+    >>> trainer = Trainer("native_torch", dims, batch_size=2, total_steps=10)
+    >>> x = np.zeros((4, 16), "int32")
+    >>> trainer.fit(x, x)
+    >>> trainer.loss(x, x) > 0
+    True
+    """
+
+    def __init__(self, implementation, dims, batch_size, total_steps):
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation={implementation!r}; "
+                             f"choose from {', '.join(IMPLEMENTATIONS)}")
+        self.implementation = implementation
+        self.batch_size = batch_size
+        build = self._build_torch if implementation == "native_torch" else self._build_keras
+        build(dims, total_steps)
+
+    def _build_keras(self, dims, total_steps):
+        import keras
+
+        if self.implementation == "keras_tx":
+            from keras_tx import GPT as model_class
+        else:
+            from benchmarks.stock_keras_gpt import StockKerasGPT as model_class
+        self.model = model_class(**dims)
+        self.model.compile(
+            optimizer=keras.optimizers.AdamW(
+                learning_rate=keras_learning_rate(total_steps),
+                weight_decay=0.1, beta_2=0.99, global_clipnorm=1.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+
+    def _build_torch(self, dims, total_steps):
+        import torch
+
+        from benchmarks.native_torch_gpt import NativeTorchGPT
+
+        self.model = NativeTorchGPT(**dims)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=PEAK_LEARNING_RATE,
+                                           weight_decay=0.1, betas=(0.9, 0.99))
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: learning_rate(step, total_steps) / PEAK_LEARNING_RATE)
+
+    @property
+    def parameter_count(self):
+        """Number of weights (a Keras model has them once it has been called)."""
+        if self.implementation == "native_torch":
+            return sum(p.numel() for p in self.model.parameters())
+        return self.model.count_params()
+
+    def fit(self, inputs, targets):
+        """One optimizer step per `batch_size` consecutive rows of (inputs, targets)."""
+        if self.implementation != "native_torch":
+            self.model.fit(inputs, targets, batch_size=self.batch_size, shuffle=False,
+                           verbose=0)
+            return
+        import torch
+
+        self.model.train()
+        for x, y in zip(*(torch.from_numpy(a).long().split(self.batch_size)
+                          for a in (inputs, targets))):
+            loss = torch.nn.functional.cross_entropy(self.model(x).flatten(0, 1), y.flatten())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            self.schedule.step()
+
+    def loss(self, inputs, targets):
+        """Mean next-token cross-entropy over (inputs, targets), without training."""
+        if self.implementation != "native_torch":
+            return float(self.model.evaluate(inputs, targets, batch_size=self.batch_size,
+                                             verbose=0))
+        import torch
+
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(torch.from_numpy(inputs).long())
+            return torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), torch.from_numpy(targets).long().flatten()).item()
+
+
+class Job:
+    """Worker side: one implementation at one shape, timing `steps` optimizer steps."""
+
+    def __init__(self, implementation, shape, steps, seed=0):
+        import_framework(implementation)
+        imports_mb = harness.peak_rss_mb()
+        dims = dict(SHAPES[shape])
+        batch_size = dims.pop("batch_size")
+        rng = np.random.default_rng(seed)
+        tokens = rng.integers(0, dims["vocab_size"], (steps * batch_size, dims["max_length"] + 1),
+                              dtype="int32")
+        self.inputs, self.targets = tokens[:, :-1], tokens[:, 1:]
+        self.tokens = self.inputs.size
+        self.trainer = Trainer(implementation, dims, batch_size, total_steps=10**6)
+        self.trainer.fit(self.inputs, self.targets)  # warm-up: tracing, compilation
+        self.info = {"parameters": self.trainer.parameter_count,
+                     "peak_rss_after_imports_mb": imports_mb}
+
+    def run(self):
+        start = time.perf_counter()
+        self.trainer.fit(self.inputs, self.targets)
+        seconds = time.perf_counter() - start
+        return {"seconds": seconds, "tokens_per_second": self.tokens / seconds,
+                "peak_rss_mb": harness.peak_rss_mb()}
+
+
+def measure(shape, steps, backends, implementations, rounds, threads=None):
+    """Start one worker per contender, interleave `rounds` repetitions, stop them.
+
+    Returns {"workers": {label: info}, "runs": {label: [answer per round]}}.
+    """
+    workers = start_workers(shape, steps, backends, implementations, threads)
+    try:
+        runs = harness.interleave(workers, rounds)
+    finally:
+        harness.close_all(workers)
+    return {"workers": {worker.label: worker.info for worker in workers}, "runs": runs}
+
+
+def start_workers(shape, steps, backends, implementations, threads=None):
+    """One warmed-up worker per (implementation, backend); native PyTorch has no backend."""
+    specs = []
+    for implementation in implementations:
+        for backend in (("torch",) if implementation == "native_torch" else backends):
+            label = "native_torch" if implementation == "native_torch" else f"{implementation}[{backend}]"
+            specs.append(("benchmarks.training",
+                          {"implementation": implementation, "shape": shape, "steps": steps},
+                          backend, label))
+    return harness.start(*specs, threads=threads)
+
+
+def summarize_shape(samples, backends):
+    """Per-worker tokens/s summaries and, per backend, the round-by-round ratios."""
+    speed = {label: [s["tokens_per_second"] for s in runs] for label, runs in samples.items()}
+    summary = {"tokens_per_second": {label: harness.summarize(v) for label, v in speed.items()}}
+    ratios = {}
+    for backend in backends:
+        ours, stock = speed.get(f"keras_tx[{backend}]"), speed.get(f"stock_keras[{backend}]")
+        if ours and "native_torch" in speed:
+            ratios[f"keras_tx[{backend}]/native_torch"] = harness.paired_ratio(ours, speed["native_torch"])
+        if ours and stock:
+            ratios[f"keras_tx[{backend}]/stock_keras[{backend}]"] = harness.paired_ratio(ours, stock)
+        if stock and "native_torch" in speed:
+            ratios[f"stock_keras[{backend}]/native_torch"] = harness.paired_ratio(stock, speed["native_torch"])
+    summary["ratios"] = ratios
+    return summary
+
+
+QUICK = {"shapes": "tiny", "rounds": 2}
+
+
+def add_arguments(parser):
+    parser.add_argument("--shapes", default="cpu,large",
+                        help=f"comma-separated, from {', '.join(SHAPES)} (default: cpu,large)")
+    parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS),
+                        help="comma-separated subset of " + ", ".join(IMPLEMENTATIONS))
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimizer steps per repetition (default: per shape)")
+
+
+def check_arguments(args):
+    """The parsed --shapes and --implementations as tuples, or a ValueError naming the option."""
+    shapes = tuple(args.shapes.split(","))
+    for shape in shapes:
+        if shape not in SHAPES:
+            raise ValueError(f"--shapes: unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+    implementations = tuple(args.implementations.split(","))
+    for implementation in implementations:
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"--implementations: unknown {implementation!r}; "
+                             f"choose from {', '.join(IMPLEMENTATIONS)}")
+    return shapes, implementations
+
+
+def main(args):
+    shapes, implementations = check_arguments(args)
+    results, summary = {}, {}
+    for shape in shapes:
+        steps = args.steps or DEFAULT_STEPS[shape]
+        results[shape] = measure(shape, steps, args.backends, implementations, args.rounds,
+                                 args.threads)
+        summary[shape] = summarize_shape(results[shape]["runs"], args.backends)
+        print_summary(shape, steps, summary[shape], results[shape]["workers"])
+    config = {"shapes": {s: SHAPES[s] for s in shapes}, "rounds": args.rounds,
+              "steps": args.steps, "backends": args.backends, "threads": args.threads}
+    return harness.write_report(args.out, "training", config, results, summary)
+
+
+def print_summary(shape, steps, summary, workers):
+    rows = [[label, s["median"], s["spread"], workers[label]["parameters"]]
+            for label, s in summary["tokens_per_second"].items()]
+    print(f"\nTraining, shape {shape!r} {SHAPES[shape]}, {steps} steps per repetition")
+    print(harness.format_table(["model", "tokens/s (median)", "spread", "parameters"], rows))
+    rows = [[name, r["median"], r["min"], r["max"]] for name, r in summary["ratios"].items()]
+    print(harness.format_table(["ratio (per round)", "median", "min", "max"], rows))

@@ -1,0 +1,1 @@
+"""The course grader: run ``pytest grader`` from the repository root (see grader/README.md)."""

@@ -1,0 +1,341 @@
+"""The grader's pytest plugin: options, fixtures, time limits, points and the score table.
+
+``pytest grader [--solutions | --submission DIR] [--backend tensorflow|torch|jax|all]
+[--seed N] [--grade-json PATH]`` (grader/README.md has the whole story).
+
+Keras reads ``KERAS_BACKEND`` once, when it is first imported, so nothing here imports Keras at
+module level: `pytest_configure` first picks the backend, and a backend this process can no
+longer switch to (or ``all``) is graded by one ``pytest grader`` subprocess per backend.
+"""
+
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import secrets
+import subprocess
+import sys
+import tempfile
+import zlib
+
+import pytest
+
+from grader.gradebook import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
+from grader.limits import TimeLimitExceeded, time_limit
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BACKENDS = ("tensorflow", "torch", "jax")
+
+
+@dataclasses.dataclass
+class Settings:
+    """What this run grades, and how."""
+
+    folder: pathlib.Path  # the four exercise files to grade
+    reference: str  # "live" or "recorded"
+    seed: int
+    timeout: float
+    subprocess_backends: tuple = ()  # backends graded by subprocesses instead of this process
+    gradebook: Gradebook = None
+    subprocess_reports: dict = dataclasses.field(default_factory=dict)
+
+
+SETTINGS = pytest.StashKey[Settings]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("grader", "keras-tx grader")
+    group.addoption("--solutions", action="store_true", help="grade the reference solutions/ (should score 100)")
+    group.addoption("--submission", metavar="DIR", help="grade the four exercise files in DIR instead of exercises/")
+    group.addoption(
+        "--backend",
+        choices=(*BACKENDS, "all"),
+        help="Keras backend to grade on; 'all' grades each in its own process (default: KERAS_BACKEND, "
+        "else Keras' configured default)",
+    )
+    group.addoption("--seed", type=int, help="seed of the random inputs, to reproduce a run (default: a fresh one)")
+    group.addoption("--grade-json", metavar="PATH", help="write the scores as JSON to PATH")
+    group.addoption(
+        "--reference",
+        choices=("auto", "live", "recorded"),
+        default="auto",
+        help="compare with the solutions run live, or with grader/reference/ recordings "
+        "(default auto: live when solutions/ exists)",
+    )
+    group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS", help="time limit per check (default 60)")
+    group.addoption("--record-reference", metavar="DIR", help="save the reference cases to DIR (grader.record_reference)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "points(n): the points a grader test is worth")
+    option = config.option
+    if option.solutions and option.submission:
+        raise pytest.UsageError("--solutions and --submission exclude each other: give one of them")
+    if option.solutions:
+        folder = ROOT / "solutions"
+    elif option.submission:
+        folder = pathlib.Path(option.submission).resolve()
+    else:
+        folder = ROOT / "exercises"
+    if not folder.is_dir():
+        raise pytest.UsageError(f"no folder {folder} to grade")
+    reference = option.reference
+    if reference == "auto":
+        reference = "live" if (ROOT / "solutions").is_dir() else "recorded"
+    if reference == "live" and not (ROOT / "solutions").is_dir():
+        raise pytest.UsageError("--reference live needs the solutions/ folder, which this copy lacks")
+    if option.record_reference and reference != "live":
+        raise pytest.UsageError("--record-reference needs the live reference (the solutions/ folder)")
+    settings = Settings(
+        folder=folder,
+        reference=reference,
+        seed=secrets.randbelow(1_000_000) if option.seed is None else option.seed,
+        timeout=option.grade_timeout,
+        subprocess_backends=_subprocess_backends(option.backend),
+    )
+    if option.record_reference and settings.subprocess_backends:
+        raise pytest.UsageError("--record-reference records on this process's backend only: drop --backend or pick this one")
+    config.stash[SETTINGS] = settings
+
+
+def _subprocess_backends(requested):
+    """The backends to grade in subprocesses; sets KERAS_BACKEND when this process can grade."""
+    if requested == "all":
+        return BACKENDS
+    if requested is None:
+        return ()
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = requested
+        return ()
+    import keras
+
+    return () if keras.backend.backend() == requested else (requested,)
+
+
+def pytest_ignore_collect(collection_path, config):
+    if config.stash[SETTINGS].subprocess_backends:
+        return True  # the subprocesses grade; collecting here would import Keras for nothing
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("points") is None:
+            raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.points(n) marker")
+    items.sort(key=lambda item: EXERCISES.index(_exercise(item)))
+
+
+def pytest_runtestloop(session):
+    settings = session.config.stash[SETTINGS]
+    if not settings.subprocess_backends:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        running = {}
+        for backend in settings.subprocess_backends:
+            report = pathlib.Path(folder, f"{backend}.json")
+            command = [sys.executable, "-m", "pytest", str(ROOT / "grader"), "-q", "-p", "no:cacheprovider",
+                       *_forwarded_options(session.config, settings), "--backend", backend,
+                       "--grade-json", str(report)]
+            process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": backend},
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            running[backend] = (process, report)
+        terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+        for backend, (process, report) in running.items():
+            output, _ = process.communicate()
+            if report.is_file():
+                settings.subprocess_reports[backend] = json.loads(report.read_text())
+                if len(running) == 1:
+                    terminal.write(output)
+            else:
+                settings.subprocess_reports[backend] = None
+                terminal.write(f"\ngrading on {backend} failed (exit status {process.returncode}):\n{output[-3000:]}\n")
+    return True
+
+
+def _forwarded_options(config, settings):
+    option = config.option
+    forwarded = ["--seed", str(settings.seed), "--reference", settings.reference,
+                 "--grade-timeout", str(settings.timeout)]
+    if option.solutions:
+        forwarded.append("--solutions")
+    if option.submission:
+        forwarded += ["--submission", str(settings.folder)]
+    return forwarded
+
+
+@dataclasses.dataclass
+class Graded:
+    """The loaded student modules and the reference they are compared with."""
+
+    modules: dict
+    reference: object
+
+
+@pytest.fixture(scope="session")
+def graded(pytestconfig):
+    import keras
+
+    from grader.reference import LiveReference, RecordedReference, RecordingReference
+    from grader.submission import load_submission
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(1)  # the models are tiny: threads only stall when graders share a CPU
+    settings = pytestconfig.stash[SETTINGS]
+    settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference)
+    solutions = None
+    if settings.reference == "live":
+        loaded = load_submission(ROOT / "solutions")
+        problems = [module._problem for module in loaded.values() if module._problem]
+        if problems:
+            raise RuntimeError(f"the solutions do not load: {'; '.join(problems)}")
+        solutions = {exercise: module._module for exercise, module in loaded.items()}
+    if pytestconfig.option.record_reference:
+        reference = RecordingReference(solutions, settings.seed)
+    elif solutions:
+        reference = LiveReference(solutions, settings.seed)
+    else:
+        reference = RecordedReference(ROOT / "grader" / "reference")
+    settings.gradebook.reference = reference.description
+    modules = load_submission(settings.folder, reference=solutions)
+    for exercise, module in modules.items():
+        if module.substitutes:
+            pieces = ", ".join(f"{name}.py" for name in module.substitutes)
+            settings.gradebook.note(exercise, f"graded with the reference {pieces}, so mistakes there cost points only once")
+    yield Graded(modules, reference)
+    if isinstance(reference, RecordingReference):
+        reference.save(pathlib.Path(pytestconfig.option.record_reference))
+    for name in [name for name in sys.modules if name.startswith("graded_")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def student(request, graded):
+    """The student's module of the exercise under test (``test_masking.py`` -> ``masking.py``)."""
+    return graded.modules[_exercise(request.node)]
+
+
+@pytest.fixture
+def reference(request, graded):
+    """``reference(case, draw_inputs, run) -> (inputs, expected)`` for the exercise under test."""
+    return functools.partial(graded.reference.case, _exercise(request.node))
+
+
+@pytest.fixture
+def rng(request, pytestconfig):
+    """A random generator for property checks, from the run's seed and the test's name."""
+    import numpy as np
+
+    return np.random.default_rng([pytestconfig.stash[SETTINGS].seed, zlib.crc32(request.node.name.encode())])
+
+
+@pytest.fixture(autouse=True)
+def seeded_keras(request, pytestconfig):
+    """Seed Keras' own random initializers per test, so a run is reproducible from its seed."""
+    import keras
+
+    keras.utils.set_random_seed(pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000)
+
+
+def _exercise(item):
+    return item.path.stem.removeprefix("test_")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with time_limit(item.config.stash[SETTINGS].timeout, "this check"):
+        return (yield)
+
+
+class Feedback:
+    """A failure shown as one message instead of a traceback."""
+
+    def __init__(self, message):
+        self.message = message
+
+    @property
+    def reprcrash(self):  # pytest's short summary (-ra) reads longrepr.reprcrash.message
+        return self
+
+    def toterminal(self, terminal_writer):
+        terminal_writer.line(self.message)
+
+    def __str__(self):
+        return self.message
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome, message = _grade(item, call, report)
+        item.config.stash[SETTINGS].gradebook.add(
+            _exercise(item), item.name, item.get_closest_marker("points").args[0], outcome, message
+        )
+    return report
+
+
+def _grade(item, call, report):
+    """Turn one test's outcome into ``(outcome, message)``, rewriting `report` for the student."""
+    from grader.checks import GradingFailure, describe_exception
+
+    if report.passed:
+        return PASSED, ""
+    error = call.excinfo.value if call.excinfo else None
+    if isinstance(error, NotImplementedError):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), None, "not attempted yet")
+        return NOT_ATTEMPTED, "not attempted yet"
+    if isinstance(error, (GradingFailure, TimeLimitExceeded)):
+        message = str(error)
+    elif error is not None and report.when == "call":
+        message = f"your code raised {describe_exception(error, item.config.stash[SETTINGS].folder)}"
+    else:
+        last_line = (report.longreprtext.strip().splitlines() or ["?"])[-1]
+        return FAILED, f"the grader could not run this check: {last_line}"
+    report.longrepr = Feedback(message)
+    return FAILED, message
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    settings = config.stash.get(SETTINGS, None)
+    if settings is None:
+        return
+    if settings.subprocess_backends:
+        terminalreporter.section("grade: all backends" if len(settings.subprocess_backends) > 1 else "grade")
+        reports = settings.subprocess_reports
+        for backend, report in reports.items():
+            if report and len(reports) > 1:
+                terminalreporter.write_line("")
+                for line in report_table(report):
+                    terminalreporter.write_line(line)
+        terminalreporter.write_line("")
+        for line in matrix_table(reports):
+            terminalreporter.write_line(line)
+    elif settings.gradebook is not None:
+        terminalreporter.section("grade")
+        for line in settings.gradebook.table():
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"reproduce this run with: pytest grader --seed {settings.seed}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    settings = session.config.stash.get(SETTINGS, None)
+    if settings is None:
+        return
+    if settings.subprocess_backends:
+        report = {"backend": "all", "seed": settings.seed, "backends": settings.subprocess_reports}
+        completed = all(settings.subprocess_reports.get(backend) for backend in settings.subprocess_backends)
+        session.exitstatus = pytest.ExitCode.OK if completed else pytest.ExitCode.INTERNAL_ERROR
+        if len(settings.subprocess_backends) == 1 and completed:
+            report = settings.subprocess_reports[settings.subprocess_backends[0]]
+    elif settings.gradebook is not None:
+        report = settings.gradebook.report()
+        if exitstatus == pytest.ExitCode.TESTS_FAILED:
+            session.exitstatus = pytest.ExitCode.OK  # grading completed; the score is in the table
+    else:
+        return
+    if session.config.option.grade_json:
+        pathlib.Path(session.config.option.grade_json).write_text(json.dumps(report, indent=2))

@@ -1,0 +1,121 @@
+"""Points per test, the score table and the ``--grade-json`` report.
+
+The grader fills a `Gradebook` from its own records of each test's outcome and the points
+its ``@pytest.mark.points(n)`` marker carries, never from anything printed while grading.
+
+Example::
+
+    book = Gradebook(backend="jax", seed=7, reference="live, from the solutions")
+    book.add("masking", "test_causal_mask", 5, "passed")
+    print("\\n".join(book.table()))
+"""
+
+import dataclasses
+
+EXERCISES = ("positional_embedding", "masking", "attention", "model")
+"""The exercises in the order of the course; later ones import earlier ones."""
+
+PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+
+
+@dataclasses.dataclass
+class TestResult:
+    """One graded test: its name, its worth, how it went and what to do about it."""
+
+    name: str
+    max: float
+    outcome: str
+    message: str = ""
+
+    @property
+    def points(self):
+        return self.max if self.outcome == PASSED else 0
+
+
+class Gradebook:
+    """The results of one grading run on one backend."""
+
+    def __init__(self, backend, seed, reference):
+        self.backend = backend
+        self.seed = seed
+        self.reference = reference
+        self.results = {}
+        self.notes = {}
+
+    def add(self, exercise, name, points, outcome, message=""):
+        self.results.setdefault(exercise, []).append(TestResult(name, points, outcome, message))
+
+    def note(self, exercise, text):
+        """Attach a remark to an exercise's line of the table (e.g. which reference pieces it used)."""
+        self.notes[exercise] = text
+
+    def report(self):
+        """The ``--grade-json`` report (see grader/README.md)."""
+        exercises = {}
+        for exercise in [name for name in EXERCISES if name in self.results]:
+            tests = self.results[exercise]
+            exercises[exercise] = {
+                "points": sum(test.points for test in tests),
+                "max": sum(test.max for test in tests),
+                "note": self.notes.get(exercise, ""),
+                "tests": [
+                    {"name": test.name, "points": test.points, "max": test.max, "outcome": test.outcome,
+                     "message": test.message}
+                    for test in tests
+                ],
+            }
+        return {
+            "backend": self.backend,
+            "seed": self.seed,
+            "reference": self.reference,
+            "total": sum(result["points"] for result in exercises.values()),
+            "max": sum(result["max"] for result in exercises.values()),
+            "exercises": exercises,
+        }
+
+    def table(self):
+        """The score table, as lines of text."""
+        return report_table(self.report())
+
+
+def report_table(report):
+    """Lines of the score table of one backend's report: points, what failed, the total."""
+    lines = [f"backend {report['backend']}, seed {report['seed']}, reference {report['reference']}"]
+    for exercise, result in report["exercises"].items():
+        tests = result["tests"]
+        lines.append(f"{exercise:<22}{_points(result['points'], result['max']):>9}")
+        if tests and all(test["outcome"] == NOT_ATTEMPTED for test in tests):
+            lines[-1] += "   not attempted yet"
+            continue
+        failed = [test for test in tests if test["outcome"] != PASSED]
+        if len(failed) > 1 and len({test["message"] for test in failed}) == 1:
+            lines.append(f"    every check: {failed[0]['message']}")  # a file that does not load, say
+        else:
+            lines += [f"    {test['name']}: {test['message'] or test['outcome']}" for test in failed]
+        if result["note"]:
+            lines.append(f"    ({result['note']})")
+    lines.append(f"{'total':<22}{_points(report['total'], report['max']):>9}")
+    return lines
+
+
+def matrix_table(reports):
+    """Lines of the score matrix of several backends: ``{backend: report or None (crashed)}``."""
+    backends = list(reports)
+    lines = [f"{'exercise':<22}" + "".join(f"{backend:>13}" for backend in backends)]
+    for row in [*EXERCISES, "total"]:
+        cells = []
+        for report in reports.values():
+            if report is None:
+                cells.append("error")
+            elif row == "total":
+                cells.append(_points(report["total"], report["max"]))
+            elif row in report["exercises"]:
+                cells.append(_points(report["exercises"][row]["points"], report["exercises"][row]["max"]))
+            else:
+                cells.append("-")
+        lines.append(f"{row:<22}" + "".join(f"{cell:>13}" for cell in cells))
+    return lines
+
+
+def _points(points, maximum):
+    return f"{points:g}/{maximum:g}"

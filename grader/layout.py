@@ -1,0 +1,129 @@
+"""The sublayer names the exercises prescribe, and moving weights through them.
+
+A student's layer and the reference layer are compared by giving both the same weights:
+the grader walks the named sublayers (``blocks.0.attention.query_dense`` ...) down to the
+Keras layers that hold weights, reads them from one and writes them into the other.
+
+Example::
+
+    weights = random_weights(reference_block, "TransformerBlock", rng)
+    assign_weights(student_block, "TransformerBlock", weights)
+"""
+
+import keras
+import numpy as np
+
+from grader.checks import GradingFailure
+
+SUBLAYERS = {
+    "TokenAndPositionEmbedding": {
+        "token_embedding": keras.layers.Embedding,
+        "position_embedding": keras.layers.Embedding,
+    },
+    "MultiHeadSelfAttention": {
+        "query_dense": keras.layers.Dense,
+        "key_dense": keras.layers.Dense,
+        "value_dense": keras.layers.Dense,
+        "output_dense": keras.layers.Dense,
+    },
+    "TransformerBlock": {
+        "attention": "MultiHeadSelfAttention",
+        "norm1": keras.layers.LayerNormalization,
+        "norm2": keras.layers.LayerNormalization,
+        "ffn_in": keras.layers.Dense,
+        "ffn_out": keras.layers.Dense,
+    },
+    "GPT": {
+        "embedding": "TokenAndPositionEmbedding",
+        "blocks": ["TransformerBlock"],
+        "final_norm": keras.layers.LayerNormalization,
+        "lm_head": keras.layers.Dense,
+    },
+}
+"""``kind -> {sublayer name: Keras layer class | kind | [kind] (a list of them)}``."""
+
+
+def leaf_layers(layer, kind, prefix=""):
+    """``[(path, keras_layer)]`` for every weight-holding sublayer of a `kind` layer.
+
+    Raises `GradingFailure` naming the first sublayer that is missing or of the wrong type.
+    """
+    leaves = []
+    for name, expected in SUBLAYERS[kind].items():
+        path = f"{prefix}{name}"
+        sublayer = getattr(layer, name, None)
+        if sublayer is None:
+            raise GradingFailure(f"your {kind} has no sublayer `{name}` (the exercise names it `{path}`)")
+        if isinstance(expected, list):
+            if not isinstance(sublayer, (list, tuple)):
+                raise GradingFailure(f"`{path}` should be a list of {expected[0]} layers")
+            for index, item in enumerate(sublayer):
+                leaves += leaf_layers(item, expected[0], f"{path}.{index}.")
+        elif isinstance(expected, str):
+            leaves += leaf_layers(sublayer, expected, f"{path}.")
+        elif not isinstance(sublayer, expected):
+            raise GradingFailure(
+                f"`{path}` is a {type(sublayer).__name__}, expected keras.layers.{expected.__name__}"
+            )
+        else:
+            leaves.append((path, sublayer))
+    return leaves
+
+
+def random_weights(layer, kind, rng):
+    """Fresh weights for a built `kind` layer: ``{path: [arrays]}``, drawn from `rng`.
+
+    Matrices get ``N(0, 1/fan_in)`` entries; vectors (biases, LayerNorm scale and offset)
+    get their initial value plus ``N(0, 0.1)`` noise, so no bias is exactly zero.
+    """
+    weights = {}
+    for path, leaf in leaf_layers(layer, kind):
+        weights[path] = [
+            rng.normal(0, 1 / np.sqrt(w.shape[0]), w.shape).astype("float32")
+            if w.ndim > 1
+            else (w + rng.normal(0, 0.1, w.shape)).astype("float32")
+            for w in leaf.get_weights()
+        ]
+    return weights
+
+
+def assign_weights(layer, kind, weights):
+    """Write ``{path: [arrays]}`` into the built `kind` layer, failing clearly on a mismatch."""
+    leaves = leaf_layers(layer, kind)
+    missing = sorted(set(weights) - {path for path, _ in leaves})
+    if missing:
+        raise GradingFailure(f"your {kind} lacks the sublayers {', '.join(missing)}")
+    for path, leaf in leaves:
+        if not leaf.built and weights.get(path):
+            _build_unused(leaf, weights[path])
+        shapes = [tuple(w.shape) for w in leaf.get_weights()]
+        expected = [tuple(w.shape) for w in weights.get(path, [])]
+        if shapes != expected:
+            raise GradingFailure(
+                f"`{path}` holds weights of shapes {shapes}, expected {expected}: "
+                "check its size and whether it has a bias"
+            )
+        leaf.set_weights(weights[path])
+
+
+def _build_unused(leaf, weights):
+    """Build a sublayer the student's code never called, so that it can hold its weights."""
+    if isinstance(leaf, keras.layers.Embedding):
+        leaf.build()
+    else:  # Dense: kernel (inputs, units); LayerNormalization: gamma (width,)
+        leaf.build((None, weights[0].shape[0]))
+
+
+def pack_weights(weights):
+    """``{path: [arrays]}`` as flat ``{"weight/<path>/<i>": array}`` entries for a case's inputs."""
+    return {f"weight/{path}/{i}": w for path, arrays in weights.items() for i, w in enumerate(arrays)}
+
+
+def unpack_weights(inputs):
+    """The inverse of `pack_weights`, ignoring the other entries of `inputs`."""
+    weights = {}
+    for key in inputs:
+        if key.startswith("weight/"):
+            _, path, index = key.split("/")
+            weights.setdefault(path, []).append((int(index), inputs[key]))
+    return {path: [w for _, w in sorted(arrays, key=lambda pair: pair[0])] for path, arrays in weights.items()}

@@ -1,0 +1,152 @@
+"""Load the four exercise files of a submission as fresh, isolated modules.
+
+Each load creates a new package with a unique name whose ``__path__`` is the submission
+folder, so the files' relative imports (``from .masking import apply_mask``) find their
+siblings, nothing is added to ``sys.path``, and two submissions never share a module.
+When reference modules are given, every other exercise is replaced by its reference version:
+``model.py`` is then graded with the reference attention, masking and embedding, so an early
+mistake costs points only once.
+
+A file that is missing, does not parse, uses a forbidden shortcut or fails to import does not
+stop the grading: its `StudentModule` carries the problem, and every check of that exercise
+fails with it.
+
+Example::
+
+    exercises = load_submission("exercises")
+    exercises["masking"].causal_mask(3)
+"""
+
+import ast
+import importlib.util
+import secrets
+import sys
+import types
+
+from grader.checks import GradingFailure, describe_exception
+from grader.gradebook import EXERCISES
+from grader.limits import TimeLimitExceeded, time_limit
+
+FORBIDDEN_MODULES = ("keras_tx", "keras_hub", "keras_nlp")
+"""Packages that contain ready-made answers."""
+
+FORBIDDEN_NAMES = ("MultiHeadAttention", "dot_product_attention")
+"""Ready-made attention in Keras (``keras.layers.MultiHeadAttention``, ``keras.ops.dot_product_attention``)."""
+
+IMPORT_TIME_LIMIT = 30
+"""Seconds an exercise file may take to import."""
+
+
+class StudentModule:
+    """One loaded exercise file, or the reason it could not be loaded.
+
+    Attribute access reaches the module's functions and classes; when the file could not be
+    loaded, or lacks the name, it raises `GradingFailure` with a message for the student.
+    """
+
+    def __init__(self, exercise, module=None, problem=None, substitutes=()):
+        self._exercise = exercise
+        self._module = module
+        self._problem = problem
+        self.substitutes = tuple(substitutes)
+        """The exercises this file imports that were replaced by their reference versions."""
+
+    def __getattr__(self, name):
+        if self._problem:
+            raise GradingFailure(self._problem)
+        try:
+            return getattr(self._module, name)
+        except AttributeError:
+            raise GradingFailure(f"{self._exercise}.py defines no `{name}`") from None
+
+
+def load_submission(folder, reference=None):
+    """Load the exercise files in `folder`.
+
+    Args:
+        folder: a `pathlib.Path` holding ``positional_embedding.py``, ``masking.py``,
+            ``attention.py`` and ``model.py``.
+        reference: optional ``{exercise: module}`` of reference modules to substitute for
+            the siblings each file imports.
+
+    Returns:
+        ``{exercise: StudentModule}`` in course order.
+    """
+    return {exercise: _load_exercise(folder, exercise, reference) for exercise in EXERCISES}
+
+
+def forbidden_uses(source):
+    """Describe each forbidden import or name in `source`, with its line (empty when clean)."""
+    findings = []
+    for node in ast.walk(ast.parse(source)):
+        modules, names = [], []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""]
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            modules = [node.value]  # importlib.import_module("keras_tx") and the like
+        findings += [
+            f"line {node.lineno}: {module}"
+            for module in modules
+            if module.split(".")[0] in FORBIDDEN_MODULES
+        ]
+        findings += [f"line {node.lineno}: {name}" for name in names if name in FORBIDDEN_NAMES]
+    return sorted(set(findings), key=lambda finding: int(finding.split(":")[0].split()[1]))
+
+
+def _sibling_imports(tree):
+    """The exercises a parsed file imports relatively (``from .masking import ...``)."""
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            imported.update(name for name in names if name in EXERCISES)
+    return [exercise for exercise in EXERCISES if exercise in imported]
+
+
+def _load_exercise(folder, exercise, reference):
+    path = folder / f"{exercise}.py"
+    if not path.is_file():
+        return StudentModule(exercise, problem=f"{path.name} is missing from {folder}")
+    source = path.read_text(encoding="utf-8")
+    try:
+        tree = ast.parse(source, filename=path.name)
+    except SyntaxError as error:
+        return StudentModule(
+            exercise, problem=f"{path.name} has a syntax error on line {error.lineno}: {error.msg}"
+        )
+    findings = forbidden_uses(source)
+    if findings:
+        return StudentModule(
+            exercise,
+            problem=f"{path.name} uses what this course forbids ({'; '.join(findings)}): "
+            "keras_tx, keras_hub, keras_nlp, MultiHeadAttention and dot_product_attention "
+            "contain the answers; write the code yourself",
+        )
+    substitutes = _sibling_imports(tree) if reference else []
+    package = _new_package(folder, {} if reference is None else reference, exercise)
+    name = f"{package.__name__}.{exercise}"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path))
+    sys.modules[name] = module
+    try:
+        with time_limit(IMPORT_TIME_LIMIT, f"importing {path.name}"):
+            module.__spec__.loader.exec_module(module)
+    except (Exception, TimeLimitExceeded) as error:
+        return StudentModule(exercise, problem=f"importing {path.name} failed: {describe_exception(error, folder)}")
+    return StudentModule(exercise, module, substitutes=substitutes)
+
+
+def _new_package(folder, reference, exercise):
+    """A fresh package over `folder`, with the reference modules standing in for the siblings."""
+    package = types.ModuleType(f"graded_{secrets.token_hex(8)}")
+    package.__path__ = [str(folder)]
+    sys.modules[package.__name__] = package
+    for sibling, module in reference.items():
+        if sibling != exercise:
+            sys.modules[f"{package.__name__}.{sibling}"] = module
+            setattr(package, sibling, module)
+    return package

@@ -1,0 +1,240 @@
+"""Grading of exercises/attention.py (30 points)."""
+
+import numpy as np
+import pytest
+
+from grader.checks import GradingFailure, check_close, check_shape, is_close, tensor, to_numpy
+from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
+from grader.reference import check_matches
+
+
+def draw_qkv(rng, module, masked=False):
+    batch, heads = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    query_length, key_length = int(rng.integers(2, 7)), int(rng.integers(2, 7))
+    depth, value_depth = int(rng.integers(4, 17)), int(rng.integers(1, 6))  # depth 4+: scales tell apart
+    inputs = {
+        "query": rng.normal(0, 1.5, (batch, heads, query_length, depth)).astype("float32"),
+        "key": rng.normal(0, 1.5, (batch, heads, key_length, depth)).astype("float32"),
+        "value": rng.normal(0, 1, (batch, heads, key_length, value_depth)).astype("float32"),
+    }
+    if masked:
+        mask = rng.random((batch, 1, query_length, key_length)) < 0.6
+        mask[..., np.arange(query_length), rng.integers(0, key_length, query_length)] = True  # none fully masked
+        inputs["mask"] = mask
+    return inputs
+
+
+def attend(module, inputs):
+    """The student's (or the reference's) ``(output, weights)`` as NumPy arrays."""
+    mask = tensor(inputs["mask"]) if "mask" in inputs else None
+    result = module.scaled_dot_product_attention(
+        tensor(inputs["query"]), tensor(inputs["key"]), tensor(inputs["value"]), mask=mask
+    )
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        raise GradingFailure("scaled_dot_product_attention must return a pair (output, weights)")
+    return {
+        "output": to_numpy(result[0], "scaled_dot_product_attention's output"),
+        "weights": to_numpy(result[1], "scaled_dot_product_attention's weights"),
+    }
+
+
+def row_sum_hint(weights):
+    """A hint when the weights' rows do not sum to 1, else None."""
+    rows = weights.sum(axis=-1)
+    if np.allclose(rows, 1, atol=1e-3):
+        return None
+    worst = float(rows.flat[np.argmax(np.abs(rows - 1))])
+    if np.allclose(weights.sum(axis=-2), 1, atol=1e-3):
+        return (f"attention weights rows sum to {worst:.2f}, expected 1: your softmax runs over the queries; "
+                "it must run over the keys (the last axis)")
+    return f"attention weights rows sum to {worst:.2f}, expected 1 — softmax over the wrong axis?"
+
+
+def scale_hint(weights, query, key):
+    """Name a wrong score scaling, read off the weights: log w = scale * (q . k) + row constant."""
+    depth = query.shape[-1]
+    raw = np.einsum("...qd,...kd->...qk", query.astype(float), key.astype(float))
+    logs = np.log(np.maximum(weights.astype(float), 1e-300))
+    centred_logs = logs - logs.mean(axis=-1, keepdims=True)
+    centred_raw = raw - raw.mean(axis=-1, keepdims=True)
+    scale = float((centred_logs * centred_raw).sum() / (centred_raw**2).sum())
+    if abs(scale - 1) < 0.05:
+        return f"the scores are not scaled: divide Q @ K^T by sqrt(d) = sqrt({depth}) before the softmax"
+    if abs(scale * depth - 1) < 0.05:
+        return f"you divided the scores by d = {depth}; divide them by sqrt(d)"
+    if abs(scale * np.sqrt(depth) - 1) > 0.05:
+        return f"your weights behave like softmax({scale:.3g} * Q @ K^T); expected the factor 1/sqrt(d) = {depth ** -0.5:.3g}"
+    return None
+
+
+def masked_hint(weights, mask):
+    """Name what went wrong with the mask, read off the weights."""
+    forbidden = ~np.broadcast_to(mask, weights.shape)
+    on_forbidden = weights[forbidden]
+    if on_forbidden.size and on_forbidden.min() < -1e-3:
+        return (f"weights on masked keys are {on_forbidden.min():.3g}, not 0: you masked after the softmax; "
+                "mask the scores before the softmax")
+    if on_forbidden.size and on_forbidden.max() > 1e-6:
+        return (f"masked keys get weight up to {on_forbidden.max():.3g}, expected 0: is the mask used, "
+                "and does True mean 'may attend'?")
+    rows = weights.sum(axis=-1)
+    if not np.allclose(rows, 1, atol=1e-3) and not np.allclose(weights.sum(axis=-2), 1, atol=1e-3):
+        worst = float(rows.flat[np.argmax(np.abs(rows - 1))])
+        return (f"with a mask the attention weights rows sum to {worst:.2f}, expected 1: zeroing weights after the "
+                "softmax loses probability; mask the scores before the softmax")
+    return row_sum_hint(weights)
+
+
+@pytest.mark.points(6)
+def test_attention_matches_reference(student, reference):
+    inputs, expected = reference("attention", draw_qkv, attend)
+    actual = attend(student, inputs)
+    weights = actual["weights"]
+    check_close(weights, expected["weights"], "the attention weights",
+                hint=lambda: row_sum_hint(weights) or scale_hint(weights, inputs["query"], inputs["key"]))
+    check_close(actual["output"], expected["output"], "the attention output",
+                hint=lambda: "the weights are right but the output is not weights @ value")
+
+
+@pytest.mark.points(3)
+def test_attention_weights_are_probabilities(student, rng):
+    weights = attend(student, draw_qkv(rng, None))["weights"]
+    if weights.min() < 0:
+        raise GradingFailure(f"an attention weight is {weights.min():.3g}: softmax weights are never negative")
+    hint = row_sum_hint(weights)
+    if hint:
+        raise GradingFailure(hint)
+
+
+@pytest.mark.points(5)
+def test_attention_masked_keys_get_zero_weight(student, reference):
+    inputs, expected = reference("masked_attention", lambda rng, module: draw_qkv(rng, module, masked=True), attend)
+    actual = attend(student, inputs)
+    weights = actual["weights"]
+    hint = masked_hint(weights, inputs["mask"])
+    if hint:
+        raise GradingFailure(hint)
+    check_close(weights, expected["weights"], "the masked attention weights")
+    check_close(actual["output"], expected["output"], "the masked attention output")
+
+
+def draw_heads(rng, module):
+    batch, heads, length, head_dim = int(rng.integers(1, 3)), int(rng.integers(2, 5)), int(rng.integers(2, 6)), int(rng.integers(1, 4))
+    return {
+        "x": rng.normal(size=(batch, length, heads * head_dim)).astype("float32"),
+        "heads": rng.normal(size=(batch, heads, length, head_dim)).astype("float32"),
+    }
+
+
+def run_heads(module, inputs):
+    num_heads = inputs["heads"].shape[1]
+    return {
+        "split": to_numpy(module.split_heads(tensor(inputs["x"]), num_heads), "split_heads"),
+        "merged": to_numpy(module.merge_heads(tensor(inputs["heads"])), "merge_heads"),
+    }
+
+
+@pytest.mark.points(2)
+def test_split_heads(student, reference):
+    inputs, expected = reference("heads", draw_heads, run_heads)
+    x, num_heads = inputs["x"], inputs["heads"].shape[1]
+    batch, length, channels = x.shape
+    split = to_numpy(student.split_heads(tensor(x), num_heads), "split_heads")
+    check_shape(split, (batch, num_heads, length, channels // num_heads), f"split_heads of a {x.shape} tensor")
+
+    def hint():
+        if np.array_equal(split, x.reshape(batch, num_heads, length, -1)):
+            return ("you reshaped straight to (B, H, T, C/H), which cuts up the sequence instead of the channels: "
+                    "reshape to (B, T, H, C/H), then move the head axis forward")
+        return None
+
+    check_matches(split, expected["split"], "split_heads", hint=hint)
+
+
+@pytest.mark.points(2)
+def test_merge_heads(student, reference):
+    inputs, expected = reference("heads", draw_heads, run_heads)
+    heads = inputs["heads"]
+    batch, num_heads, length, head_dim = heads.shape
+    merged = to_numpy(student.merge_heads(tensor(heads)), "merge_heads")
+    check_shape(merged, (batch, length, num_heads * head_dim), f"merge_heads of a {heads.shape} tensor")
+
+    def hint():
+        if np.array_equal(merged, heads.reshape(batch, length, -1)):
+            return "you reshaped without moving the head axis back first: transpose to (B, T, H, D), then reshape"
+        return None
+
+    check_matches(merged, expected["merged"], "merge_heads", hint=hint)
+
+
+@pytest.mark.points(2)
+def test_self_attention_rejects_indivisible_width(student):
+    try:
+        student.MultiHeadSelfAttention(10, 3)
+    except ValueError:
+        return
+    raise GradingFailure("MultiHeadSelfAttention(embed_dim=10, num_heads=3) must raise ValueError: 10 is not divisible by 3")
+
+
+@pytest.mark.points(2)
+def test_self_attention_sublayers(student, rng):
+    num_heads = int(rng.integers(1, 4))
+    embed_dim = num_heads * int(rng.integers(2, 5))
+    layer = student.MultiHeadSelfAttention(embed_dim, num_heads)
+    layer(tensor(np.zeros((1, 3, embed_dim), "float32")))
+    for path, dense in leaf_layers(layer, "MultiHeadSelfAttention"):
+        if dense.units != embed_dim or not dense.use_bias:
+            raise GradingFailure(f"{path} is Dense({dense.units}, use_bias={dense.use_bias}), expected Dense({embed_dim}) with a bias")
+
+
+def draw_self_attention(rng, module):
+    num_heads = int(rng.integers(1, 4))
+    embed_dim, length = num_heads * int(rng.integers(2, 5)), int(rng.integers(3, 8))
+    x = rng.normal(size=(2, length, embed_dim)).astype("float32")
+    layer = module.MultiHeadSelfAttention(embed_dim, num_heads)
+    layer(tensor(x))
+    weights = random_weights(layer, "MultiHeadSelfAttention", rng)
+    return {"x": x, "num_heads": np.asarray(num_heads), **pack_weights(weights)}
+
+
+def built_self_attention(module, inputs):
+    x = inputs["x"]
+    layer = module.MultiHeadSelfAttention(x.shape[-1], int(inputs["num_heads"]))
+    layer(tensor(x))
+    assign_weights(layer, "MultiHeadSelfAttention", unpack_weights(inputs))
+    return layer
+
+
+def causal(length):
+    return tensor(np.tril(np.ones((length, length), bool)))
+
+
+def run_self_attention(module, inputs):
+    layer = built_self_attention(module, inputs)
+    x = tensor(inputs["x"])
+    return {
+        "unmasked": to_numpy(layer(x), "MultiHeadSelfAttention"),
+        "causal": to_numpy(layer(x, causal(inputs["x"].shape[1])), "MultiHeadSelfAttention"),
+    }
+
+
+@pytest.mark.points(4)
+def test_self_attention_matches_reference(student, reference):
+    inputs, expected = reference("self_attention", draw_self_attention, run_self_attention)
+    output = to_numpy(built_self_attention(student, inputs)(tensor(inputs["x"])), "MultiHeadSelfAttention")
+    check_close(output, expected["unmasked"], "MultiHeadSelfAttention's output")
+
+
+@pytest.mark.points(4)
+def test_self_attention_with_mask(student, reference):
+    inputs, expected = reference("self_attention", draw_self_attention, run_self_attention)
+    layer = built_self_attention(student, inputs)
+    x, length = tensor(inputs["x"]), inputs["x"].shape[1]
+    positional = to_numpy(layer(x, causal(length)), "MultiHeadSelfAttention")
+    check_close(positional, expected["causal"], "MultiHeadSelfAttention's output with a causal mask",
+                hint=lambda: "the mask makes no difference: pass attention_mask on to the attention"
+                if is_close(positional, expected["unmasked"]) else None)
+    keyword = to_numpy(layer(x, attention_mask=causal(length)), "MultiHeadSelfAttention")
+    check_close(keyword, positional, "the output when the mask is passed as attention_mask=",
+                hint=lambda: "the call argument must be named attention_mask")
+

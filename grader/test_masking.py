@@ -1,0 +1,144 @@
+"""Grading of exercises/masking.py (20 points)."""
+
+import numpy as np
+import pytest
+
+from grader.checks import GradingFailure, check_dtype, check_shape, tensor, to_numpy
+from grader.reference import check_matches
+
+
+def causal_hint(mask, length):
+    """Name the classic wrong causal masks by comparing with them."""
+    lower = np.tril(np.ones((length, length), bool))
+    misreadings = {
+        "your mask is upper-triangular: True must mean key position <= query position "
+        "(rows are queries, columns are keys); yours is the transposed mask": lower.T,
+        "the diagonal is masked out: a position must be allowed to attend to itself "
+        "(key position <= query position, not <)": np.tril(lower, -1),
+        "your mask is inverted: True must mean 'may attend' (the past and the position itself)": ~lower,
+    }
+    for hint, wrong in misreadings.items():
+        if mask.shape == wrong.shape and np.array_equal(mask, wrong):
+            return hint
+    return None
+
+
+def draw_length(rng, module):
+    return {"length": np.asarray(rng.integers(2, 13))}
+
+
+def run_causal_mask(module, inputs):
+    return {"mask": to_numpy(module.causal_mask(int(inputs["length"])), "causal_mask")}
+
+
+@pytest.mark.points(5)
+def test_causal_mask(student, reference):
+    inputs, expected = reference("causal_mask", draw_length, run_causal_mask)
+    length = int(inputs["length"])
+    mask = student.causal_mask(length)
+    check_dtype(mask, "bool", f"causal_mask({length})")
+    mask = to_numpy(mask, "causal_mask")
+    check_shape(mask, (length, length), f"causal_mask({length})")
+    check_matches(mask, expected["mask"], f"causal_mask({length})", hint=lambda: causal_hint(mask, length))
+
+
+def draw_token_ids(rng, module):
+    batch, length = int(rng.integers(2, 5)), int(rng.integers(3, 10))
+    pad_id = int(rng.integers(1, 5))
+    token_ids = rng.integers(pad_id + 1, 20, (batch, length))
+    for row, real in enumerate(rng.integers(1, length, batch)):
+        token_ids[row, real:] = pad_id  # padding goes at the end
+    return {"token_ids": token_ids.astype("int32"), "pad_id": np.asarray(pad_id)}
+
+
+def run_padding_mask(module, inputs):
+    token_ids = inputs["token_ids"]
+    zero_padded = np.where(token_ids == inputs["pad_id"], 0, token_ids)
+    return {
+        "default_pad_id": to_numpy(module.padding_mask(tensor(zero_padded)), "padding_mask"),
+        "given_pad_id": to_numpy(module.padding_mask(tensor(token_ids), int(inputs["pad_id"])), "padding_mask"),
+    }
+
+
+@pytest.mark.points(5)
+def test_padding_mask(student, reference):
+    inputs, expected = reference("padding_mask", draw_token_ids, run_padding_mask)
+    token_ids, pad_id = inputs["token_ids"], int(inputs["pad_id"])
+    batch, length = token_ids.shape
+    mask = student.padding_mask(tensor(token_ids), pad_id)
+    check_dtype(mask, "bool", "padding_mask")
+    mask = to_numpy(mask, "padding_mask")
+    if mask.shape != (batch, 1, 1, length):
+        raise GradingFailure(
+            f"padding_mask of ids shaped {(batch, length)} has shape {mask.shape}, expected {(batch, 1, 1, length)}, "
+            "so that it broadcasts over the heads and the queries"
+        )
+    real = (token_ids != pad_id)[:, None, None, :]
+
+    def hint():
+        if np.array_equal(mask, ~real):
+            return "your padding mask is inverted: True must mean 'a real token' (not padding)"
+        if not np.array_equal(mask, real):
+            return f"padding_mask(token_ids, pad_id={pad_id}) does not mark exactly the tokens equal to pad_id"
+        return "padding_mask(token_ids) must use pad_id=0 by default"
+
+    actual = run_padding_mask(student, inputs)
+    for key in ("given_pad_id", "default_pad_id"):
+        check_matches(actual[key], expected[key], "padding_mask", hint=hint)
+
+
+def draw_scores(rng, module, dtype):
+    batch, heads, length = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(3, 9))
+    mask = rng.random((batch, 1, length, length)) < 0.6
+    mask[..., np.arange(length), rng.integers(0, length, length)] = True  # every query may attend somewhere
+    scores = rng.normal(0, 3, (batch, heads, length, length)).astype(dtype)
+    return {"scores": scores, "mask": mask}
+
+
+def run_apply_mask(module, inputs):
+    """The softmax weights of the masked scores: what masking must get right."""
+    masked = to_numpy(module.apply_mask(tensor(inputs["scores"]), tensor(inputs["mask"])), "apply_mask")
+    shifted = masked.astype("float64") - masked.max(axis=-1, keepdims=True)
+    weights = np.exp(shifted)
+    return {"weights": weights / weights.sum(axis=-1, keepdims=True)}
+
+
+def check_apply_mask(student, inputs, expected, dtype):
+    scores, mask = inputs["scores"], inputs["mask"]
+    masked = student.apply_mask(tensor(scores), tensor(mask))
+    check_dtype(masked, dtype, f"apply_mask on {dtype} scores")
+    masked = to_numpy(masked, "apply_mask")
+    check_shape(masked, scores.shape, "apply_mask's result")
+    allowed = np.broadcast_to(mask, scores.shape)
+    if not np.all(np.isfinite(masked)):
+        raise GradingFailure(
+            f"scores overflowed to -inf/NaN in {dtype}: your mask value does not fit {dtype} "
+            f"(its most negative finite value is {np.finfo(dtype).min:.5g}); derive it from the dtype"
+        )
+    if not np.array_equal(masked[allowed], scores[allowed]):
+        if np.array_equal(masked[~allowed], scores[~allowed]):
+            raise GradingFailure(
+                "you changed the scores where the mask is True: True means 'may attend', "
+                "so replace the scores where it is False"
+            )
+        raise GradingFailure("apply_mask changed scores where the mask is True: those must stay as they are")
+    weights = run_apply_mask(student, inputs)["weights"]
+    leaked = float(weights[~allowed].max(initial=0))
+    if leaked > 1e-3:
+        raise GradingFailure(
+            f"a masked position still gets softmax weight {leaked:.3g}: the number you put there is not "
+            "negative enough (it must dwarf every real score)"
+        )
+    check_matches(weights, expected["weights"], "softmax of the masked scores", dtype)
+
+
+@pytest.mark.points(4)
+def test_apply_mask_float32(student, reference):
+    inputs, expected = reference("apply_mask_float32", lambda rng, module: draw_scores(rng, module, "float32"), run_apply_mask)
+    check_apply_mask(student, inputs, expected, "float32")
+
+
+@pytest.mark.points(6)
+def test_apply_mask_float16(student, reference):
+    inputs, expected = reference("apply_mask_float16", lambda rng, module: draw_scores(rng, module, "float16"), run_apply_mask)
+    check_apply_mask(student, inputs, expected, "float16")

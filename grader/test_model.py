@@ -1,0 +1,232 @@
+"""Grading of exercises/model.py (30 points)."""
+
+import keras
+import numpy as np
+import pytest
+
+from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
+from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
+
+
+SIZES = {"vocab_size": 10, "max_length": 8, "embed_dim": 16, "num_heads": 2, "num_layers": 2, "ff_dim": 32}
+"""The model every check builds. Values and weights are drawn afresh each run, the shapes stay:
+on JAX each new shape costs a compilation, and the sublayer checks vary the sizes instead."""
+
+
+def causal(length):
+    return tensor(np.tril(np.ones((length, length), bool)))
+
+
+def check_block_sublayers(leaves, prefix, embed_dim, ff_dim):
+    """Check the hyperparameters of one block's sublayers (``leaves``: path -> layer)."""
+    for name in ("norm1", "norm2"):
+        epsilon = leaves[f"{prefix}{name}"].epsilon
+        if not np.isclose(epsilon, 1e-5):
+            raise GradingFailure(f"{prefix}{name} has epsilon={epsilon:g}, expected LayerNormalization(epsilon=1e-5)")
+    ffn_in, ffn_out = leaves[f"{prefix}ffn_in"], leaves[f"{prefix}ffn_out"]
+    activation = getattr(ffn_in.activation, "__name__", str(ffn_in.activation))
+    if ffn_in.units != ff_dim or activation != "gelu":
+        raise GradingFailure(
+            f"{prefix}ffn_in is Dense({ffn_in.units}, activation={activation}), expected Dense({ff_dim}, activation='gelu')"
+        )
+    if ffn_out.units != embed_dim:
+        raise GradingFailure(f"{prefix}ffn_out is Dense({ffn_out.units}), expected Dense({embed_dim})")
+
+
+def draw_block(rng, module):
+    x = rng.normal(size=(2, SIZES["max_length"], SIZES["embed_dim"])).astype("float32")
+    block = module.TransformerBlock(SIZES["embed_dim"], SIZES["num_heads"], SIZES["ff_dim"])
+    block(tensor(x))
+    return {"x": x, **pack_weights(random_weights(block, "TransformerBlock", rng))}
+
+
+def built_block(module, inputs):
+    x = inputs["x"]
+    block = module.TransformerBlock(SIZES["embed_dim"], SIZES["num_heads"], SIZES["ff_dim"])
+    block(tensor(x))
+    assign_weights(block, "TransformerBlock", unpack_weights(inputs))
+    return block
+
+
+def run_block(module, inputs):
+    block = built_block(module, inputs)
+    return {"output": to_numpy(block(tensor(inputs["x"]), causal(inputs["x"].shape[1])), "TransformerBlock")}
+
+
+def block_mistakes(block, x, mask):
+    """What a block made of these sublayers computes under each classic mistake: ``{hint: output}``."""
+    def attend(h, attention_mask=mask):
+        return block.attention(h, attention_mask)
+
+    def mlp(h):
+        return block.ffn_out(block.ffn_in(h))
+
+    def post_ln():
+        h = block.norm1(x + attend(x))
+        return block.norm2(h + mlp(h))
+
+    def no_attention_residual():
+        h = attend(block.norm1(x))
+        return h + mlp(block.norm2(h))
+
+    def no_mlp_residual():
+        return mlp(block.norm2(x + attend(block.norm1(x))))
+
+    def unmasked():
+        h = x + attend(block.norm1(x), None)
+        return h + mlp(block.norm2(h))
+
+    return {
+        "your block normalises after the residual (post-LN); this exercise is pre-LN: "
+        "x = x + attention(norm1(x), attention_mask), then x = x + ffn_out(ffn_in(norm2(x)))": post_ln,
+        "the residual connection around the attention is missing: x = x + attention(norm1(x), attention_mask)":
+            no_attention_residual,
+        "the residual connection around the MLP is missing: x = x + ffn_out(ffn_in(norm2(x)))": no_mlp_residual,
+        "the mask does not reach the attention: pass attention_mask on to self.attention": unmasked,
+    }
+
+
+def first_matching(mistakes, output):
+    for hint, compute in mistakes.items():
+        try:
+            if is_close(output, to_numpy(compute(), "your sublayers")):
+                return hint
+        except Exception:  # sublayers that cannot even be rearranged this way: not this mistake
+            continue
+    return None
+
+
+@pytest.mark.points(3)
+def test_block_sublayers(student, rng):
+    num_heads = int(rng.integers(1, 4))
+    embed_dim, ff_dim = num_heads * int(rng.integers(2, 5)), int(rng.integers(4, 17))
+    block = student.TransformerBlock(embed_dim, num_heads, ff_dim)
+    check_block_sublayers(dict(leaf_layers(block, "TransformerBlock")), "", embed_dim, ff_dim)
+
+
+@pytest.mark.points(6)
+def test_block_matches_reference(student, reference):
+    inputs, expected = reference("block", draw_block, run_block)
+    block = built_block(student, inputs)
+    x, mask = tensor(inputs["x"]), causal(inputs["x"].shape[1])
+    output = to_numpy(block(x, mask), "TransformerBlock")
+    check_close(output, expected["output"], "TransformerBlock's output",
+                hint=lambda: first_matching(block_mistakes(block, x, mask), output))
+
+
+def draw_gpt(rng, module):
+    token_ids = rng.integers(0, SIZES["vocab_size"], (2, SIZES["max_length"])).astype("int32")
+    model = module.GPT(**SIZES)
+    model(tensor(token_ids))
+    return {"token_ids": token_ids, **pack_weights(random_weights(model, "GPT", rng))}
+
+
+def built_gpt(module, inputs):
+    model = module.GPT(**SIZES)
+    model(tensor(inputs["token_ids"]))
+    assign_weights(model, "GPT", unpack_weights(inputs))
+    return model
+
+
+def run_gpt(module, inputs):
+    return {"logits": to_numpy(built_gpt(module, inputs)(tensor(inputs["token_ids"])), "GPT")}
+
+
+def gpt_mistakes(model, token_ids):
+    """What a GPT made of these sublayers computes under each classic mistake: ``{hint: logits}``."""
+    def stack(mask):
+        x = model.embedding(token_ids)
+        for block in model.blocks:
+            x = block(x, mask)
+        return x
+
+    mask = causal(token_ids.shape[1])
+    return {
+        "the final LayerNorm is missing: apply final_norm after the last block, before lm_head":
+            lambda: model.lm_head(stack(mask)),
+        "the blocks get no causal mask: GPT.call must pass causal_mask(T) to every block":
+            lambda: model.lm_head(model.final_norm(stack(None))),
+    }
+
+
+@pytest.mark.points(3)
+def test_gpt_sublayers(student, rng):
+    sizes = {"vocab_size": int(rng.integers(5, 20)), "max_length": int(rng.integers(4, 20)), "embed_dim": 8,
+             "num_heads": 2, "num_layers": int(rng.integers(1, 4)), "ff_dim": int(rng.integers(4, 17))}
+    model = student.GPT(**sizes)
+    leaves = dict(leaf_layers(model, "GPT"))
+    if len(model.blocks) != sizes["num_layers"]:
+        raise GradingFailure(f"GPT(num_layers={sizes['num_layers']}) has {len(model.blocks)} blocks")
+    for index in range(sizes["num_layers"]):
+        check_block_sublayers(leaves, f"blocks.{index}.", sizes["embed_dim"], sizes["ff_dim"])
+    if not np.isclose(model.final_norm.epsilon, 1e-5):
+        raise GradingFailure(f"final_norm has epsilon={model.final_norm.epsilon:g}, expected LayerNormalization(epsilon=1e-5)")
+    head = model.lm_head
+    if head.units != sizes["vocab_size"] or head.use_bias:
+        raise GradingFailure(
+            f"lm_head is Dense({head.units}, use_bias={head.use_bias}), expected Dense({sizes['vocab_size']}, use_bias=False)"
+        )
+
+
+@pytest.mark.points(6)
+def test_gpt_matches_reference(student, reference):
+    inputs, expected = reference("gpt", draw_gpt, run_gpt)
+    model = built_gpt(student, inputs)
+    token_ids = tensor(inputs["token_ids"])
+    logits = to_numpy(model(token_ids), "GPT")
+    check_close(logits, expected["logits"], "GPT's logits", hint=lambda: first_matching(gpt_mistakes(model, token_ids), logits))
+
+
+@pytest.mark.points(6)
+def test_gpt_is_causal(student, rng):
+    vocab_size, length = SIZES["vocab_size"], SIZES["max_length"]
+    model = student.GPT(**SIZES)
+    token_ids = rng.integers(0, vocab_size, (2, length)).astype("int32")
+    position = int(rng.integers(1, length))
+    changed = token_ids.copy()
+    changed[:, position] = (token_ids[:, position] + rng.integers(1, vocab_size)) % vocab_size
+    before = to_numpy(model(tensor(token_ids)), "GPT")
+    after = to_numpy(model(tensor(changed)), "GPT")
+    difference = np.abs(before - after).max(axis=(0, 2))  # per position
+    leaked = np.flatnonzero(difference[:position] > 1e-5)
+    if leaked.size:
+        raise GradingFailure(
+            f"output at position {leaked[0]} changed when token {position} changed: your mask lets positions see the future"
+        )
+    if difference[position] == 0:
+        raise GradingFailure(f"changing token {position} did not change the output at position {position}: "
+                             "does the model use its input?")
+
+
+REVERSAL_STEPS = 100
+REVERSAL_HALF = SIZES["max_length"] // 2
+
+
+def reversal_sequences(rng, count):
+    """Random first halves followed by their reverse: ``3 1 4 1 | 1 4 1 3``."""
+    first = rng.integers(0, SIZES["vocab_size"], (count, REVERSAL_HALF))
+    return np.concatenate([first, first[:, ::-1]], axis=1).astype("int32")
+
+
+@pytest.mark.points(6)
+def test_reversal_task(student, rng):
+    model = student.GPT(**SIZES)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    train = reversal_sequences(rng, REVERSAL_STEPS * 64)
+    model.fit(train[:, :-1], train[:, 1:], batch_size=64, epochs=1, verbose=0)
+    test = reversal_sequences(rng, 512)
+    correct = to_numpy(model(tensor(test[:, :-1])), "GPT").argmax(axis=-1) == test[:, 1:]
+    first_half, second_half = correct[:, : REVERSAL_HALF - 1].mean(), correct[:, REVERSAL_HALF - 1 :].mean()
+    chance = 1 / SIZES["vocab_size"]
+    if first_half > chance + 0.15:
+        raise GradingFailure(
+            f"trained to reverse sequences, your GPT predicts {first_half:.0%} of the random first half "
+            f"(chance: {chance:.0%}): it is looking at the future — check the causal mask in GPT.call"
+        )
+    if second_half < 0.9:
+        raise GradingFailure(
+            f"trained to reverse sequences, your GPT predicts only {second_half:.0%} of the reversed second half "
+            "(an honest model gets over 90%): it does not learn well — check the residual connections, "
+            "the position embedding and the final LayerNorm"
+        )

@@ -1,0 +1,127 @@
+"""Grading of exercises/positional_embedding.py (20 points)."""
+
+import keras
+import numpy as np
+import pytest
+
+from grader.checks import GradingFailure, check_close, check_dtype, check_shape, is_close, tensor, to_numpy
+from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
+from grader.reference import check_matches
+
+
+def formula_table(length, dim, exponent=2, interleaved=True, sine_first=True):
+    """The sinusoidal table of the exercise's formula, and its classic misreadings."""
+    positions = np.arange(length)[:, None]
+    pair = np.arange((dim + 1) // 2)[None, :]  # the i of column pair (2i, 2i + 1)
+    angles = positions / 10000 ** (exponent * pair / dim)
+    first, second = (np.sin(angles), np.cos(angles)) if sine_first else (np.cos(angles), np.sin(angles))
+    if interleaved:
+        return np.stack([first, second], axis=-1).reshape(length, -1)[:, :dim]
+    return np.concatenate([first, second], axis=-1)[:, :dim]
+
+
+MISREADINGS = {
+    "sine and cosine are swapped: sin goes in the even columns 2i, cos in the odd columns 2i+1": {"sine_first": False},
+    "the exponent uses i where the formula has 2i: 10000 ** (2i / dim), with 2i the even column index": {"exponent": 1},
+    "sines and cosines are concatenated (all sines, then all cosines); the formula interleaves them: "
+    "sin in column 2i, cos in column 2i+1": {"interleaved": False},
+}
+
+
+def sinusoid_hint(table, length, dim):
+    for hint, misreading in MISREADINGS.items():
+        if is_close(table, formula_table(length, dim, **misreading)):
+            return hint
+    return None
+
+
+def draw_sizes(rng, module):
+    return {"length": np.asarray(rng.integers(5, 40)), "dim": np.asarray(2 * rng.integers(2, 17))}
+
+
+def run_sinusoid(module, inputs):
+    table = module.sinusoidal_position_encoding(int(inputs["length"]), int(inputs["dim"]))
+    return {"table": to_numpy(table, "sinusoidal_position_encoding")}
+
+
+@pytest.mark.points(3)
+def test_sinusoidal_shape_and_dtype(student, rng):
+    length, dim = int(rng.integers(3, 20)), 2 * int(rng.integers(2, 10))
+    table = student.sinusoidal_position_encoding(length, dim)
+    if not keras.ops.is_tensor(table):
+        raise GradingFailure(
+            f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor "
+            "(keras.ops functions return one; keras.ops.convert_to_tensor makes one)"
+        )
+    check_shape(to_numpy(table, "sinusoidal_position_encoding"), (length, dim), f"sinusoidal_position_encoding({length}, {dim})")
+    check_dtype(table, "float32", "the sinusoidal table")
+
+
+@pytest.mark.points(5)
+def test_sinusoidal_follows_the_formula(student):
+    length, dim = 50, 16  # wide and long enough to tell every misreading of the formula apart
+    table = to_numpy(student.sinusoidal_position_encoding(length, dim), "sinusoidal_position_encoding")
+    check_close(table, formula_table(length, dim), f"sinusoidal_position_encoding({length}, {dim})",
+                hint=lambda: sinusoid_hint(table, length, dim))
+
+
+@pytest.mark.points(4)
+def test_sinusoidal_matches_reference(student, reference):
+    inputs, expected = reference("sinusoid", draw_sizes, run_sinusoid)
+    length, dim = int(inputs["length"]), int(inputs["dim"])
+    table = run_sinusoid(student, inputs)["table"]
+    check_matches(table, expected["table"], f"sinusoidal_position_encoding({length}, {dim})",
+                  hint=lambda: sinusoid_hint(table, length, dim))
+
+
+def draw_embedding(rng, module):
+    vocab_size, max_length, embed_dim = int(rng.integers(5, 30)), int(rng.integers(6, 20)), int(rng.integers(2, 9))
+    length = int(rng.integers(2, max_length))  # shorter than max_length: positions must be 0..T-1
+    token_ids = rng.integers(0, vocab_size, (2, length)).astype("int32")
+    layer = module.TokenAndPositionEmbedding(vocab_size, max_length, embed_dim)
+    layer(tensor(token_ids))
+    weights = random_weights(layer, "TokenAndPositionEmbedding", rng)
+    sizes = {"vocab_size": vocab_size, "max_length": max_length, "embed_dim": embed_dim}
+    return {"token_ids": token_ids, **{k: np.asarray(v) for k, v in sizes.items()}, **pack_weights(weights)}
+
+
+def built_embedding(module, inputs):
+    layer = module.TokenAndPositionEmbedding(
+        int(inputs["vocab_size"]), int(inputs["max_length"]), int(inputs["embed_dim"])
+    )
+    layer(tensor(inputs["token_ids"]))
+    assign_weights(layer, "TokenAndPositionEmbedding", unpack_weights(inputs))
+    return layer
+
+
+def run_embedding(module, inputs):
+    layer = built_embedding(module, inputs)
+    return {"output": to_numpy(layer(tensor(inputs["token_ids"])), "TokenAndPositionEmbedding")}
+
+
+@pytest.mark.points(3)
+def test_embedding_sublayers(student, rng):
+    vocab_size, max_length, embed_dim = int(rng.integers(5, 30)), int(rng.integers(6, 20)), int(rng.integers(2, 9))
+    layer = student.TokenAndPositionEmbedding(vocab_size, max_length, embed_dim)
+    layer(tensor(np.zeros((1, max_length), "int32")))
+    sublayers = dict(leaf_layers(layer, "TokenAndPositionEmbedding"))
+    for name, rows in (("token_embedding", vocab_size), ("position_embedding", max_length)):
+        actual = (sublayers[name].input_dim, sublayers[name].output_dim)
+        if actual != (rows, embed_dim):
+            raise GradingFailure(f"{name} is Embedding{actual}, expected Embedding{(rows, embed_dim)}")
+
+
+@pytest.mark.points(5)
+def test_embedding_matches_reference(student, reference):
+    inputs, expected = reference("embedding", draw_embedding, run_embedding)
+    layer = built_embedding(student, inputs)
+    token_ids = tensor(inputs["token_ids"])
+    output = to_numpy(layer(token_ids), "TokenAndPositionEmbedding")
+
+    def hint():
+        tokens = to_numpy(layer.token_embedding(token_ids), "token_embedding")
+        if is_close(output, tokens):
+            return "the output is the token embedding alone: add position_embedding(positions 0..T-1)"
+        return None
+
+    check_close(output, expected["output"], "TokenAndPositionEmbedding's output", hint=hint)

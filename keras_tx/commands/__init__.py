@@ -1,0 +1,57 @@
+"""The subcommands of `keras-tx`, one module each.
+
+Protocol: a subcommand module exposes two functions, and `keras_tx.cli`
+lists it in its table (imported only when that subcommand runs):
+
+- `add_arguments(parser)`: declares its flags on the `argparse` parser it
+  is given (a subparser named after the subcommand);
+- `run(args) -> int`: does the work and returns the exit status.
+
+A module that calls `add_backend_argument(parser)` gets `--backend B`: when B
+is not the backend Keras was imported with, `keras_tx.cli` restarts the same
+command with `KERAS_BACKEND=B` before `run` is called. Errors that the user
+can fix (`ValueError`, `OSError`) raised by `run` are printed by the
+dispatcher as one line, without a traceback.
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser()
+>>> add_backend_argument(parser)
+>>> parser.parse_args(["--backend", "jax"]).keras_backend
+'jax'
+"""
+
+import argparse
+
+BACKENDS = ("tensorflow", "torch", "jax")
+
+
+def add_backend_argument(parser):
+    """Adds `--backend {tensorflow,torch,jax}` (stored as `args.keras_backend`)."""
+    parser.add_argument(
+        "--backend", dest="keras_backend", choices=BACKENDS,
+        help="Keras backend to run on (default: KERAS_BACKEND or ~/.keras/keras.json)",
+    )
+
+
+def positive_int(text):
+    """`argparse` type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text):
+    """`argparse` type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    """`argparse` type: a finite number >= 0."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value

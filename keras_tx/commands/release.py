@@ -1,0 +1,34 @@
+"""``keras-tx release``: build the student bundle, and the nbgrader version of the exercises.
+
+Example::
+
+    keras-tx release release/             # exercises, lessons, grader, library; no solutions
+    keras-tx release --nbgrader nbgrader/ # regenerate the nbgrader notebooks from solutions/
+"""
+
+import pathlib
+
+
+def add_arguments(parser):
+    """Declare the command line of ``keras-tx release``."""
+    parser.description = "Build the student release (no solution code) and/or the nbgrader course."
+    parser.add_argument("outdir", metavar="OUTDIR", type=pathlib.Path, nargs="?",
+                        help="new or empty folder for the student bundle")
+    parser.add_argument("--nbgrader", type=pathlib.Path, metavar="COURSE_DIR",
+                        help="also write the nbgrader course layout (source/ notebooks and config) here")
+
+
+def run(args):
+    """Build what was asked for; return the exit status."""
+    from keras_tx.course import nbgrader_course, release
+
+    if args.outdir is None and args.nbgrader is None:
+        raise ValueError("give OUTDIR, --nbgrader COURSE_DIR, or both")
+    if args.outdir is not None:
+        release.build_release(args.outdir)
+        print(f"student release written to {args.outdir}; check it with: cd {args.outdir} && pytest grader")
+    if args.nbgrader is not None:
+        root = release.repository_root()
+        written = nbgrader_course.write_course(args.nbgrader, root / "solutions", nbgrader_course.grader_tests(root))
+        print(f"{len(written)} notebooks written to {args.nbgrader / 'source' / nbgrader_course.ASSIGNMENT}")
+    return 0

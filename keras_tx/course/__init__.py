@@ -1,0 +1,1 @@
+"""Course tooling: student stubs, the student release, nbgrader notebooks and batch grading."""

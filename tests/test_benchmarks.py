@@ -1,0 +1,138 @@
+"""Smoke tests of the benchmarks: each one runs from its command line and writes a full report.
+
+The `--quick` versions of all the benchmarks run side by side, on the current
+backend only, as `python -m benchmarks ...` subprocesses. The tests never
+assert timings -- a shared CI machine makes those meaningless -- but what the
+numbers rest on: the contenders are the same model, every sample is kept, the
+report names the machine and the library versions.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import training
+from benchmarks.__main__ import main
+from benchmarks.native_torch_gpt import NativeTorchGPT
+from benchmarks.stock_keras_gpt import StockKerasGPT
+from keras_tx import GPT
+
+BACKEND = keras.backend.backend()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK_RUNS = {
+    "training": [],
+    "memory": ["--implementations", "native_torch"],
+    "generation": [],
+    "grader": [],
+    "accuracy": ["--data", "{text}"],
+}
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """Every quick benchmark, run at once: {name: parsed JSON report}."""
+    folder = tmp_path_factory.mktemp("benchmarks")
+    text = folder / "text.txt"
+    text.write_text("To be, or not to be, that is the question.\n" * 40)
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "benchmarks", name, "--quick", "--backends", BACKEND,
+             "--out", str(folder / f"{name}.json"),
+             *(argument.format(text=text) for argument in arguments)],
+            cwd=ROOT, env=dict(os.environ, KERAS_BACKEND=BACKEND),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name, arguments in QUICK_RUNS.items()}
+    outputs = {name: process.communicate()[0] for name, process in processes.items()}
+    failed = {name: outputs[name][-3000:] for name, p in processes.items() if p.returncode}
+    assert not failed, failed
+    return {name: json.loads((folder / f"{name}.json").read_text()) for name in QUICK_RUNS}
+
+
+@pytest.mark.parametrize("name", list(QUICK_RUNS))
+def test_every_report_names_the_machine_and_the_versions(reports, name):
+    machine = reports[name]["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1 and machine["date"]
+    assert machine["versions"]["keras"] == keras.__version__
+    assert machine["versions"]["torch"] == torch.__version__
+
+
+def test_the_three_models_have_the_same_parameters_and_outputs():
+    dims = dict(vocab_size=11, max_length=8, embed_dim=16, num_heads=4, num_layers=2)
+    token_ids = keras.Input((dims["max_length"],), dtype="int32")  # symbolic: builds, fast
+    ours, stock, native = GPT(**dims), StockKerasGPT(**dims), NativeTorchGPT(**dims)
+    expected_shape = (None, dims["max_length"], dims["vocab_size"])
+    assert tuple(ours(token_ids).shape) == tuple(stock(token_ids).shape) == expected_shape
+    assert ours.count_params() == stock.count_params()
+    assert sum(p.numel() for p in native.parameters()) == ours.count_params()
+    native_logits = native(torch.zeros((2, dims["max_length"]), dtype=torch.long))
+    assert tuple(native_logits.shape) == (2, *expected_shape[1:])
+
+
+@pytest.mark.parametrize("total_steps", [2000, 7])
+def test_the_torch_schedule_equals_the_keras_one(total_steps):
+    schedule = training.keras_learning_rate(total_steps)
+    for step in sorted({0, 1, total_steps // 4, total_steps // 2, total_steps - 1, total_steps}):
+        assert float(schedule(step)) == pytest.approx(training.learning_rate(step, total_steps))
+
+
+def test_training_compares_all_three_in_interleaved_rounds(reports):
+    report = reports["training"]
+    runs = report["samples"]["tiny"]["runs"]
+    assert set(runs) == {f"keras_tx[{BACKEND}]", f"stock_keras[{BACKEND}]", "native_torch"}
+    assert all(len(samples) == 2 and all(s["tokens_per_second"] > 0 for s in samples)
+               for samples in runs.values())
+    workers = report["samples"]["tiny"]["workers"]
+    assert len({info["parameters"] for info in workers.values()}) == 1
+    assert set(report["summary"]["tiny"]["ratios"]) == {
+        f"keras_tx[{BACKEND}]/native_torch", f"keras_tx[{BACKEND}]/stock_keras[{BACKEND}]",
+        f"stock_keras[{BACKEND}]/native_torch"}
+
+
+def test_memory_reports_the_peak_above_the_imports(reports):
+    memory = reports["memory"]["summary"]["tiny"]["native_torch"]
+    assert memory["peak_mb"] >= memory["after_imports_mb"] > 0
+
+
+def test_generation_times_cached_and_recomputed_decoding(reports):
+    report = reports["generation"]
+    (samples,) = report["samples"]["runs"].values()
+    assert len(samples) == 2
+    for mode in ("cache", "recompute"):
+        # generate() to 1, 1 + window, new - window and new tokens.
+        assert set(samples[0][mode]) == {"1", "2", "3", "4"}
+        assert len(report["samples"]["derived"][f"keras_tx[{BACKEND}] {mode}"]) == 2
+    assert list(report["summary"]["cache_speedup"]) == [f"keras_tx[{BACKEND}]"]
+
+
+def test_grader_latency_times_the_grader_command(reports):
+    report = reports["grader"]
+    assert [len(samples) for samples in report["samples"].values()] == [1]
+    assert "grader --solutions --backend B" in report["config"]["command"]
+
+
+def test_accuracy_trains_both_models_on_the_given_text(reports):
+    report = reports["accuracy"]
+    (ours,), (native,) = report["samples"][f"keras_tx[{BACKEND}]"], report["samples"]["native_torch"]
+    assert ours["parameters"] == native["parameters"]
+    # 4 steps from random weights: both losses still near log(vocabulary size).
+    for run in (ours, native):
+        assert 0 < run["validation_loss"] < 2 * np.log(report["config"]["dims"]["vocab_size"])
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["training", "--backends", "theano"], "--backends: unknown backend 'theano'"),
+    (["training", "--shapes", "huge"], "--shapes: unknown shape 'huge'"),
+    (["generation", "--window", "500"], "--window must be between 1 and"),
+    (["accuracy", "--data", "missing.txt"], "Cannot read the text given by --data"),
+    (["grader", "--threads", "0"], "--threads must be at least 1"),
+])
+def test_bad_options_get_one_clear_line(arguments, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as error:
+        main([*arguments, "--out", str(tmp_path / "report.json")])
+    assert message in str(error.value) + capsys.readouterr().err

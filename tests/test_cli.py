@@ -1,0 +1,183 @@
+"""`keras-tx train | generate | evaluate` end to end, and their clear errors."""
+
+import json
+import os
+import shutil
+import signal
+import sys
+
+import keras
+import pytest
+
+from keras_tx.cli import main
+from keras_tx.commands import BACKENDS
+from keras_tx.training import callbacks
+
+# A small budget that still learns the reversal (about 200 steps suffice).
+REVERSE_FLAGS = ["--half-length", "6", "--steps", "250", "--epochs", "1", "--num-validation", "500"]
+TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\n\nJULIET:\nAy me!\n\n" * 40
+TINY_MODEL = ["--embed-dim", "16", "--num-heads", "2", "--num-layers", "1", "--sequence-length", "16"]
+
+
+@pytest.fixture(scope="module")
+def reverse_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reverse")
+    status = main(["train", "reverse", *REVERSE_FLAGS, "--out", str(out)])
+    return status, out
+
+
+def test_train_reverse_learns_the_second_half_but_not_the_first(reverse_run, capsys):
+    status, out = reverse_run
+    assert status == 0
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    # Copying the first half backwards is learnable; the random first half is not.
+    # A causal mask that leaked the future would push the first half towards 1.0.
+    assert results["second_half_accuracy"] >= 0.9
+    assert abs(results["first_half_accuracy"] - results["chance_accuracy"]) <= 0.1
+    for name in ("model.keras", "tokenizer.json", "metrics.json", "loss.png", "attention.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_metrics_json_records_the_run(reverse_run):
+    _, out = reverse_run
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["task"] == "reverse" and record["backend"] == keras.backend.backend()
+    assert record["config"]["half_length"] == 6 and record["steps"] == 250
+    assert len(record["history"]["val_loss"]) == 1 and record["tokens_per_second"] > 0
+    assert record["interrupted"] is False
+
+
+def test_evaluate_recomputes_the_results_of_training(reverse_run, capsys):
+    _, out = reverse_run
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.keras")]) == 0
+    printed = capsys.readouterr().out
+    assert f"second_half_accuracy   {results['second_half_accuracy']}" in printed
+    assert f"first_half_accuracy    {results['first_half_accuracy']}" in printed
+
+
+def test_generate_with_the_reversal_model_writes_the_prompt_backwards(reverse_run, capsys):
+    _, out = reverse_run
+    capsys.readouterr()
+    status = main(["generate", str(out / "model.keras"), "--prompt", "314159|", "--num-tokens", "6", "--temperature", "0"])
+    assert status == 0
+    written = capsys.readouterr().out.strip()
+    assert written.startswith("314159|") and len(written) == 13
+    correct = sum(a == b for a, b in zip(written[7:], "951413"))
+    assert correct >= 5  # the held-out second-half accuracy is >= 0.9
+
+
+def test_train_char_model_then_generate_from_the_saved_files_only(tmp_path, capsys):
+    text_file = tmp_path / "tiny.txt"
+    text_file.write_text(TEXT)
+    run_dir = tmp_path / "run"
+    status = main([
+        "train", "shakespeare-char", "--data", str(text_file), *TINY_MODEL, "--batch-size", "8",
+        "--steps", "10", "--epochs", "1", "--sample-tokens", "8", "--out", str(run_dir),
+    ])
+    assert status == 0
+    assert "--- sample after epoch 1 ---\nROMEO:\n" in capsys.readouterr().out
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["data_source"] == str(text_file) and record["results"]["sample"].startswith("ROMEO:\n")
+    assert record["results"]["val_perplexity"] > 1
+
+    # Only the model and the tokenizer, no training text: generation still works.
+    text_file.unlink()
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for name in ("model.keras", "tokenizer.json"):
+        shutil.copy(run_dir / name, saved / name)
+    assert main(["generate", str(saved / "model.keras"), "--prompt", "JULIET:", "--num-tokens", "12", "--seed", "1"]) == 0
+    written = capsys.readouterr().out.rstrip("\n")
+    assert written.startswith("JULIET:") and len(written) == len("JULIET:") + 12
+    assert set(written) <= set(TEXT)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "riddle"], "argument task: invalid choice: 'riddle'"),
+        (["train", "reverse", "--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
+        (["train", "reverse", "--backend", "numpy"], "argument --backend: invalid choice: 'numpy'"),
+        (["generate", "model.keras"], "the following arguments are required: --prompt"),
+        (["bogus"], "invalid choice: 'bogus'"),
+    ],
+)
+def test_bad_flags_are_one_usage_line_and_exit_status_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "reverse", "--data", "x.txt"], "--data does not apply to the reverse task."),
+        (["train", "shakespeare-char", "--data", "missing.txt"], "Cannot read the text given by --data"),
+        (["train", "reverse", "--vocab-size", "40"], "--vocab-size for the reverse task must be in [2, 36]"),
+        (["train", "reverse", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
+        (["generate", "missing.keras", "--prompt", "a"], "MODEL 'missing.keras' is not a file"),
+        (["evaluate", "missing.keras"], "Need MODEL and the metrics.json beside it"),
+    ],
+)
+def test_unusable_input_is_one_error_line_and_exit_status_1(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"keras-tx {argv[0]}: error: ") and message in error
+    assert len(error.splitlines()) == 1
+
+
+def test_generate_rejects_characters_outside_the_vocabulary_and_empty_prompts(reverse_run, capsys):
+    _, out = reverse_run
+    assert main(["generate", str(out / "model.keras"), "--prompt", "12x4"]) == 1
+    assert "Character 'x' is not in the tokenizer's vocabulary" in capsys.readouterr().err
+    assert main(["generate", str(out / "model.keras"), "--prompt", ""]) == 1
+    assert "empty prompt" in capsys.readouterr().err
+
+
+def test_imdb_without_data_names_the_file_to_provide(tmp_path, monkeypatch, capsys):
+    def offline(num_words):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.datasets.imdb, "load_data", offline)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert main(["train", "imdb", "--out", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert "IMDB reviews are not available" in error
+    assert str(tmp_path / "datasets" / "imdb.npz") in error
+
+
+def test_ctrl_c_saves_the_run_and_exits_cleanly(tmp_path, monkeypatch, capsys):
+    class CtrlCAtStep3(callbacks.StopOnInterrupt):
+        """The real handler, sent a real SIGINT during the third training step."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(callbacks, "StopOnInterrupt", CtrlCAtStep3)
+    out = tmp_path / "run"
+    # The shapes of `reverse_run`, so that JAX reuses what it compiled there.
+    status = main(["train", "reverse", *REVERSE_FLAGS, "--steps", "1000", "--epochs", "4", "--out", str(out)])
+    assert status == 130
+    assert "Interrupted: stopping after this step" in capsys.readouterr().out
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["interrupted"] is True and record["epochs"] == 1 and record["steps"] == 3
+    for name in ("model.keras", "tokenizer.json", "loss.png", "attention.png"):
+        assert (out / name).is_file()
+
+
+def test_backend_flag_restarts_the_command_under_that_backend(monkeypatch):
+    restarts = []
+    monkeypatch.setattr("os.execv", lambda *args: restarts.append(args) or sys.exit(0))
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    other = next(name for name in BACKENDS if name != keras.backend.backend())
+    argv = ["evaluate", "model.keras", "--backend", other]
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert restarts == [(sys.executable, [sys.executable, "-m", "keras_tx", *argv])]
+    assert os.environ["KERAS_BACKEND"] == other

@@ -1,0 +1,349 @@
+"""Batch grading: limits, screening, exports, and a whole synthetic class graded by `keras-tx grade-all`."""
+
+import ast
+import csv
+import json
+import pathlib
+import sys
+import time
+
+import keras
+import pytest
+
+from keras_tx import cli
+from keras_tx.course import gradebook, release, stubs, summary
+from keras_tx.course.batch import GRADED, TIMEOUT, StudentGrade
+from keras_tx.course.sandbox import run_limited
+from keras_tx.course.screening import forbidden_imports
+
+pytestmark = pytest.mark.course
+
+
+# --- the sandbox -----------------------------------------------------------------------------
+
+
+def test_a_hanging_command_is_killed_with_the_processes_it_started(tmp_path):
+    marker = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(marker)!r}, 'w').write(str(child.pid))\n"
+        "while True: pass\n"
+    )
+    outcome = run_limited([sys.executable, "-c", script], timeout=2, memory_limit=2**30)
+    assert outcome.timed_out and outcome.returncode is None
+    child = int(marker.read_text())
+    assert not _alive(child)
+
+
+def test_an_allocation_over_the_memory_limit_raises_memory_error_in_the_command(tmp_path):
+    log = tmp_path / "log.txt"
+    script = "try:\n    b = b'x' * 2**31\nexcept MemoryError:\n    print('caught MemoryError')\n"
+    outcome = run_limited([sys.executable, "-c", script], timeout=60, memory_limit=2**30, log_path=log)
+    assert outcome.returncode == 0 and not outcome.timed_out
+    assert "caught MemoryError" in log.read_text()
+
+
+def test_the_same_allocation_under_the_limit_succeeds(tmp_path):
+    log = tmp_path / "log.txt"
+    script = "b = b'x' * 2**28\nprint(len(b))\n"
+    outcome = run_limited([sys.executable, "-c", script], timeout=60, memory_limit=2**30, log_path=log)
+    assert outcome.returncode == 0 and log.read_text().strip() == str(2**28)
+
+
+@pytest.mark.parametrize("argument", [{"timeout": 0}, {"memory_limit": -1}])
+def test_run_limited_rejects_non_positive_limits(argument):
+    limits = {"timeout": 1, "memory_limit": 2**30, **argument}
+    with pytest.raises(ValueError, match=next(iter(argument))):
+        run_limited([sys.executable, "-c", "pass"], **limits)
+
+
+def _alive(pid):
+    """Whether `pid` runs (a zombie, already dead but not yet reaped, does not count)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state in "ZX":
+            return False
+        time.sleep(0.1)
+    return True
+
+
+# --- screening -------------------------------------------------------------------------------
+
+
+def test_forbidden_imports_names_each_one_with_its_line():
+    source = (
+        "import numpy as np\n"
+        "import keras\n"
+        "from keras_tx.attention import scaled_dot_product_attention\n"
+        "def f():\n"
+        "    import subprocess\n"
+        "    return __import__('o' + 's')\n"
+    )
+    findings = forbidden_imports(source)
+    assert findings == [
+        "line 3: keras_tx.attention (the reference implementation)",
+        "line 5: subprocess (the operating system)",
+        "line 6: __import__() (runs code chosen at run time)",
+    ]
+
+
+def test_forbidden_imports_accepts_allowed_modules_and_unparsable_files():
+    assert forbidden_imports("import os\n", allowed={"os"}) == []
+    assert forbidden_imports("def broken(:\n") == []
+
+
+# --- exports and summary ---------------------------------------------------------------------
+
+
+def _tests(*entries):
+    keys = ("name", "points", "max", "hidden", "message")
+    return [{**dict(zip(keys, entry)), "outcome": "passed" if entry[1] == entry[2] else "failed"} for entry in entries]
+
+
+GRADES = [
+    StudentGrade(
+        "ada",
+        GRADED,
+        {
+            "attention": {"points": 3, "max": 5, "tests": _tests(
+                ("test_public_shape", 3, 3, False, ""),
+                ("test_secret_seed_1234", 0, 2, True, "expected 0.8311 at index (0, 2)"),
+            )},
+            "masking": {"points": 5, "max": 5, "tests": _tests(("test_causal", 5, 5, False, ""))},
+        },
+        findings=["attention.py line 1: os (the operating system)"],
+    ),
+    StudentGrade("bob", TIMEOUT, message="grading was stopped after the time limit of 60 s"),
+]
+
+
+def test_feedback_shows_public_details_and_hides_hidden_test_internals(tmp_path):
+    gradebook.write_feedback(GRADES, tmp_path)
+    ada = (tmp_path / "ada.txt").read_text()
+    assert "test_public_shape (3 / 3)" in ada and "attention: 3 / 5" in ada and "Total: 8 / 10" in ada
+    assert "[failed] hidden test (0 / 2)" in ada
+    assert "secret" not in ada and "0.8311" not in ada
+    assert "os (the operating system)" in ada
+    assert "timeout" in (tmp_path / "bob.txt").read_text()
+
+
+def test_csv_has_points_per_exercise_total_and_status(tmp_path):
+    gradebook.write_csv(GRADES, tmp_path / "grades.csv")
+    rows = list(csv.DictReader(open(tmp_path / "grades.csv")))
+    assert [(row["student"], row["attention"], row["masking"], row["total"], row["max"], row["status"])
+            for row in rows] == [("ada", "3", "5", "8", "10", "graded"), ("bob", "0", "0", "0", "10", "timeout")]
+    assert rows[0]["forbidden_imports"].startswith("attention.py line 1: os")
+
+
+def test_gradescope_results_mark_hidden_tests_hidden_without_output(tmp_path):
+    gradebook.write_gradescope(GRADES, tmp_path)
+    results = json.loads((tmp_path / "ada" / "results.json").read_text())
+    assert results["score"] == 8
+    hidden = [test for test in results["tests"] if test["visibility"] == "hidden"]
+    assert [(test["score"], test["max_score"], test["output"]) for test in hidden] == [(0, 2, "")]
+    assert "secret" not in json.dumps(results)
+    assert sum(test["max_score"] for test in results["tests"]) == 10
+
+
+def test_summary_counts_statuses_and_draws_the_histogram(tmp_path):
+    text = summary.summarize(GRADES, max_points=10)
+    assert text.splitlines()[0] == "2 submissions: 1 graded, 0 failed to run, 1 timed out"
+    assert " 80-89%    1 #" in text and "  0- 9%    1 #" in text
+    summary.plot_histogram(GRADES, 10, tmp_path / "scores.png")
+    assert (tmp_path / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- a whole synthetic class, graded by `keras-tx grade-all` ---------------------------------
+
+SOLUTIONS = release.repository_root() / "solutions"
+
+ALWAYS_EQUAL = '''
+
+class _AlwaysEqual:
+    """Claims to equal anything: a grader that trusts == gives it full marks."""
+
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+
+def causal_mask(length):
+    return _AlwaysEqual()
+'''
+
+GAMING_FILES = {
+    # Each of these would make every test pass if the grader loaded it.
+    "conftest.py": (
+        "import pytest\n\n"
+        "@pytest.hookimpl(hookwrapper=True)\n"
+        "def pytest_runtest_makereport(item, call):\n"
+        "    outcome = yield\n"
+        "    report = outcome.get_result()\n"
+        "    report.outcome = 'passed'\n"
+        "    report.longrepr = None\n"
+    ),
+    "pytest.ini": "[pytest]\naddopts = -p no:grader --co\n",
+    "sitecustomize.py": "import builtins\nbuiltins.print('PASSED')\n",
+    "__init__.py": "print('100 passed, 0 failed: PASSED')\n",
+}
+
+SNOOP = '''
+
+import importlib.util as _util
+import os as _os
+import pathlib as _pathlib
+import sys as _sys
+
+
+def _reachable_solutions():
+    \"\"\"The ways to the solutions the grading process was handed: cwd, sys.path, environment, import.\"\"\"
+    cwd = _pathlib.Path.cwd()
+    places = [*cwd.parents, cwd, *map(_pathlib.Path, _sys.path), *map(_pathlib.Path, _os.environ.values())]
+    found = [str(place) for place in places if place.is_absolute() and (place / "solutions").is_dir()]
+    return found + (["import solutions"] if _util.find_spec("solutions") else [])
+
+
+if _reachable_solutions():
+    raise ImportError(f"the solutions are within reach: {_reachable_solutions()}")
+'''
+
+GRADED_EXERCISES = ("positional_embedding", "masking", "attention")
+"""The exercises graded in this test (the model's checks train a GPT: slow, and not what is tested here)."""
+
+# Each synthetic student: ({file: [(solution text, replacement), ...]} or "stubs", extra files,
+# expectation). Expectations: "full" (every point), ("loses", exercise) (that exercise loses
+# points; every exercise that does not import it keeps all of them), "zero", or "timeout".
+CLASS = {
+    "correct": ({}, {}, "full"),
+    "sine_cosine_swapped": ({"positional_embedding.py": [
+        ("ops.stack([ops.sin(angles), ops.cos(angles)]", "ops.stack([ops.cos(angles), ops.sin(angles)]")]},
+        {}, ("loses", "positional_embedding")),
+    "mask_hides_the_diagonal": ({"masking.py": [
+        ("key_positions <= query_positions", "key_positions < query_positions")]},
+        {}, ("loses", "masking")),
+    "attention_unscaled": ({"attention.py": [(" / ops.sqrt(depth)", "")]}, {}, ("loses", "attention")),
+    "split_heads_without_transpose": ({"attention.py": [
+        ("    x = ops.reshape(x, (-1, length, num_heads, channels // num_heads))\n"
+         "    return ops.transpose(x, (0, 2, 1, 3))",
+         "    return ops.reshape(x, (-1, num_heads, length, channels // num_heads))")]},
+        {}, ("loses", "attention")),
+    "infinite_loop": ({"masking.py": [
+        ("    query_positions = ops.arange(length)[:, None]", "    while True:\n        pass")]},
+        {}, "timeout"),
+    "memory_hog": ({"attention.py": [
+        ("    depth = ops.cast(", "    hog = [b'x' * 2**28 for _ in range(64)]  # 16 GiB, every byte written\n"
+                                  "    depth = ops.cast(")]},
+        {}, ("loses", "attention")),
+    "syntax_error": ({"attention.py": [("def merge_heads(x):", "def merge_heads(x:")]},
+                     {}, ("loses", "attention")),
+    "games_the_runner": ("stubs", GAMING_FILES, "zero"),
+    "always_equal": ({"masking.py": [("\ndef padding_mask(", ALWAYS_EQUAL + "\n\ndef padding_mask(")]},
+                     {}, ("loses", "masking")),
+    "copies_the_library": ({"attention.py": [
+        ("from .masking import apply_mask", "from .masking import apply_mask\nfrom keras_tx.attention import *")]},
+        {}, ("loses", "attention")),
+    "snoops_for_solutions": ({"masking.py": [("\ndef causal_mask(", SNOOP + "\n\ndef causal_mask(")]}, {}, "full"),
+}
+
+
+def _make_student(folder, patches, extra_files):
+    """Write a submission: the solutions with `patches` applied (or the stubs), plus `extra_files`."""
+    folder.mkdir(parents=True)
+    for solution in SOLUTIONS.glob("[!_]*.py"):
+        source = solution.read_text()
+        if patches == "stubs":
+            source = stubs.strip_solutions(source)
+        else:
+            for old, new in patches.get(solution.name, []):
+                assert old in source, f"{solution.name} no longer contains {old!r}; update the test"
+                source = source.replace(old, new)
+        (folder / solution.name).write_text(source)
+    for name, text in extra_files.items():
+        (folder / name).write_text(text)
+
+
+def _importers(exercise):
+    """The exercises whose solution imports `exercise`, directly or through another."""
+    imports = {path.stem: {node.module for node in ast.walk(ast.parse(path.read_text()))
+                           if isinstance(node, ast.ImportFrom) and node.level}
+               for path in SOLUTIONS.glob("[!_]*.py")}
+    found, changed = {exercise}, True
+    while changed:
+        new = {name for name, modules in imports.items() if modules & found} - found
+        found |= new
+        changed = bool(new)
+    return found
+
+
+def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, capsys):
+    submissions = tmp_path / "submissions"
+    for student, (patches, extra_files, _) in CLASS.items():
+        _make_student(submissions / student, patches, extra_files)
+    (submissions / "handed_in_nothing").mkdir()
+    bundle = release.build_release(tmp_path / "release")
+    out = tmp_path / "out"
+    status = cli.main([
+        "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
+        "--exercises", ",".join(GRADED_EXERCISES), "--timeout", "60", "--memory", "3",
+        "--release", str(bundle), "--out", str(out / "grades.csv"),
+        "--gradescope", str(out / "gradescope"), "--plot", str(out / "scores.png"), "--no-progress",
+    ])
+    printed = capsys.readouterr().out
+    assert status == 0
+
+    rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}
+    assert set(rows) == {*CLASS, "handed_in_nothing"}
+    exercises = [name for name in rows["correct"] if name not in
+                 ("student", "total", "max", "status", "forbidden_imports", "notes")]
+    correct = rows["correct"]
+    assert correct["status"] == "graded" and correct["total"] == correct["max"] != "0"
+    full = {name: correct[name] for name in exercises}
+    for student, (_, _, expected) in CLASS.items():
+        row = rows[student]
+        points = {name: row[name] for name in exercises}
+        if expected == "full":
+            assert (row["status"], points) == ("graded", full), student
+        elif expected == "zero":
+            assert (row["status"], row["total"]) == ("graded", "0"), student
+        elif expected == "timeout":
+            assert (row["status"], row["total"]) == ("timeout", "0"), student
+        else:
+            broken = expected[1]
+            spared = set(exercises) - _importers(broken)
+            assert row["status"] == "graded", student
+            assert float(points[broken]) < float(full[broken]), student
+            assert {name: points[name] for name in spared} == {name: full[name] for name in spared}, student
+    assert rows["handed_in_nothing"]["status"] == "failed"
+    assert "keras_tx.attention (the reference implementation)" in rows["copies_the_library"]["forbidden_imports"]
+    assert "os (the operating system)" in rows["snoops_for_solutions"]["forbidden_imports"]
+    assert rows["correct"]["forbidden_imports"] == ""
+
+    for student in CLASS:
+        _assert_feedback_hides_hidden_tests(out, student)
+    assert "timeout" in (out / "feedback" / "infinite_loop.txt").read_text()
+    assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"{len(CLASS) + 1} submissions: {len(CLASS) - 1} graded, 1 failed to run, 1 timed out" in printed
+
+
+def _assert_feedback_hides_hidden_tests(out, student):
+    """Feedback and Gradescope results show public tests by name, hidden ones without name or message."""
+    report = out / "logs" / f"{student}.json"
+    if not report.exists():  # not graded: there are no test results to show or hide
+        return
+    shown = (out / "feedback" / f"{student}.txt").read_text() + (out / "gradescope" / student / "results.json").read_text()
+    tests = [test for exercise in json.loads(report.read_text()).values() for test in exercise["tests"]]
+    public_messages = {test["message"] for test in tests if not gradebook.is_hidden(test)}
+    for test in tests:
+        if gradebook.is_hidden(test):
+            assert test["name"] not in shown, (student, test["name"])
+            if test["message"] and test["message"] not in public_messages:
+                assert test["message"] not in shown, (student, test["name"])
+        else:
+            assert test["name"] in shown, (student, test["name"])

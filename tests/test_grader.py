@@ -1,0 +1,122 @@
+"""The grader grades: full marks for the solutions, zero for the stubs, and one broken file
+costs one exercise. Grading runs in this process, on this process's backend."""
+
+import doctest
+import itertools
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MAXIMA = {"positional_embedding": 20, "masking": 20, "attention": 30, "model": 30}
+_reports = itertools.count()
+
+
+def grade(tmp_path, *options, exercises=()):
+    """Run ``pytest grader`` (or the checks of some exercises) in this process; return its JSON report.
+
+    The seed is fixed: the same shapes in every grading let JAX reuse its compilations.
+    """
+    report = tmp_path / f"report-{next(_reports)}.json"
+    targets = [ROOT / "grader" / f"test_{exercise}.py" for exercise in exercises] or [ROOT / "grader"]
+    exit_code = pytest.main([*map(str, targets), "-q", "-p", "no:cacheprovider", "--seed", "1",
+                             "--grade-json", str(report), *options])
+    assert exit_code == 0, f"grading did not complete (exit status {exit_code})"
+    return json.loads(report.read_text())
+
+
+def submission(tmp_path, patches):
+    """A copy of the solutions with ``{file: [(old, new), ...]}`` applied; each old text must occur once."""
+    folder = tmp_path / "submission"
+    shutil.copytree(ROOT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, replacements in patches.items():
+        path = folder / name
+        source = path.read_text()
+        for old, new in replacements:
+            assert source.count(old) == 1, f"{old!r} should occur once in {name}"
+            source = source.replace(old, new)
+        path.write_text(source)
+    return folder
+
+
+def messages(report, exercise):
+    return " | ".join(test["message"] for test in report["exercises"][exercise]["tests"])
+
+
+def test_solutions_score_full_marks(tmp_path):
+    report = grade(tmp_path, "--solutions", "--reference", "live")
+    assert {name: result["max"] for name, result in report["exercises"].items()} == MAXIMA
+    assert (report["total"], report["max"]) == (100, 100), report
+
+
+def test_stubs_score_zero_and_say_not_attempted(tmp_path):
+    report = grade(tmp_path)
+    assert report["total"] == 0 and report["max"] == 100
+    outcomes = {test["outcome"] for result in report["exercises"].values() for test in result["tests"]}
+    assert outcomes == {"not attempted"}
+
+
+def test_recorded_reference_grades_solutions_fully(tmp_path):
+    # The reversal check never consults the reference; it runs in the test above.
+    report = grade(tmp_path, "--solutions", "--reference", "recorded", "-k", "not reversal")
+    assert report["reference"].startswith("recorded")
+    assert report["total"] == report["max"] == 94
+
+
+def test_command_line_on_stubs_prints_the_table_and_exits_zero(tmp_path):
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "pytest", "grader", "-p", "no:cacheprovider", "--reference", "recorded",
+               "--seed", "7", "--grade-json", str(report)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert result.stdout.count("not attempted yet") >= 4
+    assert re.search(r"^total +0/100$", result.stdout, re.MULTILINE), result.stdout[-2000:]
+    assert json.loads(report.read_text())["seed"] == 7
+
+
+def test_broken_files_cost_only_their_exercise(tmp_path):
+    folder = submission(tmp_path, {
+        "masking.py": [("def causal_mask(length):", "def causal_mask(length)")],
+        "attention.py": [("import keras\n", "import keras\nfrom keras.layers import MultiHeadAttention\n")],
+        "positional_embedding.py": [("import keras\n", "import keras\n\nprint('total 0/100: all tests PASSED')\n")],
+    })
+    report = grade(tmp_path, "--submission", str(folder), "-k", "not reversal")
+    points = {name: result["points"] for name, result in report["exercises"].items()}
+    assert points == {"positional_embedding": 20, "masking": 0, "attention": 0, "model": 24}
+    assert "syntax error on line" in messages(report, "masking")
+    assert "MultiHeadAttention" in messages(report, "attention")
+    assert "masking.py" in report["exercises"]["model"]["note"]
+
+
+def test_endless_loop_costs_one_check(tmp_path):
+    folder = submission(tmp_path, {"attention.py": [("        if embed_dim % num_heads:\n",
+                                                     "        while embed_dim % num_heads:\n            pass\n"
+                                                     "        if embed_dim % num_heads:\n")]})
+    report = grade(tmp_path, "--submission", str(folder), "--grade-timeout", "2", exercises=["attention"])
+    failed = {test["name"]: test["message"] for test in report["exercises"]["attention"]["tests"] if test["points"] == 0}
+    assert list(failed) == ["test_self_attention_rejects_indivisible_width"]
+    assert "took longer than 2 s" in failed["test_self_attention_rejects_indivisible_width"]
+
+
+def test_exception_in_student_code_points_at_its_line(tmp_path):
+    folder = submission(tmp_path, {"masking.py": [("    query_positions = ops.arange(length)[:, None]\n",
+                                                   "    query_positions = ops.arange(length)[:, None]\n"
+                                                   "    raise TypeError('oops')\n")]})
+    report = grade(tmp_path, "--submission", str(folder), "-k", "causal", exercises=["masking"])
+    line = next(number for number, text in enumerate((folder / "masking.py").read_text().splitlines(), 1) if "oops" in text)
+    assert f"your code raised TypeError: oops (masking.py, line {line})" in messages(report, "masking")
+
+
+@pytest.mark.parametrize("exercise", MAXIMA)
+def test_solution_docstring_examples_run(exercise, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from grader.submission import load_submission
+
+    module = load_submission(ROOT / "solutions")[exercise]._module
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,113 @@
+"""The grader catches each classic mistake with the right hint, and accepts other correct ways.
+
+Every variant is a small patch of the solutions (``(old, new)`` text replacements), graded
+only by the check that must catch it.
+"""
+
+import pytest
+
+from test_grader import grade, submission
+
+ATTENTION_SCORES = "scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) / ops.sqrt(depth)"
+CAUSAL_RULE = "return key_positions <= query_positions"
+PRE_LN = (
+    "        x = x + self.attention(self.norm1(x), attention_mask)\n"
+    "        return x + self.ffn_out(self.ffn_in(self.norm2(x)))\n"
+)
+
+MISTAKES = {
+    # name: (file, [(old, new)], the check that must fail, a fragment of its hint)
+    "no 1/sqrt(d) scaling": (
+        "attention.py", [(ATTENTION_SCORES, "scores = ops.matmul(query, ops.swapaxes(key, -1, -2))")],
+        "test_attention_matches_reference", "not scaled"),
+    "softmax over the wrong axis": (
+        "attention.py", [("weights = ops.softmax(scores, axis=-1)", "weights = ops.softmax(scores, axis=-2)")],
+        "test_attention_matches_reference", "softmax runs over the queries"),
+    "mask applied after softmax": (
+        "attention.py", [("    if mask is not None:\n        scores = apply_mask(scores, mask)\n"
+                          "    weights = ops.softmax(scores, axis=-1)\n",
+                          "    weights = ops.softmax(scores, axis=-1)\n"
+                          "    if mask is not None:\n        weights = apply_mask(weights, mask)\n")],
+        "test_attention_masked_keys_get_zero_weight", "masked after the softmax"),
+    "transposed (upper-triangular) mask": (
+        "masking.py", [(CAUSAL_RULE, "return key_positions >= query_positions")], "test_causal_mask", "upper-triangular"),
+    "diagonal masked out": (
+        "masking.py", [(CAUSAL_RULE, "return key_positions < query_positions")], "test_causal_mask", "diagonal is masked out"),
+    "-1e9 fill in float16": (
+        "masking.py", [("large_negative = 0.5 * float(np.finfo(dtype).min)", "large_negative = -1e9")],
+        "test_apply_mask_float16", "overflowed to -inf/NaN in float16"),
+    "sin and cos swapped": (
+        "positional_embedding.py", [("[ops.sin(angles), ops.cos(angles)]", "[ops.cos(angles), ops.sin(angles)]")],
+        "test_sinusoidal_follows_the_formula", "swapped"),
+    "exponent i instead of 2i": (
+        "positional_embedding.py", [("ops.power(10000.0, even_columns / dim)", "ops.power(10000.0, even_columns / 2 / dim)")],
+        "test_sinusoidal_follows_the_formula", "uses i where the formula has 2i"),
+    "missing residual": (
+        "model.py", [("x = x + self.attention(self.norm1(x), attention_mask)", "x = self.attention(self.norm1(x), attention_mask)")],
+        "test_block_matches_reference", "residual connection around the attention is missing"),
+    "post-LN instead of pre-LN": (
+        "model.py", [(PRE_LN, "        x = self.norm1(x + self.attention(x, attention_mask))\n"
+                              "        return self.norm2(x + self.ffn_out(self.ffn_in(x)))\n")],
+        "test_block_matches_reference", "post-LN"),
+    "no final LayerNorm": (
+        "model.py", [("return self.lm_head(self.final_norm(x))", "return self.lm_head(x)")],
+        "test_gpt_matches_reference", "final LayerNorm is missing"),
+    "model without the causal mask": (
+        "model.py", [("x = block(x, mask)", "x = block(x)")], "test_gpt_is_causal", "your mask lets positions see the future"),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_classic_mistake_fails_its_check_with_its_hint(mistake, tmp_path):
+    file, patches, check, hint = MISTAKES[mistake]
+    exercise = file.removesuffix(".py")
+    report = grade(tmp_path, "--submission", str(submission(tmp_path, {file: patches})), "-k", check,
+                   exercises=[exercise])
+    [result] = report["exercises"][exercise]["tests"]
+    assert (result["name"], result["points"]) == (check, 0)
+    assert hint in result["message"]
+
+
+def test_reversal_check_catches_a_model_that_looks_ahead(tmp_path):
+    file, patches, _, _ = MISTAKES["model without the causal mask"]
+    report = grade(tmp_path, "--submission", str(submission(tmp_path, {file: patches})), "-k", "reversal",
+                   exercises=["model"])
+    [result] = report["exercises"]["model"]["tests"]
+    assert result["points"] == 0
+    assert "it is looking at the future" in result["message"]
+
+
+PRECOMPUTED_TABLE = """import numpy as np
+
+
+def sinusoidal_position_encoding(length, dim):
+    table = np.zeros((length, dim), "float32")
+    for position in range(length):
+        for column in range(dim):
+            angle = position / 10000 ** ((column - column % 2) / dim)
+            table[position, column] = np.sin(angle) if column % 2 == 0 else np.cos(angle)
+    return ops.convert_to_tensor(table)
+
+
+"""
+
+ALTERNATIVES = {
+    "attention.py": [  # einsum instead of matmul
+        (ATTENTION_SCORES, 'scores = ops.einsum("...qd,...kd->...qk", query, key) / ops.sqrt(depth)'),
+        ("return ops.matmul(weights, value), weights", 'return ops.einsum("...qk,...kv->...qv", weights, value), weights'),
+    ],
+    "masking.py": [  # ops.where instead of an additive mask
+        ("    forbidden = ops.cast(ops.logical_not(mask), dtype)\n    return scores + forbidden * large_negative\n",
+         "    return ops.where(mask, scores, ops.cast(large_negative, dtype))\n"),
+    ],
+    "positional_embedding.py": [  # a table precomputed with NumPy loops; the original is renamed away
+        ("def sinusoidal_position_encoding(length, dim):", PRECOMPUTED_TABLE + "def vectorised_encoding(length, dim):"),
+    ],
+}
+
+
+def test_correct_alternatives_score_full_marks(tmp_path):
+    folder = submission(tmp_path, ALTERNATIVES)
+    report = grade(tmp_path, "--submission", str(folder), exercises=["positional_embedding", "masking", "attention"])
+    assert {name: result["points"] for name, result in report["exercises"].items()} == {
+        "positional_embedding": 20, "masking": 20, "attention": 30}

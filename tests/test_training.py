@@ -1,0 +1,99 @@
+"""Training helpers: callbacks, pictures and text generation, on tiny models."""
+
+import json
+import signal
+
+import keras
+import numpy as np
+import pytest
+
+from keras_tx import GPT
+from keras_tx.data.tokenizers import CharTokenizer
+from keras_tx.training import callbacks, plots
+from keras_tx.training.text_generation import continue_text
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TOKENIZER = CharTokenizer.from_text("abcde")
+
+
+def _tiny_gpt():
+    """All tests use the same shapes: JAX compiles each shape once per process."""
+    model = GPT(TOKENIZER.vocab_size, max_length=8, embed_dim=8, num_heads=2, num_layers=1)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _data(rows=32, length=8):
+    ids = np.random.default_rng(0).integers(0, TOKENIZER.vocab_size, size=(rows, length + 1))
+    return ids[:, :-1], ids[:, 1:]
+
+
+class _RaiseSignalAt(keras.callbacks.Callback):
+    """Sends SIGINT to this process after training batch `batch` (like Ctrl-C)."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_stops_training_after_the_step_and_restores_the_handler():
+    model = _tiny_gpt()
+    stop = callbacks.StopOnInterrupt(print_fn=lambda message: None)
+    handler_before = signal.getsignal(signal.SIGINT)
+    history = model.fit(*_data(), batch_size=4, epochs=50, verbose=0, callbacks=[stop, _RaiseSignalAt(2)])
+    assert stop.interrupted
+    assert len(history.history["loss"]) == 1  # the first epoch ended early, no second one
+    assert signal.getsignal(signal.SIGINT) is handler_before
+
+
+def test_metrics_log_and_text_sample_report_every_epoch(tmp_path):
+    model, printed = _tiny_gpt(), []
+    log = callbacks.MetricsLog(tmp_path / "metrics.json", tokens_per_step=4 * 8, task="demo")
+    sample = callbacks.TextSample(TOKENIZER, "ab", num_tokens=6, print_fn=printed.append)
+    model.fit(*_data(), batch_size=4, epochs=2, verbose=0, callbacks=[log, sample])
+
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["task"] == "demo" and record["epochs"] == 2 and record["steps"] == 16
+    assert len(record["history"]["loss"]) == 2
+    assert record["tokens_per_second"] == pytest.approx(16 * 32 / record["wall_time_s"], rel=0.05)
+
+    assert len(printed) == 2
+    header, text, footer = printed[1].split("\n")
+    assert header == "--- sample after epoch 2 ---" and footer == "---"
+    assert text.startswith("ab") and len(text) == 2 + 6 and set(text) <= set("abcde")
+
+
+def test_continue_text_slides_past_the_context_window_reproducibly():
+    tokenizer, model = TOKENIZER, _tiny_gpt()
+    text = continue_text(model, tokenizer, "abcdeabcdeab", num_tokens=8, top_k=3, seed=7)
+    assert len(text) == 8 and set(text) <= set("abcde")
+    assert continue_text(model, tokenizer, "abcdeabcdeab", num_tokens=8, top_k=3, seed=7) == text
+
+def test_continue_text_within_the_window_is_one_call_to_generate():
+    tokenizer, model = TOKENIZER, _tiny_gpt()
+    greedy = continue_text(model, tokenizer, "ab", num_tokens=6, temperature=0)
+    expected = model.generate(tokenizer.encode("ab")[None], 6, temperature=0)[0, 2:]
+    assert greedy == tokenizer.decode(expected)
+
+
+def test_continue_text_rejects_an_empty_prompt_and_unknown_characters():
+    tokenizer, model = TOKENIZER, _tiny_gpt()
+    with pytest.raises(ValueError, match="empty prompt"):
+        continue_text(model, tokenizer, "", num_tokens=3)
+    with pytest.raises(ValueError, match="Character 'x' is not in the tokenizer's vocabulary"):
+        continue_text(model, tokenizer, "ax", num_tokens=3)
+
+
+def test_plots_write_png_files(tmp_path):
+    plots.plot_loss(
+        {"loss": [2.0, 1.5], "val_loss": [2.1, 1.7], "accuracy": [0.3, 0.5], "val_accuracy": [0.2, 0.4]},
+        tmp_path / "loss.png",
+    )
+    weights = [np.random.default_rng(0).dirichlet(np.ones(4), size=(1, 2, 4)) for _ in range(3)]
+    plots.plot_attention(weights, ["a", " ", "\n", "b"], tmp_path / "attention.png")
+    for name in ("loss.png", "attention.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
