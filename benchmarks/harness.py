@@ -144,7 +144,8 @@ def interleave(workers, rounds, **arguments):
     Returns {label: [answer of round 1, answer of round 2, ...]}.
     """
     samples = {worker.label: [] for worker in workers}
-    for _ in range(rounds):
+    for round_index in range(rounds):
+        print(f"round {round_index + 1}/{rounds}", file=sys.stderr, flush=True)
         for worker in workers:
             samples[worker.label].append(worker.request(**arguments))
     return samples

@@ -11,7 +11,7 @@ from keras import ops
 
 from keras_tx.embedding import TokenAndPositionEmbedding
 from keras_tx.masking import padding_mask
-from keras_tx.transformer_block import TransformerBlock
+from keras_tx.transformer_block import TransformerBlock, run_blocks
 
 
 @keras.saving.register_keras_serializable(package="keras_tx")
@@ -89,14 +89,13 @@ class TransformerClassifier(keras.Model):
         """Class logits `(B, num_classes)`; with `return_attention_scores`, also
         one `(B, num_heads, T, T)` weight tensor per block."""
         real_tokens = padding_mask(token_ids, self.pad_id)
-        x = self.embedding(token_ids)
-        scores = []
-        for block in self.blocks:
-            if return_attention_scores:
-                x, block_scores = block(x, padding_mask=real_tokens, return_attention_scores=True)
-                scores.append(block_scores)
-            else:
-                x = block(x, padding_mask=real_tokens, training=training)
+        x, scores = run_blocks(
+            self.blocks,
+            self.embedding(token_ids),
+            padding_mask=real_tokens,
+            training=training,
+            return_attention_scores=return_attention_scores,
+        )
         pooled = masked_mean(self.final_norm(x), real_tokens)
         logits = ops.cast(self.head(self.head_dropout(pooled, training=training)), "float32")
         return (logits, scores) if return_attention_scores else logits

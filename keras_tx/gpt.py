@@ -22,7 +22,7 @@ from keras import ops
 
 from keras_tx.embedding import TokenAndPositionEmbedding
 from keras_tx.sampling import sample_next_token, validate_sampling
-from keras_tx.transformer_block import TransformerBlock
+from keras_tx.transformer_block import TransformerBlock, run_blocks
 
 
 @keras.saving.register_keras_serializable(package="keras_tx")
@@ -131,13 +131,7 @@ class GPT(keras.Model):
         """Logits `(B, T, vocab_size)`; with `return_attention_scores`, also one
         `(B, num_heads, T, T)` weight tensor per block."""
         x = self.embedding_dropout(self.embedding(token_ids), training=training)
-        scores = []
-        for block in self.blocks:
-            if return_attention_scores:
-                x, block_scores = block(x, training=training, return_attention_scores=True)
-                scores.append(block_scores)
-            else:
-                x = block(x, training=training)
+        x, scores = run_blocks(self.blocks, x, training=training, return_attention_scores=return_attention_scores)
         logits = self._unembed(self.final_norm(x))
         return (logits, scores) if return_attention_scores else logits
 

@@ -150,5 +150,32 @@ class TransformerBlock(keras.layers.Layer):
         return config
 
 
+def run_blocks(blocks, x, padding_mask=None, training=None, return_attention_scores=False):
+    """Pass `x` through each block in turn.
+
+    Returns `(x, scores)`: the output of the last block and, if
+    `return_attention_scores`, a list with the attention weights of every block
+    (otherwise an empty list).
+
+    Example:
+
+    >>> import numpy as np
+    >>> blocks = [TransformerBlock(8, 2, 16, causal=True) for _ in range(3)]
+    >>> x, scores = run_blocks(blocks, np.zeros((1, 4, 8), "float32"), return_attention_scores=True)
+    >>> tuple(x.shape), len(scores), tuple(scores[0].shape)
+    ((1, 4, 8), 3, (1, 2, 4, 4))
+    """
+    scores = []
+    for block in blocks:
+        output = block(
+            x, padding_mask=padding_mask, training=training, return_attention_scores=return_attention_scores
+        )
+        if return_attention_scores:
+            output, block_scores = output
+            scores.append(block_scores)
+        x = output
+    return x, scores
+
+
 def _as_tuple(result):
     return tuple(result) if isinstance(result, (tuple, list)) else (result,)

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The test models are tiny: one thread per process is fastest, and it avoids
+# OpenMP threads stalling each other when test subprocesses share the CPU.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
 status=0
 for backend in tensorflow torch jax; do
     echo "=== KERAS_BACKEND=$backend"

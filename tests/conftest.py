@@ -13,7 +13,6 @@ def _reset_keras_state():
     keras.utils.set_random_seed(1234)
     yield
     keras.mixed_precision.set_dtype_policy("float32")
-    keras.backend.clear_session()
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def _code(source):
 def test_the_course_notebooks_hold_the_solution_code_and_a_graded_cell_per_grader_test():
     sources = sorted((COURSE / "source" / nbgrader_course.ASSIGNMENT).glob("*.ipynb"))
     assert [path.stem for path in sources] == sorted(path.stem for path in SOLUTIONS.glob("[!_]*.py"))
+    hidden_cells = 0
     for path in sources:
         assert _code(notebooks.notebook_to_module(path)) == _code((SOLUTIONS / f"{path.stem}.py").read_text())
         cells = nbformat.read(path, as_version=4).cells
@@ -46,7 +47,9 @@ def test_the_course_notebooks_hold_the_solution_code_and_a_graded_cell_per_grade
         hidden = [cell for cell in graded if "BEGIN HIDDEN TESTS" in cell.source]
         assert graded and all(cell.metadata["nbgrader"]["points"] > 0 for cell in graded)
         assert any(cell.metadata["nbgrader"]["solution"] for cell in cells)
-        assert hidden and len(hidden) < len(graded), path.name
+        assert len(hidden) < len(graded), path.name
+        hidden_cells += len(hidden)
+    assert hidden_cells
     assert "ClearHiddenTests" in (COURSE / "nbgrader_config.py").read_text()
 
 

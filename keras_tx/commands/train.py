@@ -119,7 +119,8 @@ def configure(task, args):
 
 
 def optimizer(config, steps):
-    """AdamW with a linear warmup then a cosine decay to 10% (as nanoGPT does)."""
+    """AdamW as nanoGPT sets it up: linear warmup, cosine decay to 10%, and
+    weight decay on the matrices only (not on biases and LayerNorm scales)."""
     warmup = min(config["warmup_steps"], steps // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else config["learning_rate"],
@@ -128,9 +129,11 @@ def optimizer(config, steps):
         warmup_target=config["learning_rate"] if warmup else None,
         warmup_steps=warmup,
     )
-    return keras.optimizers.AdamW(
+    adamw = keras.optimizers.AdamW(
         learning_rate=schedule, weight_decay=config["weight_decay"], beta_2=0.99, clipnorm=1.0
     )
+    adamw.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return adamw
 
 
 def print_results(results):

@@ -13,11 +13,20 @@ usually is (as in the Keras text-classification tutorial).
 >>> (x_train, y_train), (x_val, y_val) = imdb_reviews(max_length=200)  # doctest: +SKIP
 >>> x_train.shape, y_train.shape  # doctest: +SKIP
 ((25000, 200), (25000,))
+
+With a stand-in for `keras.datasets.imdb.load_data` (two tiny reviews):
+
+>>> def two_reviews(num_words):
+...     return ([[1, 14, 22, 16], [1, 9]], [1, 0]), ([[1, 5]], [0])
+>>> (x_train, y_train), _ = imdb_reviews(max_length=3, load_data=two_reviews)
+>>> x_train.tolist(), y_train.tolist()
+([[14, 22, 16], [1, 9, 0]], [1, 0])
 """
 
 import os
 
 import keras
+import numpy as np
 
 from keras_tx.data.shakespeare import keras_cache_dir
 
@@ -57,4 +66,4 @@ def imdb_reviews(vocab_size=20_000, max_length=200, load_data=None):
             reviews, maxlen=max_length, padding="post", truncating="pre", value=0
         ).astype("int32")
 
-    return (pad(x_train), y_train.astype("int32")), (pad(x_val), y_val.astype("int32"))
+    return (pad(x_train), np.asarray(y_train, "int32")), (pad(x_val), np.asarray(y_val, "int32"))

@@ -46,7 +46,8 @@ class TextSample(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         text = continue_text(self.model, self.tokenizer, self.prompt, self.num_tokens, **self.sampling)
-        self.print_fn(f"--- sample after epoch {epoch + 1} ---\n{self.prompt}{text}\n---")
+        # Starts on a new line: the progress bar has not finished its line yet.
+        self.print_fn(f"\n--- sample after epoch {epoch + 1} ---\n{self.prompt}{text}\n---")
 
 
 class StopOnInterrupt(keras.callbacks.Callback):

@@ -15,13 +15,12 @@ the saved model, so a result is always computed the same way.
 >>> config = {**task.defaults, "steps_per_epoch": 2, "num_validation": 8}
 >>> data = task.data(config)
 >>> data.tokenizer.decode(data.sample_ids[0])
-'15796850|0586975'
+'58953829|9283598'
 """
 
 import dataclasses
 import math
 
-import keras
 import numpy as np
 
 from keras_tx.classifier import TransformerClassifier
