@@ -9,6 +9,7 @@ modules in the order a token travels:
 4. `keras_tx.self_attention` -- many heads, projections and the KV cache;
 5. `keras_tx.transformer_block` -- attention + MLP, residuals, LayerNorm;
 6. `keras_tx.gpt` -- the language model and text generation;
+   `keras_tx.kv_cache` -- the compiled one-token decoding step;
 7. `keras_tx.sampling` -- temperature, top-k and top-p;
 8. `keras_tx.classifier` -- an encoder that classifies sequences.
 """

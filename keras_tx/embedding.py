@@ -32,7 +32,7 @@ def sinusoidal_position_encoding(length, dim, start=0):
     """
     if dim % 2:
         raise ValueError(f"`dim` must be even for sine/cosine pairs, got dim={dim}.")
-    positions = ops.cast(ops.arange(start, start + length), "float32")[:, None]
+    positions = ops.cast(ops.arange(length) + start, "float32")[:, None]
     frequencies = ops.power(10000.0, -ops.arange(0, dim, 2, dtype="float32") / dim)
     angles = positions * frequencies[None, :]
     # Interleave: column 2i holds sin, column 2i + 1 holds cos.
@@ -40,7 +40,7 @@ def sinusoidal_position_encoding(length, dim, start=0):
     return ops.reshape(table, (length, dim))
 
 
-def validate_token_ids(token_ids, vocab_size, max_length, start_index=0):
+def validate_token_ids(token_ids, vocab_size, max_length, start_index=0, check_values=True):
     """Raise `ValueError` unless `token_ids` is a valid `(batch, length)` batch.
 
     Shape and dtype are checked always; the values (``0 <= id < vocab_size``)
@@ -65,7 +65,7 @@ def validate_token_ids(token_ids, vocab_size, max_length, start_index=0):
             f"`max_length`={max_length}. Crop the input or build the model "
             "with a larger `max_length`."
         )
-    values = _concrete_values(token_ids)
+    values = _concrete_values(token_ids) if check_values else None
     if values is not None and values.size and (values.min() < 0 or values.max() >= vocab_size):
         raise ValueError(
             f"`token_ids` must be in [0, {vocab_size}) for `vocab_size`={vocab_size}, "
@@ -147,9 +147,13 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.position_embedding is not None:
             self.position_embedding.build((None,))
 
-    def call(self, token_ids, start_index=0):
-        """Embed `token_ids`; the first token sits at position `start_index`."""
-        validate_token_ids(token_ids, self.vocab_size, self.max_length, start_index)
+    def call(self, token_ids, start_index=0, training=None):
+        """Embed `token_ids`; the first token sits at position `start_index`.
+
+        The values of the ids are checked outside training only: a training
+        step should not wait for a device-to-host copy of its batch.
+        """
+        validate_token_ids(token_ids, self.vocab_size, self.max_length, start_index, check_values=not training)
         length = ops.shape(token_ids)[1]
         if self.position_embedding is not None:
             positions = self.position_embedding(ops.arange(length) + start_index)

@@ -20,7 +20,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_tx.embedding import TokenAndPositionEmbedding
+from keras_tx.embedding import TokenAndPositionEmbedding, validate_token_ids
+from keras_tx.kv_cache import CachedDecoder
 from keras_tx.sampling import sample_next_token, validate_sampling
 from keras_tx.transformer_block import TransformerBlock, run_blocks
 
@@ -187,31 +188,39 @@ class GPT(keras.Model):
                 f"The prompt ({prompt_ids.shape[1]} tokens) plus `max_new_tokens`={max_new_tokens} "
                 f"exceeds `max_length`={self.max_length}."
             )
+        validate_token_ids(prompt_ids, self.vocab_size, self.max_length)
         if not self.built:
             self.build(prompt_ids.shape)
         sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=keras.random.SeedGenerator(seed))
-        tokens = ops.convert_to_tensor(prompt_ids, "int32")
-        unseen = tokens  # the tokens not yet in the cache
-        caches = self._empty_caches(prompt_ids.shape[0]) if use_cache else None
+        tokens = prompt_ids.astype("int32")
+        unseen = tokens  # the tokens the cache has not seen yet
+        decoder = self._cached_decoder(len(tokens)) if use_cache else None
         for _ in range(max_new_tokens):
             if use_cache:
-                cache_index = ops.shape(tokens)[1] - ops.shape(unseen)[1]
-                logits, caches = self._decode(unseen, caches, cache_index)
+                logits = decoder.step(unseen, cache_index=tokens.shape[1] - unseen.shape[1])
             else:
                 logits = self(tokens)[:, -1]
-            unseen = sample_next_token(logits, **sampling)[:, None]
-            tokens = ops.concatenate([tokens, unseen], axis=1)
-        return ops.convert_to_numpy(tokens).astype("int32")
+            unseen = ops.convert_to_numpy(sample_next_token(logits, **sampling))[:, None]
+            tokens = np.concatenate([tokens, unseen], axis=1)
+        return tokens
 
-    def _empty_caches(self, batch_size):
-        """One zero key/value cache `(B, 2, max_length, heads, head_dim)` per block."""
-        head_dim = self.embed_dim // self.num_heads
-        shape = (batch_size, 2, self.max_length, self.num_heads, head_dim)
-        return [ops.zeros(shape, dtype=self.compute_dtype) for _ in self.blocks]
+    def _cached_decoder(self, batch_size):
+        """The compiled decoding step for this batch size, made once and reused."""
+        # Kept out of Keras' layer tracking: the decoder wraps this model, it is not part of it.
+        decoders = self.__dict__.setdefault("_decoders_by_batch_size", {})
+        if batch_size not in decoders:
+            decoders[batch_size] = CachedDecoder(self, batch_size)
+        return decoders[batch_size]
 
-    def _decode(self, token_ids, caches, cache_index):
-        """Next-token logits after `token_ids`, which sit at positions from
-        `cache_index` on; returns them with the updated caches."""
+    def decode(self, token_ids, caches, cache_index):
+        """One step of cached decoding: `(logits, caches)`.
+
+        `token_ids` `(B, T)` sit at positions `cache_index .. cache_index + T - 1`;
+        `caches` holds one `(B, 2, max_length, num_heads, head_dim)` tensor of
+        keys and values per block. Returns the logits `(B, vocab_size)` that
+        predict the token after `token_ids`, and the caches with their keys and
+        values written in. `CachedDecoder` runs this compiled.
+        """
         x = self.embedding(token_ids, start_index=cache_index)
         new_caches = []
         for block, cache in zip(self.blocks, caches):

@@ -10,6 +10,7 @@ CORE_MODULES = [
     "keras_tx.classifier",
     "keras_tx.embedding",
     "keras_tx.gpt",
+    "keras_tx.kv_cache",
     "keras_tx.masking",
     "keras_tx.sampling",
     "keras_tx.self_attention",

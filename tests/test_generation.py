@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_tx import GPT, TokenAndPositionEmbedding, sample_next_token, top_k_filter, top_p_filter
+from keras_tx import GPT, sample_next_token, top_k_filter, top_p_filter
+from keras_tx.kv_cache import CachedDecoder
 
 
 @pytest.fixture
@@ -25,29 +26,26 @@ def test_cached_greedy_generation_equals_recomputation(model, prompt):
 
 
 def test_cached_logits_equal_the_full_forward_pass(model, prompt):
-    """The cache gives the same next-token logits as a pass over the whole sequence."""
+    """Each compiled cached step gives the logits of a pass over the whole sequence."""
     sequence = model.generate(prompt, max_new_tokens=6, temperature=0)
     full = ops.convert_to_numpy(model(sequence))
-    caches = model._empty_caches(2)
-    logits, caches = model._decode(ops.convert_to_tensor(sequence[:, :5]), caches, 0)
-    np.testing.assert_allclose(ops.convert_to_numpy(logits), full[:, 4], rtol=1e-4, atol=1e-4)
+    decoder = CachedDecoder(model, batch_size=2)
+    np.testing.assert_allclose(decoder.step(sequence[:, :5], cache_index=0), full[:, 4], rtol=1e-4, atol=1e-4)
     for position in range(5, 11):
-        logits, caches = model._decode(ops.convert_to_tensor(sequence[:, position : position + 1]), caches, position)
-        np.testing.assert_allclose(ops.convert_to_numpy(logits), full[:, position], rtol=1e-4, atol=1e-4)
+        logits = decoder.step(sequence[:, position : position + 1], cache_index=position)
+        np.testing.assert_allclose(logits, full[:, position], rtol=1e-4, atol=1e-4)
 
 
 def test_cache_feeds_each_token_through_the_model_once(model, prompt, monkeypatch):
-    """O(N): with the cache the model embeds prompt + new tokens once; without it, the whole prefix each step."""
-    lengths = []
-    original = TokenAndPositionEmbedding.call
-    monkeypatch.setattr(
-        TokenAndPositionEmbedding, "call", lambda self, ids, **kw: lengths.append(ids.shape[1]) or original(self, ids, **kw)
-    )
+    """O(N): with the cache, the prompt and then one token per step; without it, the whole prefix each step."""
+    cached_lengths, full_lengths = [], []
+    step, call = CachedDecoder.step, GPT.call
+    monkeypatch.setattr(CachedDecoder, "step", lambda self, ids, **kw: cached_lengths.append(ids.shape[1]) or step(self, ids, **kw))
+    monkeypatch.setattr(GPT, "call", lambda self, ids, **kw: full_lengths.append(ids.shape[1]) or call(self, ids, **kw))
     model.generate(prompt, max_new_tokens=8, temperature=0)
-    assert lengths == [5] + [1] * 7
-    lengths.clear()
+    assert cached_lengths == [5] + [1] * 7
     model.generate(prompt, max_new_tokens=8, temperature=0, use_cache=False)
-    assert lengths == list(range(5, 13))
+    assert full_lengths[-8:] == list(range(5, 13))
 
 
 def test_seed_makes_sampling_reproducible(model, prompt):

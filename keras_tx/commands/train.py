@@ -17,6 +17,7 @@ Writes into `--out` (default `runs/TASK`):
 Ctrl-C stops after the current step and still writes all of the above.
 """
 
+import argparse
 import datetime
 import pathlib
 
@@ -31,10 +32,15 @@ INTERRUPTED = 130  # the exit status of a program stopped by Ctrl-C
 
 
 def add_arguments(parser):
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "defaults:\n" + "\n".join(
+        f"  {task.name}: " + ", ".join(f"{name}={value}" for name, value in task.defaults.items())
+        for task in TASKS.values()
+    )
     parser.add_argument("task", choices=TASKS, help="; ".join(f"{t.name}: {t.description}" for t in TASKS.values()))
     add_backend_argument(parser)
     parser.add_argument("--out", type=pathlib.Path, help="output directory (default: runs/TASK)")
-    flags = parser.add_argument_group("settings (defaults depend on the task; see metrics.json of a run)")
+    flags = parser.add_argument_group("settings (defaults depend on the task: see below)")
     flags.add_argument("--epochs", type=positive_int)
     flags.add_argument("--steps", type=positive_int, help="training steps in all, spread over the epochs")
     flags.add_argument("--batch-size", type=positive_int)
