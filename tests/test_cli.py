@@ -7,6 +7,7 @@ import signal
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from keras_tx.cli import main
@@ -181,3 +182,24 @@ def test_backend_flag_restarts_the_command_under_that_backend(monkeypatch):
         main(argv)
     assert restarts == [(sys.executable, [sys.executable, "-m", "keras_tx", *argv])]
     assert os.environ["KERAS_BACKEND"] == other
+
+
+def test_train_imdb_classifier_on_stand_in_reviews(tmp_path, monkeypatch):
+    """The IMDB pipeline end to end, on reviews whose label is their first word."""
+    rng = np.random.default_rng(0)
+
+    def reviews(count):
+        labels = rng.integers(0, 2, count)
+        words = [[1, 10 + label, *rng.integers(20, 50, rng.integers(3, 14))] for label in labels]
+        return words, labels
+
+    monkeypatch.setattr(keras.datasets.imdb, "load_data", lambda num_words: (reviews(256), reviews(64)))
+    out = tmp_path / "run"
+    status = main([
+        "train", "imdb", "--vocab-size", "50", "--sequence-length", "16", "--embed-dim", "16",
+        "--epochs", "3", "--batch-size", "16", "--learning-rate", "0.01", "--out", str(out),
+    ])
+    assert status == 0
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    assert results["val_accuracy"] >= 0.9
+    assert not (out / "tokenizer.json").exists() and (out / "attention.png").is_file()
