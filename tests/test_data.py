@@ -111,6 +111,31 @@ def test_windows_with_batches_per_epoch_continue_the_stream_across_epochs():
     assert _window_starts(windows, 3) == [start + 15 * 8 for start in first]
 
 
+def test_shifted_windows_move_the_grid_every_pass_and_never_overlap_within_one():
+    length = 9  # windows of 10 tokens
+    windows = TextWindows(np.arange(1000), length, 4, batches_per_epoch=96, shuffle=True, shift_grid=True, seed=0)
+    assert windows.num_windows == 99 and windows.batches_per_pass == 24  # room for an offset of 9
+    four_passes, offsets = _window_starts(windows, 96), set()
+    for pass_index in range(4):
+        starts = sorted(four_passes[pass_index * 96 : (pass_index + 1) * 96])
+        # 96 of the 99 windows of one grid: no two overlap.
+        gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+        assert all(gap > length and gap % (length + 1) == 0 for gap in gaps)
+        assert 0 <= starts[0] and starts[-1] + length + 1 <= 1000
+        offsets.add(starts[0] % (length + 1))
+    assert len(offsets) > 1  # a new grid, not the same one every pass
+
+
+def test_shifted_windows_are_seeded():
+    def starts(seed):
+        windows = TextWindows(np.arange(1000), 9, 4, batches_per_epoch=96, shift_grid=True, seed=seed)
+        return [windows.window_starts(step)[0] % 10 for step in range(0, 24 * 8, 24)]  # one per pass
+
+    assert starts(1) == starts(1) != starts(2)
+    unshifted = TextWindows(np.arange(1000), 9, 4, batches_per_epoch=96, seed=1)
+    assert {unshifted.window_starts(step)[0] % 10 for step in range(0, 24 * 8, 24)} == {0}
+
+
 def test_windows_need_enough_text_for_one_batch():
     with pytest.raises(ValueError, match="do not make one batch"):
         TextWindows(np.arange(20), sequence_length=9, batch_size=4)

@@ -12,6 +12,7 @@ import pytest
 from keras_tx import GPT
 from keras_tx.data.tokenizers import CharTokenizer
 from keras_tx.training import callbacks, plots
+from keras_tx.training.tasks import TASKS
 from keras_tx.training.text_generation import continue_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -90,6 +91,27 @@ def test_continue_text_rejects_an_empty_prompt_and_unknown_characters():
         continue_text(model, tokenizer, "", num_tokens=3)
     with pytest.raises(ValueError, match="Character 'x' is not in the tokenizer's vocabulary"):
         continue_text(model, tokenizer, "ax", num_tokens=3)
+
+
+@pytest.mark.parametrize("name, shifted", [("shakespeare-char", True), ("shakespeare-words", False)])
+def test_language_model_training_windows(name, shifted, monkeypatch):
+    """Characters: a new grid of windows every pass. Words: always the same
+    grid. Validation: the whole validation text, in order, every epoch."""
+    task = TASKS[name]
+    text = "".join(f"word{i % 97} " for i in range(2000))
+    monkeypatch.setattr(task, "texts", lambda config: (text, text[:1000], "test"))
+    config = {**task.defaults, "steps": 40, "epochs": 2, "sequence_length": 8, "batch_size": 4}
+    data = task.data(config)
+    train, window = data.fit_arguments["x"], 8 + 1
+    passes = range(0, 20 * train.batches_per_pass, train.batches_per_pass)
+    grids = {train.window_starts(step)[0] % window for step in passes}  # the grid of 20 passes
+    assert len(grids) > 1 if shifted else grids == {0}
+    validation = data.fit_arguments["validation_data"]
+    starts = np.concatenate([validation.window_starts(i) for i in range(len(validation))])
+    assert starts.tolist() == list(range(0, len(starts) * window, window))
+    first_batch = validation[0][0]
+    validation.on_epoch_end()
+    np.testing.assert_array_equal(validation[0][0], first_batch)
 
 
 def test_plots_write_png_files(tmp_path):

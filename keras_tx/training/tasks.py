@@ -136,6 +136,11 @@ class LanguageModel(Task):
 
     language_model = True
     prompt = "ROMEO:\n"
+    shift_grid = False
+    """Move the grid of training windows by a random offset every pass; see
+    `TextWindows`. Training windows are disjoint within a pass and reshuffled
+    every pass either way; validation is the whole validation text, cut into
+    disjoint windows, in order."""
 
     def texts(self, config):
         """`(train_text, validation_text, source)`."""
@@ -150,7 +155,8 @@ class LanguageModel(Task):
         length, batch_size = config["sequence_length"], config["batch_size"]
         train = TextWindows(
             tokenizer.encode(train_text), length, batch_size,
-            batches_per_epoch=steps_per_epoch(config), shuffle=True, seed=config["seed"],
+            batches_per_epoch=steps_per_epoch(config), shuffle=True,
+            shift_grid=self.shift_grid, seed=config["seed"],
         )
         validation = TextWindows(tokenizer.encode(validation_text), length, batch_size)
         return TaskData(
@@ -177,7 +183,9 @@ class LanguageModel(Task):
 class ShakespeareChars(LanguageModel):
     name = "shakespeare-char"
     description = "character-level language model on Tiny Shakespeare"
-    # nanoGPT's CPU recipe for Tiny Shakespeare.
+    # nanoGPT's CPU recipe for Tiny Shakespeare. A new grid of windows every
+    # pass, so that a character is not always at the same position.
+    shift_grid = True
     defaults = dict(
         sequence_length=64, embed_dim=128, num_heads=4, num_layers=4, ff_dim=None,
         dropout=0.0, batch_size=12, epochs=8, steps=2000, learning_rate=1e-3,
