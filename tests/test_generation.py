@@ -119,3 +119,13 @@ def test_top_p_keeps_the_smallest_set_reaching_p(top_p, kept):
     )
     weights = ops.convert_to_numpy(ops.softmax(top_p_filter(np.log(PROBABILITIES[None]), top_p)))[0]
     np.testing.assert_allclose(weights[kept], PROBABILITIES[kept] / PROBABILITIES[kept].sum(), rtol=1e-5)
+
+
+def test_cached_generation_follows_the_weights_after_more_training(model, prompt, rng):
+    model.generate(prompt, max_new_tokens=4, temperature=0)  # builds and compiles the cached step
+    data = rng.integers(0, 31, size=(32, 12)).astype("int32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data[:, :-1], data[:, 1:], epochs=2, verbose=0)
+    cached = model.generate(prompt, max_new_tokens=6, temperature=0)
+    recomputed = model.generate(prompt, max_new_tokens=6, temperature=0, use_cache=False)
+    np.testing.assert_array_equal(cached, recomputed)
