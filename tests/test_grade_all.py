@@ -347,3 +347,31 @@ def _assert_feedback_hides_hidden_tests(out, student):
                 assert test["message"] not in shown, (student, test["name"])
         else:
             assert test["name"] in shown, (student, test["name"])
+
+
+# The model exercise, graded on its own: each classic mistake of the last exercise.
+MODEL_CLASS = {
+    "correct": {},
+    "missing_residual": {"model.py": [
+        ("x = x + self.attention(self.norm1(x), attention_mask)", "x = self.attention(self.norm1(x), attention_mask)")]},
+    "no_final_layernorm": {"model.py": [("return self.lm_head(self.final_norm(x))", "return self.lm_head(x)")]},
+    "no_causal_mask": {"model.py": [("x = block(x, mask)", "x = block(x)")]},
+}
+
+
+def test_the_model_exercise_of_a_class_is_graded_with_every_mistake_caught(tmp_path):
+    submissions = tmp_path / "submissions"
+    for student, patches in MODEL_CLASS.items():
+        _make_student(submissions / student, patches, {})
+    out = tmp_path / "out"
+    status = cli.main([
+        "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
+        "--exercises", "model", "--timeout", "120", "--memory", "3",
+        "--release", str(release.build_release(tmp_path / "release")), "--out", str(out / "grades.csv"), "--no-progress",
+    ])
+    assert status == 0
+    rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}
+    assert rows["correct"]["status"] == "graded" and float(rows["correct"]["model"]) == float(rows["correct"]["max"]) > 0
+    for student in set(MODEL_CLASS) - {"correct"}:
+        assert rows[student]["status"] == "graded", student
+        assert float(rows[student]["model"]) < float(rows["correct"]["model"]), student
