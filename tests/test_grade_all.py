@@ -4,6 +4,7 @@ import ast
 import csv
 import json
 import pathlib
+import re
 import sys
 import time
 
@@ -15,6 +16,7 @@ from keras_tx.course import gradebook, release, stubs, summary
 from keras_tx.course.batch import GRADED, TIMEOUT, StudentGrade
 from keras_tx.course.sandbox import run_limited
 from keras_tx.course.screening import forbidden_imports
+from test_grader_variants import MISTAKES
 
 pytestmark = pytest.mark.course
 
@@ -215,20 +217,22 @@ if _reachable_solutions():
 '''
 
 GRADED_EXERCISES = ("positional_embedding", "masking", "attention")
-"""The exercises graded in this test (the model's checks train a GPT: slow, and not what is tested here)."""
+"""The exercises graded together in the whole-class test; the model exercise, whose checks train a GPT, is graded on its own below."""
+
+
+def _student_name(mistake):
+    """A folder name for the student who makes `mistake`: "no 1/sqrt(d) scaling" -> "no_1_sqrt_d_scaling"."""
+    return re.sub(r"[^a-z0-9]+", "_", mistake.lower()).strip("_")
+
 
 # Each synthetic student: ({file: [(solution text, replacement), ...]} or "stubs", extra files,
 # expectation). Expectations: "full" (every point), ("loses", exercise) (that exercise loses
 # points; every exercise that does not import it keeps all of them), "zero", or "timeout".
 CLASS = {
     "correct": ({}, {}, "full"),
-    "sine_cosine_swapped": ({"positional_embedding.py": [
-        ("ops.stack([ops.sin(angles), ops.cos(angles)]", "ops.stack([ops.cos(angles), ops.sin(angles)]")]},
-        {}, ("loses", "positional_embedding")),
-    "mask_hides_the_diagonal": ({"masking.py": [
-        ("key_positions <= query_positions", "key_positions < query_positions")]},
-        {}, ("loses", "masking")),
-    "attention_unscaled": ({"attention.py": [(" / ops.sqrt(depth)", "")]}, {}, ("loses", "attention")),
+    # One student for each classic mistake the grader's own tests know, in these exercises.
+    **{_student_name(mistake): ({file: patches}, {}, ("loses", file.removesuffix(".py")))
+       for mistake, (file, patches, _, _) in MISTAKES.items() if file.removesuffix(".py") in GRADED_EXERCISES},
     "split_heads_without_transpose": ({"attention.py": [
         ("    x = ops.reshape(x, (-1, length, num_heads, channels // num_heads))\n"
          "    return ops.transpose(x, (0, 2, 1, 3))",
@@ -349,13 +353,10 @@ def _assert_feedback_hides_hidden_tests(out, student):
             assert test["name"] in shown, (student, test["name"])
 
 
-# The model exercise, graded on its own: each classic mistake of the last exercise.
+# The model exercise, graded on its own: each of its classic mistakes.
 MODEL_CLASS = {
     "correct": {},
-    "missing_residual": {"model.py": [
-        ("x = x + self.attention(self.norm1(x), attention_mask)", "x = self.attention(self.norm1(x), attention_mask)")]},
-    "no_final_layernorm": {"model.py": [("return self.lm_head(self.final_norm(x))", "return self.lm_head(x)")]},
-    "no_causal_mask": {"model.py": [("x = block(x, mask)", "x = block(x)")]},
+    **{_student_name(mistake): {file: patches} for mistake, (file, patches, _, _) in MISTAKES.items() if file == "model.py"},
 }
 
 
