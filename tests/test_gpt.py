@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_tx import GPT, TokenAndPositionEmbedding
+from keras_tx import GPT
 
 
 def small_gpt(**kwargs):

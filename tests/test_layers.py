@@ -93,7 +93,7 @@ def test_self_attention_matches_an_independent_reference(inputs, causal):
     np.testing.assert_allclose(numpy(weights), expected_weights, rtol=1e-4, atol=1e-6)
 
 
-def test_fused_and_explicit_paths_agree(inputs, monkeypatch):
+def test_fused_and_explicit_paths_agree(inputs):
     keep = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
     for causal in (False, True):
         for mask in (None, keep):

@@ -1,6 +1,5 @@
 """Saved models restore identical outputs, on this backend and on the other two."""
 
-import os
 import subprocess
 import sys
 import textwrap
