@@ -3,9 +3,10 @@
 With the cache each new token costs one attention step over the cached keys
 and values; without it (`use_cache=False`) every step recomputes the whole
 prefix, so each token costs more than the one before. The benchmark times
-`generate` from a 64-token prompt to 256 new tokens on the nanoGPT "CPU"
-model (4 layers, 4 heads, 128 dims; context 320 so that prompt and
-continuation fit) on each backend, and derives:
+`generate` from a 64-token prompt to 256 new tokens on each backend, with the
+model of a training shape (`--shape`: nanoGPT's "CPU" model, 4 layers, 4
+heads, 128 dims, by default; or the large one, 6 layers, 6 heads, 384 dims),
+its context widened to 320 so that prompt and continuation fit, and derives:
 
 * tokens/s and mean latency per token of the whole call, prompt included;
 * the latency of tokens 2-33 and of the last 32 tokens, each as the
@@ -16,17 +17,28 @@ continuation fit) on each backend, and derives:
 Run it:
 
     python -m benchmarks generation --rounds 3 --out generation.json
+    python -m benchmarks generation --shape large --rounds 2 --out generation-large.json
 """
 
 import time
 
 import numpy as np
 
-from benchmarks import harness
+from benchmarks import harness, training
 
-MODEL = dict(vocab_size=65, max_length=320, embed_dim=128, num_heads=4, num_layers=4)
-QUICK_MODEL = dict(vocab_size=65, max_length=16, embed_dim=32, num_heads=2, num_layers=1)
-QUICK = {"prompt_length": 4, "new_tokens": 4, "window": 1, "rounds": 2}
+CONTEXT = 320
+QUICK = {"shape": "tiny", "prompt_length": 4, "new_tokens": 4, "window": 1, "rounds": 2}
+
+
+def model_of(shape):
+    """The GPT of a training shape, without its batch size, with a 320-token context.
+
+    >>> model_of("cpu")
+    {'vocab_size': 65, 'max_length': 320, 'embed_dim': 128, 'num_heads': 4, 'num_layers': 4}
+    """
+    model = {**training.SHAPES[shape], "max_length": CONTEXT}
+    del model["batch_size"]
+    return model
 
 
 MODES = {"cache": True, "recompute": False}
@@ -74,6 +86,8 @@ def derive(seconds, new_tokens, window):
 
 
 def add_arguments(parser):
+    parser.add_argument("--shape", default="cpu", choices=tuple(training.SHAPES),
+                        help="model shape, as in the training benchmark (default: cpu)")
     parser.add_argument("--prompt-length", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--window", type=int, default=32,
@@ -84,7 +98,7 @@ def main(args):
     if not 1 <= args.window <= (args.new_tokens - 1) // 2:
         raise ValueError(f"--window must be between 1 and (new_tokens - 1) / 2 = "
                          f"{(args.new_tokens - 1) // 2}, got {args.window}")
-    model = QUICK_MODEL if args.quick else MODEL
+    model = model_of(args.shape)
     if args.prompt_length + args.new_tokens > model["max_length"]:
         raise ValueError(f"--prompt-length + --new-tokens must be at most "
                          f"{model['max_length']}, got {args.prompt_length + args.new_tokens}")
@@ -120,7 +134,7 @@ def main(args):
     print(harness.format_table(
         ["cache speed-up (per round)", "median", "min", "max"],
         [[label, r["median"], r["min"], r["max"]] for label, r in speedups.items()]))
-    config = {"model": model, "prompt_length": args.prompt_length,
+    config = {"shape": args.shape, "model": model, "prompt_length": args.prompt_length,
               "new_tokens": args.new_tokens, "window": args.window, "rounds": args.rounds,
               "backends": args.backends, "threads": args.threads}
     results = {"workers": {w.label: w.info for w in workers}, "runs": runs, "derived": derived}

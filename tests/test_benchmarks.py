@@ -108,6 +108,7 @@ def test_generation_times_cached_and_recomputed_decoding(reports):
         assert set(samples[0][mode]) == {"1", "2", "3", "4"}
         assert len(report["samples"]["derived"][f"keras_tx[{BACKEND}] {mode}"]) == 2
     assert list(report["summary"]["cache_speedup"]) == [f"keras_tx[{BACKEND}]"]
+    assert report["config"]["model"]["max_length"] == 320  # 64 + 256 tokens fit in full runs
 
 
 def test_grader_latency_times_the_grader_command(reports):
