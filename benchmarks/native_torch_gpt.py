@@ -17,6 +17,7 @@ torch.Size([2, 64, 65])
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -89,3 +90,53 @@ class NativeTorchGPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.final_norm(x) @ self.token_embedding.weight.T
+
+
+def keras_layout(native):
+    """The weights of `native` as NumPy arrays shaped like keras_tx's: {name: array}.
+
+    (`nn.Linear` stores its weight as (out, in), Keras' `Dense` its kernel as (in, out).)
+    """
+    linear = {name for name, module in native.named_modules() if isinstance(module, nn.Linear)}
+    weights = {name: value.detach().cpu().numpy().copy() for name, value in native.state_dict().items()}
+    return {name: value.T if name.endswith(".weight") and name.rsplit(".", 1)[0] in linear else value
+            for name, value in weights.items()}
+
+
+def paired_variables(gpt):
+    """Each variable of the keras_tx `GPT` `gpt` with the name of its `NativeTorchGPT` twin."""
+    pairs = [(gpt.embedding.token_embedding.embeddings, "token_embedding.weight"),
+             (gpt.embedding.position_embedding.embeddings, "position_embedding.weight"),
+             (gpt.final_norm.gamma, "final_norm.weight"), (gpt.final_norm.beta, "final_norm.bias")]
+    for index, block in enumerate(gpt.blocks):
+        prefix = f"blocks.{index}."
+        for norm, name in ((block.norm1, "attention_norm"), (block.norm2, "feed_forward_norm")):
+            pairs += [(norm.gamma, f"{prefix}{name}.weight"), (norm.beta, f"{prefix}{name}.bias")]
+        attention = block.attention
+        for dense, name in ((attention.query_dense, "attention.query"),
+                            (attention.key_dense, "attention.key"),
+                            (attention.value_dense, "attention.value"),
+                            (attention.output_dense, "attention.output"),
+                            (block.ffn_in, "feed_forward.0"), (block.ffn_out, "feed_forward.2")):
+            pairs += [(dense.kernel, f"{prefix}{name}.weight"), (dense.bias, f"{prefix}{name}.bias")]
+    return pairs
+
+
+def copy_weights(native, gpt):
+    """Give the built keras_tx `GPT` `gpt` the weights of the `NativeTorchGPT` `native`.
+
+    The two then compute the same function and, trained on the same batches
+    with the same recipe, follow the same path (`tests/test_benchmarks.py`).
+
+    >>> from keras_tx import GPT
+    >>> dims = dict(vocab_size=11, max_length=8, embed_dim=16, num_heads=2, num_layers=1)
+    >>> native, gpt = NativeTorchGPT(**dims), GPT(**dims)
+    >>> token_ids = torch.arange(8)[None]
+    >>> _ = gpt(token_ids.numpy())
+    >>> copy_weights(native, gpt)
+    >>> bool(np.allclose(native(token_ids).detach().numpy(), gpt(token_ids.numpy()), atol=1e-5))
+    True
+    """
+    weights = keras_layout(native)
+    for variable, name in paired_variables(gpt):
+        variable.assign(weights[name])

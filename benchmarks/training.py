@@ -119,7 +119,8 @@ class Trainer:
         self.model.compile(
             optimizer=keras.optimizers.AdamW(
                 learning_rate=keras_learning_rate(total_steps),
-                weight_decay=0.1, beta_2=0.99, global_clipnorm=1.0),
+                # epsilon: PyTorch's default (Keras' own is 1e-7).
+                weight_decay=0.1, beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
 
