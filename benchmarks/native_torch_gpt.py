@@ -128,13 +128,15 @@ def copy_weights(native, gpt):
     The two then compute the same function and, trained on the same batches
     with the same recipe, follow the same path (`tests/test_benchmarks.py`).
 
+    >>> from keras import ops
     >>> from keras_tx import GPT
     >>> dims = dict(vocab_size=11, max_length=8, embed_dim=16, num_heads=2, num_layers=1)
     >>> native, gpt = NativeTorchGPT(**dims), GPT(**dims)
-    >>> token_ids = torch.arange(8)[None]
-    >>> _ = gpt(token_ids.numpy())
+    >>> token_ids = np.arange(8)[None]
+    >>> _ = gpt(token_ids)
     >>> copy_weights(native, gpt)
-    >>> bool(np.allclose(native(token_ids).detach().numpy(), gpt(token_ids.numpy()), atol=1e-5))
+    >>> native_logits = native(torch.from_numpy(token_ids)).detach().numpy()
+    >>> bool(np.allclose(native_logits, ops.convert_to_numpy(gpt(token_ids)), atol=1e-5))
     True
     """
     weights = keras_layout(native)

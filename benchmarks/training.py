@@ -5,8 +5,9 @@ Three implementations of one GPT, identical in shape and parameter count:
 layers) and `native_torch` (`NativeTorchGPT`, eager PyTorch). The Keras models
 train the way users train them, `model.compile` with the backend's default
 `jit_compile` then `model.fit`; the PyTorch model with the usual hand-written
-loop. All use nanoGPT's recipe: AdamW (weight decay 0.1, betas 0.9/0.99),
-gradients clipped to norm 1, linear warm-up then cosine decay.
+loop. All use nanoGPT's recipe (`keras_tx.training.recipe`): AdamW (betas
+0.9/0.99, epsilon 1e-8, weight decay 0.1 on matrices and embeddings only),
+gradients clipped to a global norm of 1, linear warm-up then cosine decay.
 
 Each (implementation, backend) pair runs in its own process; one repetition is
 `--steps` optimizer steps on fixed random batches, after one repetition of
@@ -42,6 +43,7 @@ IMPLEMENTATIONS = ("keras_tx", "stock_keras", "native_torch")
 PEAK_LEARNING_RATE = 1e-3
 FINAL_LEARNING_RATE = 1e-4
 WARMUP_STEPS = 100
+WEIGHT_DECAY = 0.1
 
 
 def warmup_steps(total_steps):
@@ -52,7 +54,7 @@ def warmup_steps(total_steps):
 def learning_rate(step, total_steps):
     """nanoGPT's schedule: linear warm-up to 1e-3, cosine decay to 1e-4 at `total_steps`.
 
-    `keras_learning_rate` is the same schedule for Keras optimizers.
+    `keras_tx.training.recipe.nanogpt_schedule` is the same schedule for Keras.
 
     >>> learning_rate(50, 2000), learning_rate(100, 2000), learning_rate(2000, 2000)
     (0.0005, 0.001, 0.0001)
@@ -63,16 +65,6 @@ def learning_rate(step, total_steps):
     done = min(step - warmup, total_steps - warmup) / (total_steps - warmup)
     floor = FINAL_LEARNING_RATE / PEAK_LEARNING_RATE
     return PEAK_LEARNING_RATE * ((1 - floor) * 0.5 * (1 + math.cos(math.pi * done)) + floor)
-
-
-def keras_learning_rate(total_steps):
-    """`learning_rate` as a Keras schedule, for `keras.optimizers.AdamW`."""
-    import keras
-
-    warmup = warmup_steps(total_steps)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, total_steps - warmup, alpha=FINAL_LEARNING_RATE / PEAK_LEARNING_RATE,
-        warmup_target=PEAK_LEARNING_RATE, warmup_steps=warmup)
 
 
 def import_framework(implementation):
@@ -111,16 +103,15 @@ class Trainer:
     def _build_keras(self, dims, total_steps):
         import keras
 
+        from keras_tx.training.recipe import nanogpt_adamw
+
         if self.implementation == "keras_tx":
             from keras_tx import GPT as model_class
         else:
             from benchmarks.stock_keras_gpt import StockKerasGPT as model_class
         self.model = model_class(**dims)
         self.model.compile(
-            optimizer=keras.optimizers.AdamW(
-                learning_rate=keras_learning_rate(total_steps),
-                # epsilon: PyTorch's default (Keras' own is 1e-7).
-                weight_decay=0.1, beta_2=0.99, epsilon=1e-8, global_clipnorm=1.0),
+            optimizer=nanogpt_adamw(PEAK_LEARNING_RATE, total_steps, WARMUP_STEPS, WEIGHT_DECAY),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
 
@@ -130,8 +121,12 @@ class Trainer:
         from benchmarks.native_torch_gpt import NativeTorchGPT
 
         self.model = NativeTorchGPT(**dims)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=PEAK_LEARNING_RATE,
-                                           weight_decay=0.1, betas=(0.9, 0.99))
+        # nanoGPT's `configure_optimizers`: decay the matrices and embeddings only.
+        groups = [{"params": [p for p in self.model.parameters() if p.dim() >= 2]},
+                  {"params": [p for p in self.model.parameters() if p.dim() < 2],
+                   "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=PEAK_LEARNING_RATE,
+                                           weight_decay=WEIGHT_DECAY, betas=(0.9, 0.99))
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: learning_rate(step, total_steps) / PEAK_LEARNING_RATE)
 

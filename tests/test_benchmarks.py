@@ -7,6 +7,8 @@ numbers rest on: the contenders are the same model, every sample is kept, the
 report names the machine and the library versions.
 """
 
+import doctest
+import importlib
 import json
 import os
 import subprocess
@@ -22,6 +24,7 @@ from benchmarks.__main__ import main
 from benchmarks.native_torch_gpt import NativeTorchGPT, copy_weights, keras_layout, paired_variables
 from benchmarks.stock_keras_gpt import StockKerasGPT
 from keras_tx import GPT
+from keras_tx.training.recipe import nanogpt_schedule
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,7 +79,7 @@ def test_the_three_models_have_the_same_parameters_and_outputs():
 
 @pytest.mark.parametrize("total_steps", [2000, 7])
 def test_the_torch_schedule_equals_the_keras_one(total_steps):
-    schedule = training.keras_learning_rate(total_steps)
+    schedule = nanogpt_schedule(training.PEAK_LEARNING_RATE, total_steps, training.WARMUP_STEPS)
     for step in sorted({0, 1, total_steps // 4, total_steps // 2, total_steps - 1, total_steps}):
         assert float(schedule(step)) == pytest.approx(training.learning_rate(step, total_steps))
 
@@ -177,3 +180,10 @@ def test_keras_tx_trains_step_for_step_like_the_native_pytorch_gpt():
         native_update = end[name] - start[name]
         our_update = keras.ops.convert_to_numpy(variable) - start[name]
         assert np.abs(our_update - native_update).max() < 0.03 * np.abs(native_update).max(), name
+
+
+@pytest.mark.parametrize("name", ["accuracy", "generation", "harness", "native_torch_gpt", "training"])
+def test_docstring_examples(name):
+    module = importlib.import_module(f"benchmarks.{name}")
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -127,7 +127,7 @@ def test_plots_write_png_files(tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["training.tasks", "training.callbacks", "training.plots", "training.text_generation", "commands"],
+    ["training.tasks", "training.callbacks", "training.plots", "training.recipe", "training.text_generation", "commands"],
 )
 def test_docstring_examples(name):
     module = importlib.import_module(f"keras_tx.{name}")

@@ -25,7 +25,7 @@ import keras
 
 from keras_tx.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
 from keras_tx.data import tokenizers
-from keras_tx.training import callbacks, plots
+from keras_tx.training import callbacks, plots, recipe
 from keras_tx.training.tasks import TASKS, total_steps
 
 INTERRUPTED = 130  # the exit status of a program stopped by Ctrl-C
@@ -73,7 +73,9 @@ def run(args):
     data = task.data(config)
     model = task.build_model(config, data.tokenizer)
     model.compile(
-        optimizer=optimizer(config, total_steps(config, data)),
+        optimizer=recipe.nanogpt_adamw(
+            config["learning_rate"], total_steps(config, data), config["warmup_steps"], config["weight_decay"]
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=list(task.metrics),
     )
@@ -122,24 +124,6 @@ def configure(task, args):
     if config.get("dropout", 0) >= 1:
         raise ValueError(f"--dropout must be in [0, 1); received {config['dropout']}.")
     return config
-
-
-def optimizer(config, steps):
-    """AdamW as nanoGPT sets it up: linear warmup, cosine decay to 10%, and
-    weight decay on the matrices only (not on biases and LayerNorm scales)."""
-    warmup = min(config["warmup_steps"], steps // 2)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else config["learning_rate"],
-        decay_steps=max(1, steps - warmup),
-        alpha=0.1,
-        warmup_target=config["learning_rate"] if warmup else None,
-        warmup_steps=warmup,
-    )
-    adamw = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=config["weight_decay"], beta_2=0.99, clipnorm=1.0
-    )
-    adamw.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return adamw
 
 
 def print_results(results):
