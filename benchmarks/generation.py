@@ -2,7 +2,10 @@
 
 With the cache each new token costs one attention step over the cached keys
 and values; without it (`use_cache=False`) every step recomputes the whole
-prefix, so each token costs more than the one before. The benchmark times
+prefix, so each token costs more than the one before. Both run compiled where
+the backend compiles (`predict_on_batch`: XLA on JAX, a graph on TensorFlow;
+eager on PyTorch): the warm-up compiles the cached step once and the
+recomputation once per prefix length. The benchmark times
 `generate` from a 64-token prompt to 256 new tokens on each backend, with the
 model of a training shape (`--shape`: nanoGPT's "CPU" model, 4 layers, 4
 heads, 128 dims, by default; or the large one, 6 layers, 6 heads, 384 dims),

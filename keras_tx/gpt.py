@@ -171,7 +171,9 @@ class GPT(keras.Model):
                 probabilities add up to `top_p` (nucleus sampling).
             seed: an int makes sampling reproducible.
             use_cache: keep a key/value cache (one attention step per new
-                token); False recomputes the whole prefix at every step.
+                token); False recomputes the whole prefix at every step,
+                through `predict_on_batch` (compiled on JAX and TensorFlow,
+                once per prefix length).
 
         Returns:
             A NumPy int32 array `(B, T + max_new_tokens)`: prompts and continuations.
@@ -199,7 +201,7 @@ class GPT(keras.Model):
             if use_cache:
                 logits = decoder.step(unseen, cache_index=tokens.shape[1] - unseen.shape[1])
             else:
-                logits = self(tokens)[:, -1]
+                logits = self.predict_on_batch(tokens)[:, -1]
             unseen = ops.convert_to_numpy(sample_next_token(logits, **sampling))[:, None]
             tokens = np.concatenate([tokens, unseen], axis=1)
         return tokens
