@@ -42,6 +42,9 @@ class CachedDecoder(keras.Model):
             self.add_weight(shape=shape, initializer="zeros", trainable=False, dtype=gpt.compute_dtype, name=f"cache_{i}")
             for i in range(gpt.num_layers)
         ]
+        if not gpt.built:
+            gpt.build((batch_size, None))
+        self.built = True  # all the state there is: the caches above and the GPT's weights
 
     def call(self, inputs):
         logits, caches = self.gpt.decode(
