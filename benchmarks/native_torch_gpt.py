@@ -17,7 +17,6 @@ torch.Size([2, 64, 65])
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -128,6 +127,7 @@ def copy_weights(native, gpt):
     The two then compute the same function and, trained on the same batches
     with the same recipe, follow the same path (`tests/test_benchmarks.py`).
 
+    >>> import numpy as np
     >>> from keras import ops
     >>> from keras_tx import GPT
     >>> dims = dict(vocab_size=11, max_length=8, embed_dim=16, num_heads=2, num_layers=1)
