@@ -191,8 +191,6 @@ class GPT(keras.Model):
                 f"exceeds `max_length`={self.max_length}."
             )
         validate_token_ids(prompt_ids, self.vocab_size, self.max_length)
-        if not self.built:
-            self.build(prompt_ids.shape)
         sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=keras.random.SeedGenerator(seed))
         tokens = prompt_ids.astype("int32")
         unseen = tokens  # the tokens the cache has not seen yet
