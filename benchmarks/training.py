@@ -41,7 +41,7 @@ DEFAULT_STEPS = {"tiny": 2, "cpu": 30, "large": 5}
 IMPLEMENTATIONS = ("keras_tx", "stock_keras", "native_torch")
 
 PEAK_LEARNING_RATE = 1e-3
-FINAL_LEARNING_RATE = 1e-4
+FINAL_FRACTION = 0.1  # the cosine ends at a tenth of the peak
 WARMUP_STEPS = 100
 WEIGHT_DECAY = 0.1
 
@@ -51,8 +51,8 @@ def warmup_steps(total_steps):
     return min(WARMUP_STEPS, total_steps // 2)
 
 
-def learning_rate(step, total_steps):
-    """nanoGPT's schedule: linear warm-up to 1e-3, cosine decay to 1e-4 at `total_steps`.
+def learning_rate(step, total_steps, peak=PEAK_LEARNING_RATE):
+    """nanoGPT's schedule: linear warm-up to `peak`, cosine decay to `peak / 10` at `total_steps`.
 
     `keras_tx.training.recipe.nanogpt_schedule` is the same schedule for Keras.
 
@@ -61,10 +61,9 @@ def learning_rate(step, total_steps):
     """
     warmup = warmup_steps(total_steps)
     if step < warmup:
-        return PEAK_LEARNING_RATE * step / warmup
+        return peak * step / warmup
     done = min(step - warmup, total_steps - warmup) / (total_steps - warmup)
-    floor = FINAL_LEARNING_RATE / PEAK_LEARNING_RATE
-    return PEAK_LEARNING_RATE * ((1 - floor) * 0.5 * (1 + math.cos(math.pi * done)) + floor)
+    return peak * ((1 - FINAL_FRACTION) * 0.5 * (1 + math.cos(math.pi * done)) + FINAL_FRACTION)
 
 
 def import_framework(implementation):
@@ -80,6 +79,7 @@ class Trainer:
         dims: the model's keyword arguments (vocab_size, max_length, ...).
         batch_size: sequences per optimizer step.
         total_steps: length of the learning-rate schedule.
+        peak_learning_rate: the schedule's peak (nanoGPT's 1e-3 by default).
 
     Example:
 
@@ -91,16 +91,17 @@ class Trainer:
     True
     """
 
-    def __init__(self, implementation, dims, batch_size, total_steps):
+    def __init__(self, implementation, dims, batch_size, total_steps,
+                 peak_learning_rate=PEAK_LEARNING_RATE):
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"implementation={implementation!r}; "
                              f"choose from {', '.join(IMPLEMENTATIONS)}")
         self.implementation = implementation
         self.batch_size = batch_size
         build = self._build_torch if implementation == "native_torch" else self._build_keras
-        build(dims, total_steps)
+        build(dims, total_steps, peak_learning_rate)
 
-    def _build_keras(self, dims, total_steps):
+    def _build_keras(self, dims, total_steps, peak_learning_rate):
         import keras
 
         from keras_tx.training.recipe import nanogpt_adamw
@@ -111,11 +112,11 @@ class Trainer:
             from benchmarks.stock_keras_gpt import StockKerasGPT as model_class
         self.model = model_class(**dims)
         self.model.compile(
-            optimizer=nanogpt_adamw(PEAK_LEARNING_RATE, total_steps, WARMUP_STEPS, WEIGHT_DECAY),
+            optimizer=nanogpt_adamw(peak_learning_rate, total_steps, WARMUP_STEPS, WEIGHT_DECAY),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
 
-    def _build_torch(self, dims, total_steps):
+    def _build_torch(self, dims, total_steps, peak_learning_rate):
         import torch
 
         from benchmarks.native_torch_gpt import NativeTorchGPT
@@ -125,10 +126,10 @@ class Trainer:
         groups = [{"params": [p for p in self.model.parameters() if p.dim() >= 2]},
                   {"params": [p for p in self.model.parameters() if p.dim() < 2],
                    "weight_decay": 0.0}]
-        self.optimizer = torch.optim.AdamW(groups, lr=PEAK_LEARNING_RATE,
+        self.optimizer = torch.optim.AdamW(groups, lr=peak_learning_rate,
                                            weight_decay=WEIGHT_DECAY, betas=(0.9, 0.99))
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: learning_rate(step, total_steps) / PEAK_LEARNING_RATE)
+            self.optimizer, lambda step: learning_rate(step, total_steps, peak=1.0))
 
     @property
     def parameter_count(self):

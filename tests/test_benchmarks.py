@@ -75,11 +75,12 @@ def test_the_three_models_have_the_same_parameters_and_outputs():
     assert tuple(native_logits.shape) == (2, *expected_shape[1:])
 
 
+@pytest.mark.parametrize("peak", [1e-3, 3e-3])
 @pytest.mark.parametrize("total_steps", [2000, 7])
-def test_the_torch_schedule_equals_the_keras_one(total_steps):
-    schedule = nanogpt_schedule(training.PEAK_LEARNING_RATE, total_steps, training.WARMUP_STEPS)
+def test_the_torch_schedule_equals_the_keras_one(total_steps, peak):
+    schedule = nanogpt_schedule(peak, total_steps, training.WARMUP_STEPS)
     for step in sorted({0, 1, total_steps // 4, total_steps // 2, total_steps - 1, total_steps}):
-        assert float(schedule(step)) == pytest.approx(training.learning_rate(step, total_steps))
+        assert float(schedule(step)) == pytest.approx(training.learning_rate(step, total_steps, peak))
 
 
 def test_training_compares_all_three_in_interleaved_rounds(reports):

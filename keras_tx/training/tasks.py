@@ -183,12 +183,14 @@ class LanguageModel(Task):
 class ShakespeareChars(LanguageModel):
     name = "shakespeare-char"
     description = "character-level language model on Tiny Shakespeare"
-    # nanoGPT's CPU recipe for Tiny Shakespeare. A new grid of windows every
-    # pass, so that a character is not always at the same position.
+    # nanoGPT's CPU configuration for Tiny Shakespeare, with a peak learning
+    # rate of 3e-3 instead of 1e-3: this small model, trained for 2,000 steps,
+    # gets further with larger steps (see docs/results.md). A new grid of
+    # windows every pass, so that a character is not always at the same position.
     shift_grid = True
     defaults = dict(
         sequence_length=64, embed_dim=128, num_heads=4, num_layers=4, ff_dim=None,
-        dropout=0.0, batch_size=12, epochs=8, steps=2000, learning_rate=1e-3,
+        dropout=0.0, batch_size=12, epochs=8, steps=2000, learning_rate=3e-3,
         warmup_steps=100, weight_decay=0.1, data=None, sample_tokens=200, seed=0,
     )
 
