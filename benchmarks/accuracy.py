@@ -42,7 +42,7 @@ def prepare_data(path, directory, steps, batch_size, length, eval_batches, seed=
 
     Returns the `.npz` path and the vocabulary size.
     """
-    from keras_tx.data import CharTokenizer, split_text, tiny_shakespeare
+    from keras_tx_tools.data import CharTokenizer, split_text, tiny_shakespeare
 
     text = tiny_shakespeare(path).text
     tokenizer = CharTokenizer.from_text(text)

@@ -5,7 +5,7 @@ Three implementations of one GPT, identical in shape and parameter count:
 layers) and `native_torch` (`NativeTorchGPT`, eager PyTorch). The Keras models
 train the way users train them, `model.compile` with the backend's default
 `jit_compile` then `model.fit`; the PyTorch model with the usual hand-written
-loop. All use nanoGPT's recipe (`keras_tx.training.recipe`): AdamW (betas
+loop. All use nanoGPT's recipe (`keras_tx_tools.training.recipe`): AdamW (betas
 0.9/0.99, epsilon 1e-8, weight decay 0.1 on matrices and embeddings only),
 gradients clipped to a global norm of 1, linear warm-up then cosine decay.
 
@@ -54,7 +54,7 @@ def warmup_steps(total_steps):
 def learning_rate(step, total_steps, peak=PEAK_LEARNING_RATE):
     """nanoGPT's schedule: linear warm-up to `peak`, cosine decay to `peak / 10` at `total_steps`.
 
-    `keras_tx.training.recipe.nanogpt_schedule` is the same schedule for Keras.
+    `keras_tx_tools.training.recipe.nanogpt_schedule` is the same schedule for Keras.
 
     >>> learning_rate(50, 2000), learning_rate(100, 2000), learning_rate(2000, 2000)
     (0.0005, 0.001, 0.0001)
@@ -104,7 +104,7 @@ class Trainer:
     def _build_keras(self, dims, total_steps, peak_learning_rate):
         import keras
 
-        from keras_tx.training.recipe import nanogpt_adamw
+        from keras_tx_tools.training.recipe import nanogpt_adamw
 
         if self.implementation == "keras_tx":
             from keras_tx import GPT as model_class

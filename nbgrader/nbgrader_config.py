@@ -6,7 +6,7 @@ c.CourseDirectory.course_id = "keras-tx"
 # The gradebook is the SQLite file gradebook.db in this folder (nbgrader's default).
 
 # Autograde the notebooks in exercise order: a notebook imports the ones before it.
-c.Autograde.pre_convert_hook = "keras_tx.course.nbgrader_course.in_exercise_order"
+c.Autograde.pre_convert_hook = "keras_tx_tools.course.nbgrader_course.in_exercise_order"
 # Each test cell runs the grader in a process of its own, limited to 600 s.
 c.Execute.timeout = 660
 

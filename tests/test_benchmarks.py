@@ -22,7 +22,7 @@ from benchmarks.__main__ import main
 from benchmarks.native_torch_gpt import NativeTorchGPT, copy_weights, keras_layout, paired_variables
 from benchmarks.stock_keras_gpt import StockKerasGPT
 from keras_tx import GPT
-from keras_tx.training.recipe import nanogpt_schedule
+from keras_tx_tools.training.recipe import nanogpt_schedule
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

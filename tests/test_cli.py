@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tx.cli import main
-from keras_tx.commands import BACKENDS
-from keras_tx.training import callbacks
+from keras_tx_tools.cli import main
+from keras_tx_tools.commands import BACKENDS
+from keras_tx_tools.training import callbacks
 
 # A small budget that still learns the reversal (about 200 steps suffice).
 REVERSE_FLAGS = ["--half-length", "6", "--steps", "250", "--epochs", "1", "--num-validation", "500"]
@@ -180,7 +180,7 @@ def test_backend_flag_restarts_the_command_under_that_backend(monkeypatch):
     argv = ["evaluate", "model.keras", "--backend", other]
     with pytest.raises(SystemExit):
         main(argv)
-    assert restarts == [(sys.executable, [sys.executable, "-m", "keras_tx", *argv])]
+    assert restarts == [(sys.executable, [sys.executable, "-m", "keras_tx_tools", *argv])]
     assert os.environ["KERAS_BACKEND"] == other
 
 

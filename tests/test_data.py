@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from keras_tx.data import complete_works, imdb, reversal, shakespeare
-from keras_tx.data.windows import TextWindows
+from keras_tx_tools.data import complete_works, imdb, reversal, shakespeare
+from keras_tx_tools.data.windows import TextWindows
 
 # --- reversal ---------------------------------------------------------------
 

@@ -15,9 +15,9 @@ MODULES = [
     "keras_tx.sampling",
     "keras_tx.self_attention",
     "keras_tx.transformer_block",
-    *(f"keras_tx.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
-    *(f"keras_tx.training.{name}" for name in ("tasks", "callbacks", "plots", "recipe", "text_generation")),
-    "keras_tx.commands",
+    *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
+    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "callbacks", "plots", "recipe", "text_generation")),
+    "keras_tx_tools.commands",
     *(f"benchmarks.{name}" for name in ("accuracy", "generation", "harness", "native_torch_gpt", "training")),
 ]
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from keras_tx.course.stubs import STUB, generate, main, strip_solutions
+from keras_tx_tools.course.stubs import STUB, generate, main, strip_solutions
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.course
 
 def test_committed_exercises_are_the_generated_stubs():
     for path, stub in generate(ROOT / "solutions", ROOT / "exercises").items():
-        assert path.read_text(encoding="utf-8") == stub, f"{path.name} is stale: run python -m keras_tx.course.stubs"
+        assert path.read_text(encoding="utf-8") == stub, f"{path.name} is stale: run python -m keras_tx_tools.course.stubs"
 
 
 def test_every_exercise_body_is_a_stub_and_nothing_else_changes():

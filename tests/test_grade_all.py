@@ -11,11 +11,11 @@ import time
 import keras
 import pytest
 
-from keras_tx import cli
-from keras_tx.course import gradebook, release, stubs, summary
-from keras_tx.course.batch import GRADED, TIMEOUT, StudentGrade
-from keras_tx.course.sandbox import run_limited
-from keras_tx.course.screening import forbidden_imports
+from keras_tx_tools import cli
+from keras_tx_tools.course import gradebook, release, stubs, summary
+from keras_tx_tools.course.batch import GRADED, TIMEOUT, StudentGrade
+from keras_tx_tools.course.sandbox import run_limited
+from keras_tx_tools.course.screening import forbidden_imports
 from test_grader_variants import MISTAKES
 
 pytestmark = pytest.mark.course

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from keras_tx.course import batch, nbgrader_course, notebooks, release
+from keras_tx_tools.course import batch, nbgrader_course, notebooks, release
 
 pytestmark = pytest.mark.course
 

@@ -10,8 +10,8 @@ import sys
 import keras
 import pytest
 
-from keras_tx import cli
-from keras_tx.course import release
+from keras_tx_tools import cli
+from keras_tx_tools.course import release
 
 pytestmark = pytest.mark.course
 

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tx.data import tokenizers
-from keras_tx.data.tokenizers import CharTokenizer, WordTokenizer, split_words
+from keras_tx_tools.data import tokenizers
+from keras_tx_tools.data.tokenizers import CharTokenizer, WordTokenizer, split_words
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from keras_tx import GPT
-from keras_tx.data.tokenizers import CharTokenizer
-from keras_tx.training import callbacks, plots
-from keras_tx.training.tasks import TASKS
-from keras_tx.training.text_generation import continue_text
+from keras_tx_tools.data.tokenizers import CharTokenizer
+from keras_tx_tools.training import callbacks, plots
+from keras_tx_tools.training.tasks import TASKS
+from keras_tx_tools.training.text_generation import continue_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TOKENIZER = CharTokenizer.from_text("abcde")

@@ -1,7 +1,8 @@
 """Build the student release: everything a student needs, and no solution code.
 
-The bundle holds the library (``keras_tx/``, without the instructor's
-``keras_tx/course`` tooling), the exercise stubs
+The bundle holds the library (``keras_tx/``), the data and training tools
+(``keras_tx_tools/``, without the instructor's ``keras_tx_tools/course``
+tooling), the exercise stubs
 (``exercises/``, regenerated here from ``solutions/`` so they cannot be
 stale), the lessons (they live in the exercises' docstrings, plus ``docs/``),
 the grader with the reference outputs recorded from the solutions
@@ -19,12 +20,12 @@ import pathlib
 import re
 import shutil
 
-from keras_tx.course import stubs
+from keras_tx_tools.course import stubs
 
-COPIED = ("keras_tx", "grader", "datasets", "docs", "README.md", "pyproject.toml", "LICENSE")
+COPIED = ("keras_tx", "keras_tx_tools", "grader", "datasets", "docs", "README.md", "pyproject.toml", "LICENSE")
 """Parts of the repository copied into the release as they are (those that exist)."""
 
-INSTRUCTOR_ONLY = ("keras_tx/course",)
+INSTRUCTOR_ONLY = ("keras_tx_tools/course",)
 """Left out of the copies: the tooling that makes stubs, releases and grades."""
 
 _BUILD_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")

@@ -13,10 +13,10 @@ import pathlib
 
 import keras
 
-from keras_tx.commands import add_backend_argument
-from keras_tx.commands.train import print_results
-from keras_tx.data import tokenizers
-from keras_tx.training.tasks import TASKS
+from keras_tx_tools.commands import add_backend_argument
+from keras_tx_tools.commands.train import print_results
+from keras_tx_tools.data import tokenizers
+from keras_tx_tools.training.tasks import TASKS
 
 
 def add_arguments(parser):

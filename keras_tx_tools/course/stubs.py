@@ -7,8 +7,8 @@ lesson, signatures, docstrings) is kept as it is.
 
 Command line, from the repository root::
 
-    python -m keras_tx.course.stubs            # rewrite exercises/ from solutions/
-    python -m keras_tx.course.stubs --check    # exit 1 if exercises/ is out of date
+    python -m keras_tx_tools.course.stubs            # rewrite exercises/ from solutions/
+    python -m keras_tx_tools.course.stubs --check    # exit 1 if exercises/ is out of date
 
 Example:
 
@@ -67,7 +67,7 @@ def generate(solutions, exercises):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m keras_tx.course.stubs", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m keras_tx_tools.course.stubs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--solutions", default="solutions", help="folder of the marked solutions (default: solutions)")
     parser.add_argument("--exercises", default="exercises", help="folder of the stubs to write (default: exercises)")
     parser.add_argument("--check", action="store_true", help="only check that the stubs are up to date")
@@ -79,7 +79,7 @@ def main(argv=None):
     stale = [path for path, text in stubs.items() if not path.is_file() or path.read_text(encoding="utf-8") != text]
     if args.check:
         for path in stale:
-            print(f"{path} is out of date: run python -m keras_tx.course.stubs", file=sys.stderr)
+            print(f"{path} is out of date: run python -m keras_tx_tools.course.stubs", file=sys.stderr)
         return 1 if stale else 0
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)

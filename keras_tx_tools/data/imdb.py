@@ -28,7 +28,7 @@ import os
 import keras
 import numpy as np
 
-from keras_tx.data.shakespeare import keras_cache_dir
+from keras_tx_tools.data.shakespeare import keras_cache_dir
 
 FILE_NAME = "imdb.npz"
 URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"

@@ -1,12 +1,12 @@
 """`keras-tx`: the command line, a small dispatcher over subcommand modules.
 
-Each entry of `COMMANDS` names a module of `keras_tx.commands` that follows
+Each entry of `COMMANDS` names a module of `keras_tx_tools.commands` that follows
 the protocol described there (`add_arguments(parser)`, `run(args) -> int`).
 Modules are imported only when their subcommand is used.
 
     keras-tx train reverse
     keras-tx generate runs/shakespeare-char/model.keras --prompt "ROMEO:"
-    python -m keras_tx --help
+    python -m keras_tx_tools --help
 """
 
 import argparse
@@ -15,11 +15,11 @@ import os
 import sys
 
 COMMANDS = {
-    "train": ("keras_tx.commands.train", "train a model on a task, with progress, plots and samples"),
-    "generate": ("keras_tx.commands.generate", "continue a prompt with a trained language model"),
-    "evaluate": ("keras_tx.commands.evaluate", "score a trained model on its validation data"),
-    "release": ("keras_tx.commands.release", "build the student release of the exercises"),
-    "grade-all": ("keras_tx.commands.grade_all", "grade every student submission"),
+    "train": ("keras_tx_tools.commands.train", "train a model on a task, with progress, plots and samples"),
+    "generate": ("keras_tx_tools.commands.generate", "continue a prompt with a trained language model"),
+    "evaluate": ("keras_tx_tools.commands.evaluate", "score a trained model on its validation data"),
+    "release": ("keras_tx_tools.commands.release", "build the student release of the exercises"),
+    "grade-all": ("keras_tx_tools.commands.grade_all", "grade every student submission"),
 }
 
 
@@ -60,5 +60,5 @@ def _switch_backend(backend, argv):
     if keras.backend.backend() != backend:
         os.environ["KERAS_BACKEND"] = backend
         sys.stdout.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "keras_tx", *argv])
+        os.execv(sys.executable, [sys.executable, "-m", "keras_tx_tools", *argv])
 

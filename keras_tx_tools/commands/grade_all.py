@@ -49,7 +49,7 @@ def add_arguments(parser):
 
 def run(args):
     """Grade the class, write the gradebook and feedback, print the summary; return the exit status."""
-    from keras_tx.course import batch, gradebook, release, summary
+    from keras_tx_tools.course import batch, gradebook, release, summary
 
     backend = args.backend or _configured_backend()
     with tempfile.TemporaryDirectory(prefix="keras-tx-release-") as scratch:

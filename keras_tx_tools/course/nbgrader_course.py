@@ -3,7 +3,7 @@
 :func:`write_course` turns ``solutions/`` into the nbgrader layout
 ``<course>/source/transformer/<exercise>.ipynb`` plus ``nbgrader_config.py``.
 Each notebook is its solution module cell by cell (see
-:mod:`keras_tx.course.notebooks`) followed by one graded test cell per test
+:mod:`keras_tx_tools.course.notebooks`) followed by one graded test cell per test
 of the grader, worth the same points. A hidden test's cell holds its call
 between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``, so the student
 version shows an empty cell worth those points, and the configuration also
@@ -34,7 +34,7 @@ import pathlib
 
 import nbformat
 
-from keras_tx.course import batch, gradebook, notebooks
+from keras_tx_tools.course import batch, gradebook, notebooks
 
 ASSIGNMENT = "transformer"
 """The nbgrader assignment that holds the four exercise notebooks."""
@@ -52,7 +52,7 @@ c.CourseDirectory.course_id = "keras-tx"
 # The gradebook is the SQLite file gradebook.db in this folder (nbgrader's default).
 
 # Autograde the notebooks in exercise order: a notebook imports the ones before it.
-c.Autograde.pre_convert_hook = "keras_tx.course.nbgrader_course.in_exercise_order"
+c.Autograde.pre_convert_hook = "keras_tx_tools.course.nbgrader_course.in_exercise_order"
 # Each test cell runs the grader in a process of its own, limited to {timeout} s.
 c.Execute.timeout = {cell_timeout}
 
@@ -124,7 +124,7 @@ def test_cells(exercise, tests):
         call = f"check({exercise!r}, {test['name']!r})"
         if gradebook.is_hidden(test):
             call = f"### BEGIN HIDDEN TESTS\n{call}\n### END HIDDEN TESTS"
-        cell = nbformat.v4.new_code_cell(f"from keras_tx.course.nbgrader_course import check\n\n{call}")
+        cell = nbformat.v4.new_code_cell(f"from keras_tx_tools.course.nbgrader_course import check\n\n{call}")
         cells.append(cell)
     for index, cell in enumerate(cells):
         cell.id = f"{exercise}-check-{index}"
@@ -182,7 +182,7 @@ def _grade_notebooks(folder, exercise):
     """
     import keras
 
-    from keras_tx.course.release import repository_root
+    from keras_tx_tools.course.release import repository_root
 
     code = {path.name: notebooks.notebook_to_module(path) for path in sorted(folder.glob("*.ipynb"))}
     key = (exercise, hashlib.sha256(json.dumps(code, sort_keys=True).encode()).hexdigest())

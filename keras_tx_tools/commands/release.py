@@ -20,7 +20,7 @@ def add_arguments(parser):
 
 def run(args):
     """Build what was asked for; return the exit status."""
-    from keras_tx.course import nbgrader_course, release
+    from keras_tx_tools.course import nbgrader_course, release
 
     if args.outdir is None and args.nbgrader is None:
         raise ValueError("give OUTDIR, --nbgrader COURSE_DIR, or both")

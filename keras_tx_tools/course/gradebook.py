@@ -17,7 +17,7 @@ import csv
 import json
 import pathlib
 
-from keras_tx.course.batch import GRADED
+from keras_tx_tools.course.batch import GRADED
 
 
 HIDDEN_MARK = "matches_reference"

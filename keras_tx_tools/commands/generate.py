@@ -11,9 +11,9 @@ import pathlib
 
 import keras
 
-from keras_tx.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
-from keras_tx.data import tokenizers
-from keras_tx.training.text_generation import continue_text
+from keras_tx_tools.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
+from keras_tx_tools.data import tokenizers
+from keras_tx_tools.training.text_generation import continue_text
 
 
 def add_arguments(parser):

@@ -23,10 +23,10 @@ import pathlib
 
 import keras
 
-from keras_tx.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
-from keras_tx.data import tokenizers
-from keras_tx.training import callbacks, plots, recipe
-from keras_tx.training.tasks import TASKS, total_steps
+from keras_tx_tools.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
+from keras_tx_tools.data import tokenizers
+from keras_tx_tools.training import callbacks, plots, recipe
+from keras_tx_tools.training.tasks import TASKS, total_steps
 
 INTERRUPTED = 130  # the exit status of a program stopped by Ctrl-C
 

@@ -1,6 +1,6 @@
 """The subcommands of `keras-tx`, one module each.
 
-Protocol: a subcommand module exposes two functions, and `keras_tx.cli`
+Protocol: a subcommand module exposes two functions, and `keras_tx_tools.cli`
 lists it in its table (imported only when that subcommand runs):
 
 - `add_arguments(parser)`: declares its flags on the `argparse` parser it
@@ -8,7 +8,7 @@ lists it in its table (imported only when that subcommand runs):
 - `run(args) -> int`: does the work and returns the exit status.
 
 A module that calls `add_backend_argument(parser)` gets `--backend B`: when B
-is not the backend Keras was imported with, `keras_tx.cli` restarts the same
+is not the backend Keras was imported with, `keras_tx_tools.cli` restarts the same
 command with `KERAS_BACKEND=B` before `run` is called. Errors that the user
 can fix (`ValueError`, `OSError`) raised by `run` are printed by the
 dispatcher as one line, without a traceback.

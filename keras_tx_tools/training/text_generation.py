@@ -7,7 +7,7 @@ never sees further back than `max_length` tokens, which is exactly what it
 was trained on.
 
 >>> from keras_tx import GPT
->>> from keras_tx.data import CharTokenizer
+>>> from keras_tx_tools.data import CharTokenizer
 >>> tokenizer = CharTokenizer.from_text("abcde")
 >>> model = GPT(tokenizer.vocab_size, max_length=8, embed_dim=8, num_heads=2, num_layers=1)
 >>> len(continue_text(model, tokenizer, "ab", num_tokens=20, seed=0))

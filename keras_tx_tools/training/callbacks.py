@@ -22,7 +22,7 @@ import time
 
 import keras
 
-from keras_tx.training.text_generation import continue_text
+from keras_tx_tools.training.text_generation import continue_text
 
 
 class TextSample(keras.callbacks.Callback):

@@ -24,11 +24,11 @@ import math
 import numpy as np
 
 from keras_tx.classifier import TransformerClassifier
-from keras_tx.data import complete_works, imdb, reversal, shakespeare
-from keras_tx.data.tokenizers import CharTokenizer, WordTokenizer
-from keras_tx.data.windows import TextWindows
+from keras_tx_tools.data import complete_works, imdb, reversal, shakespeare
+from keras_tx_tools.data.tokenizers import CharTokenizer, WordTokenizer
+from keras_tx_tools.data.windows import TextWindows
 from keras_tx.gpt import GPT
-from keras_tx.training.text_generation import continue_text
+from keras_tx_tools.training.text_generation import continue_text
 
 PLOT_TOKENS = 24
 """At most this many tokens in the attention picture, so labels stay readable."""

@@ -23,7 +23,7 @@ import warnings
 
 import keras
 
-from keras_tx.data import complete_works
+from keras_tx_tools.data import complete_works
 
 FILE_NAME = "tinyshakespeare.txt"
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"

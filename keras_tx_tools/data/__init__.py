@@ -8,12 +8,12 @@
 - `tokenizers`: characters or words <-> ids, saved beside the model.
 """
 
-from keras_tx.data.complete_works import play_texts, train_validation_texts
-from keras_tx.data.imdb import DatasetUnavailableError, imdb_reviews
-from keras_tx.data.reversal import half_accuracies, reversal_dataset, reversal_sequences
-from keras_tx.data.shakespeare import OfflineCorpusWarning, split_text, tiny_shakespeare
-from keras_tx.data.tokenizers import CharTokenizer, WordTokenizer, split_words
-from keras_tx.data.windows import TextWindows
+from keras_tx_tools.data.complete_works import play_texts, train_validation_texts
+from keras_tx_tools.data.imdb import DatasetUnavailableError, imdb_reviews
+from keras_tx_tools.data.reversal import half_accuracies, reversal_dataset, reversal_sequences
+from keras_tx_tools.data.shakespeare import OfflineCorpusWarning, split_text, tiny_shakespeare
+from keras_tx_tools.data.tokenizers import CharTokenizer, WordTokenizer, split_words
+from keras_tx_tools.data.windows import TextWindows
 
 __all__ = [
     "CharTokenizer",

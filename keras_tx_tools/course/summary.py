@@ -2,7 +2,7 @@
 
 Example:
 
->>> from keras_tx.course.batch import StudentGrade
+>>> from keras_tx_tools.course.batch import StudentGrade
 >>> grades = [
 ...     StudentGrade("ada", "graded", {"attention": {"points": 8, "max": 10, "tests": []}}),
 ...     StudentGrade("bob", "timeout"),
@@ -22,7 +22,7 @@ score      students
  90-100%   0
 """
 
-from keras_tx.course.batch import FAILED, GRADED, TIMEOUT
+from keras_tx_tools.course.batch import FAILED, GRADED, TIMEOUT
 
 BINS = 10
 """Score histogram bins, each covering a tenth of the maximum (the last includes 100%)."""

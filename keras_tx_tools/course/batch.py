@@ -3,7 +3,7 @@
 Each student's hand-in is graded by ``pytest grader`` in a fresh temporary
 directory that holds only what grading needs: a private copy of the
 solution-free grading bundle (``grader/``, ``keras_tx/``, ``exercises/``, as
-built by :mod:`keras_tx.course.release`) and the student's four exercise
+built by :mod:`keras_tx_tools.course.release`) and the student's four exercise
 files — nothing else from the hand-in. So a submitted ``conftest.py``,
 ``pytest.ini`` or ``sitecustomize.py`` is never even copied, let alone
 loaded; the solutions are not on disk near the student's process (the bundle
@@ -16,7 +16,7 @@ prints ``PASSED`` gains nothing. A process that runs past the wall-clock
 limit is killed with everything it started and marked ``timeout``; one that
 crashes or leaves no report is marked ``failed``; either way the batch goes
 on and only that student is affected. Memory is capped per process (see
-:mod:`keras_tx.course.sandbox`), so a memory hog fails its own test with a
+:mod:`keras_tx_tools.course.sandbox`), so a memory hog fails its own test with a
 ``MemoryError`` instead of starving its neighbours.
 
 A student directory holds the exercise files (``attention.py``, ...) or the
@@ -43,9 +43,9 @@ import shutil
 import sys
 import tempfile
 
-from keras_tx.course import notebooks
-from keras_tx.course.sandbox import run_limited
-from keras_tx.course.screening import forbidden_imports, imported_modules
+from keras_tx_tools.course import notebooks
+from keras_tx_tools.course.sandbox import run_limited
+from keras_tx_tools.course.screening import forbidden_imports, imported_modules
 
 GRADED, FAILED, TIMEOUT = "graded", "failed", "timeout"
 """The status of a graded submission: graded normally, no report, or out of time."""

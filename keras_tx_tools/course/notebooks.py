@@ -41,7 +41,7 @@ PACKAGE = "notebook_exercises"
 SETUP_SOURCE = (
     "# Setup (read-only): lets this notebook import the other exercise notebooks of its\n"
     "# folder like modules, so `from .masking import apply_mask` runs your masking.ipynb.\n"
-    "from keras_tx.course.notebooks import import_notebooks\n"
+    "from keras_tx_tools.course.notebooks import import_notebooks\n"
     "\n"
     "__package__ = import_notebooks()"
 )
