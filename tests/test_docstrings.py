@@ -18,6 +18,8 @@ MODULES = [
     *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
     *(f"keras_tx_tools.training.{name}" for name in ("tasks", "callbacks", "plots", "recipe", "text_generation")),
     "keras_tx_tools.commands",
+    "keras_tx_tools.gpt2.checkpoint",
+    "keras_tx_tools.gpt2.tokenizer",
     *(f"benchmarks.{name}" for name in ("accuracy", "generation", "harness", "native_torch_gpt", "training")),
 ]
 
