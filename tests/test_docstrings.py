@@ -12,6 +12,7 @@ MODULES = [
     "keras_tx.gpt",
     "keras_tx.kv_cache",
     "keras_tx.masking",
+    "keras_tx.parameters",
     "keras_tx.sampling",
     "keras_tx.self_attention",
     "keras_tx.transformer_block",
