@@ -18,6 +18,8 @@ COMMANDS = {
     "train": ("keras_tx_tools.commands.train", "train a model on a task, with progress, plots and samples"),
     "generate": ("keras_tx_tools.commands.generate", "continue a prompt with a trained language model"),
     "evaluate": ("keras_tx_tools.commands.evaluate", "score a trained model on its validation data"),
+    "attention": ("keras_tx_tools.commands.attention", "draw a language model's attention weights on a prompt"),
+    "params": ("keras_tx_tools.commands.params", "count a GPT configuration's parameters, weight by weight"),
     "release": ("keras_tx_tools.commands.release", "build the student release of the exercises"),
     "grade-all": ("keras_tx_tools.commands.grade_all", "grade every student submission"),
 }

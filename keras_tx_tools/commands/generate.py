@@ -1,23 +1,21 @@
-"""`keras-tx generate MODEL --prompt TEXT`: continue a prompt with a trained model.
+"""`keras-tx generate (MODEL | --checkpoint DIR) --prompt TEXT`: continue a prompt with a language model.
 
 Needs only the files `keras-tx train` saved: `MODEL` (a `.keras` file) and
-the `tokenizer.json` beside it.
+the `tokenizer.json` beside it; or a GPT-2 checkpoint folder (`config.json`,
+`model.safetensors`, and `vocab.json` + `merges.txt` or `tokenizer.json`).
 
     keras-tx generate runs/shakespeare-char/model.keras --prompt "ROMEO:" --top-k 10
     keras-tx generate runs/reverse/model.keras --prompt "31415926|" --num-tokens 8 --temperature 0
+    keras-tx generate --checkpoint gpt2 --prompt "The meaning of life is" --num-tokens 40 --top-k 40
 """
 
 import pathlib
 
-import keras
-
 from keras_tx_tools.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
-from keras_tx_tools.data import tokenizers
-from keras_tx_tools.training.text_generation import continue_text
 
 
 def add_arguments(parser):
-    parser.add_argument("model", type=pathlib.Path, metavar="MODEL", help="a model.keras saved by `keras-tx train`")
+    add_model_arguments(parser)
     parser.add_argument("--prompt", required=True, help="the text to continue")
     parser.add_argument("--num-tokens", type=positive_int, default=200, help="tokens to write (default: 200)")
     parser.add_argument("--temperature", type=non_negative_float, default=0.8, help="0 is greedy (default: 0.8)")
@@ -28,7 +26,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    model, tokenizer = load_language_model(args.model)
+    from keras_tx_tools.training.text_generation import continue_text
+
+    model, tokenizer = load_language_model(args)
     text = continue_text(
         model, tokenizer, args.prompt, args.num_tokens,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
@@ -37,8 +37,34 @@ def run(args):
     return 0
 
 
-def load_language_model(path):
+def add_model_arguments(parser):
+    """`MODEL` or `--checkpoint DIR`: the two ways to name a language model."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "model", nargs="?", type=pathlib.Path, metavar="MODEL", help="a model.keras saved by `keras-tx train`"
+    )
+    source.add_argument(
+        "--checkpoint", type=pathlib.Path, metavar="DIR",
+        help="a GPT-2 checkpoint folder: config.json, model.safetensors, vocab.json and merges.txt",
+    )
+
+
+def load_language_model(args):
+    """`(model, tokenizer)` from `args.checkpoint` or `args.model`, as `add_model_arguments` declares them."""
+    if args.checkpoint is not None:
+        from keras_tx_tools.gpt2.checkpoint import load_gpt2
+        from keras_tx_tools.gpt2.tokenizer import GPT2Tokenizer
+
+        return load_gpt2(args.checkpoint), GPT2Tokenizer.from_directory(args.checkpoint)
+    return load_keras_language_model(args.model)
+
+
+def load_keras_language_model(path):
     """`(model, tokenizer)` from a `.keras` file and the `tokenizer.json` beside it."""
+    import keras
+
+    from keras_tx_tools.data import tokenizers
+
     tokenizer_path = path.parent / "tokenizer.json"
     if not path.is_file():
         raise FileNotFoundError(f"MODEL {str(path)!r} is not a file; pass the model.keras written by `keras-tx train`.")

@@ -46,8 +46,8 @@ def plot_loss(history, path, title="Training"):
     plt.close(figure)
 
 
-def plot_attention(attention_maps, tokens, path, title="Attention weights"):
-    """Saves a grid of heat maps, one row per layer and one column per head.
+def plot_attention(attention_maps, tokens, path, title="Attention weights", layer_numbers=None):
+    """Saves a grid of heat maps, one row per layer and one column per head, and a colour bar.
 
     Args:
         attention_maps: list (one per layer) of `(batch, heads, T, T)` arrays,
@@ -55,22 +55,25 @@ def plot_attention(attention_maps, tokens, path, title="Attention weights"):
         tokens: `T` labels for the axes (the input tokens as text).
         path: the PNG file to write.
         title: the figure title.
+        layer_numbers: the layers' numbers in the panel titles (default 1, 2, ...),
+            when `attention_maps` holds only some of the model's layers.
     """
     num_layers, num_heads = len(attention_maps), attention_maps[0].shape[1]
+    layer_numbers = layer_numbers or range(1, num_layers + 1)
     size = max(3.0, 0.18 * len(tokens))  # inches per heat map
     figure, axes = plt.subplots(
-        num_layers, num_heads, figsize=(size * num_heads, size * num_layers), squeeze=False
+        num_layers, num_heads, figsize=(size * num_heads + 1, size * num_layers), squeeze=False, layout="constrained"
     )
     labels = [token.replace(" ", "\u2423").replace("\n", "\\n") for token in tokens]
-    for layer, layer_maps in enumerate(attention_maps):
+    for row, (layer, layer_maps) in enumerate(zip(layer_numbers, attention_maps)):
         for head in range(num_heads):
-            axis = axes[layer][head]
-            axis.imshow(layer_maps[0, head], cmap="viridis", vmin=0.0, vmax=1.0)
-            axis.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=9)
+            axis = axes[row][head]
+            image = axis.imshow(layer_maps[0, head], cmap="viridis", vmin=0.0, vmax=1.0)
+            axis.set_title(f"layer {layer}, head {head + 1}", fontsize=9)
             axis.set_xticks(range(len(labels)), labels, fontsize=7, rotation=90)
             axis.set_yticks(range(len(labels)), labels, fontsize=7)
             axis.set(xlabel="key (attended to)", ylabel="query (attending)")
+    figure.colorbar(image, ax=axes, shrink=min(1.0, 4 / num_layers), label="attention weight")
     figure.suptitle(title)
-    figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
