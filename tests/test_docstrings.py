@@ -8,6 +8,7 @@ import pytest
 MODULES = [
     "keras_tx.attention",
     "keras_tx.classifier",
+    "keras_tx.distribution",
     "keras_tx.embedding",
     "keras_tx.gpt",
     "keras_tx.kv_cache",
