@@ -299,12 +299,22 @@ def add_arguments(parser):
                         help="optimizer steps per repetition (default: per shape)")
 
 
-def check_arguments(args):
-    """The parsed --shapes and --implementations as tuples, or a ValueError naming the option."""
-    shapes = tuple(args.shapes.split(","))
+def parse_shapes(text):
+    """Comma-separated shape names -> tuple, or a ValueError naming --shapes.
+
+    >>> parse_shapes("cpu,gpt2_vocab")
+    ('cpu', 'gpt2_vocab')
+    """
+    shapes = tuple(text.split(","))
     for shape in shapes:
         if shape not in SHAPES:
             raise ValueError(f"--shapes: unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+    return shapes
+
+
+def check_arguments(args):
+    """The parsed --shapes and --implementations as tuples, or a ValueError naming the option."""
+    shapes = parse_shapes(args.shapes)
     implementations = tuple(args.implementations.split(","))
     for implementation in implementations:
         if implementation not in IMPLEMENTATIONS:
