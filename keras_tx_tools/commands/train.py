@@ -26,7 +26,7 @@ import keras
 
 from keras_tx_tools.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
 from keras_tx_tools.data import tokenizers
-from keras_tx_tools.training import callbacks, distribute, plots, recipe
+from keras_tx_tools.training import callbacks, distribute, loss, plots, recipe
 from keras_tx_tools.training.tasks import TASKS, total_steps
 
 INTERRUPTED = 130  # the exit status of a program stopped by Ctrl-C
@@ -79,7 +79,7 @@ def run(args):
         optimizer=recipe.nanogpt_adamw(
             config["learning_rate"], total_steps(config, data), config["warmup_steps"], config["weight_decay"]
         ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=loss.SparseCrossEntropy(),
         metrics=list(task.metrics),
     )
     model(data.sample_ids)  # creates the weights, so that they can be counted
