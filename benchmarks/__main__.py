@@ -7,12 +7,13 @@ version that checks the harness, not the speed.
     python -m benchmarks training --out training.json
     python -m benchmarks generation --backends jax
     python -m benchmarks accuracy --data path/to/tinyshakespeare.txt
+    python -m benchmarks accelerator --out accelerator.json    # on a GPU machine
 """
 
 import argparse
 import sys
 
-from benchmarks import accuracy, generation, grader_latency, harness, memory, training
+from benchmarks import accelerator, accuracy, generation, grader_latency, harness, memory, training
 
 BENCHMARKS = {
     "training": training,
@@ -20,6 +21,7 @@ BENCHMARKS = {
     "generation": generation,
     "grader": grader_latency,
     "accuracy": accuracy,
+    "accelerator": accelerator,
 }
 
 

@@ -17,10 +17,17 @@ its context widened to 320 so that prompt and continuation fit, and derives:
   tokens, to 224 and 256), and their ratio: flat (about 1) means the cost of
   a token does not grow with the prefix, which is what the cache is for.
 
+Decoding is greedy. With `--implementations keras_tx,transformers` the same
+model, built as Hugging Face's `GPT2LMHeadModel` (PyTorch, its own
+`generate` and cache), runs beside keras_tx, and the per-token latency of
+keras_tx's cached generation is compared with it round by round.
+
 Run it:
 
     python -m benchmarks generation --rounds 3 --out generation.json
     python -m benchmarks generation --shape large --rounds 2 --out generation-large.json
+    python -m benchmarks generation --shape gpt2_small --backends torch,jax \
+        --implementations keras_tx,transformers --prompt-length 16 --new-tokens 48 --window 8
 """
 
 import time
@@ -47,30 +54,75 @@ def model_of(shape):
 MODES = {"cache": True, "recompute": False}
 
 
+IMPLEMENTATIONS = ("keras_tx", "transformers")
+
+
+def transformers_gpt2(model):
+    """Hugging Face's `GPT2LMHeadModel` with the layout of `keras_tx.GPT(**model)`.
+
+    Same parameter count: learned positions, pre-norm blocks, exact GELU,
+    biases everywhere, the output projection tied to the token embedding.
+    On the GPU when PyTorch sees one.
+    """
+    import torch
+    import transformers
+
+    config = transformers.GPT2Config(
+        vocab_size=model["vocab_size"], n_positions=model["max_length"],
+        n_embd=model["embed_dim"], n_head=model["num_heads"], n_layer=model["num_layers"],
+        n_inner=4 * model["embed_dim"], activation_function="gelu", layer_norm_epsilon=1e-5,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return transformers.GPT2LMHeadModel(config).eval().to(device)
+
+
 class Job:
-    """Worker side: one keras_tx GPT, timing `generate` with and without the cache."""
+    """Worker side: one GPT, timing greedy generation with and without the cache.
 
-    def __init__(self, model, prompt_length, new_tokens, window, seed=0):
-        from keras_tx import GPT
+    `implementation` is "keras_tx" (`GPT.generate`, on the worker's backend)
+    or "transformers" (`GPT2LMHeadModel.generate`, PyTorch).
+    """
 
-        self.model = GPT(**model)
+    def __init__(self, model, prompt_length, new_tokens, window, implementation="keras_tx",
+                 modes=tuple(MODES), seed=0):
         self.prompt = np.random.default_rng(seed).integers(
             0, model["vocab_size"], (1, prompt_length), dtype="int32")
+        if implementation == "transformers":
+            self.model = transformers_gpt2(model)
+            parameters = self.model.num_parameters()
+        else:
+            from keras_tx import GPT
+
+            self.model = GPT(**model)
+            self.model.build((1, None))
+            parameters = self.model.count_params()
+        self.implementation = implementation
+        self.modes = modes
         # Four calls; the windows are differences of two of them.
         self.lengths = (1, 1 + window, new_tokens - window, new_tokens)
         self.run()  # warm-up: traces every shape a run will meet
-        self.info = {"parameters": self.model.count_params(),
-                     "peak_rss_mb": harness.peak_rss_mb()}
+        self.info = {"parameters": parameters, "peak_rss_mb": harness.peak_rss_mb()}
+
+    def _generate(self, new_tokens, use_cache):
+        if self.implementation == "keras_tx":
+            return self.model.generate(self.prompt, new_tokens, temperature=0, use_cache=use_cache)
+        import torch
+
+        prompt = torch.from_numpy(self.prompt).long().to(self.model.device)
+        tokens = self.model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                     max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                     use_cache=use_cache, pad_token_id=0)
+        return tokens.cpu().numpy()  # like keras_tx: the tokens on the host
 
     def _seconds(self, new_tokens, use_cache):
         start = time.perf_counter()
-        self.model.generate(self.prompt, new_tokens, seed=0, use_cache=use_cache)
+        self._generate(new_tokens, use_cache)
         return time.perf_counter() - start
 
     def run(self):
-        """{mode: {str(new_tokens): seconds}}, the two modes back to back."""
-        return {mode: {str(n): self._seconds(n, use_cache) for n in self.lengths}
-                for mode, use_cache in MODES.items()}
+        """{mode: {str(new_tokens): seconds}}, the modes ("cache", "recompute") back to back."""
+        return {mode: {str(n): self._seconds(n, MODES[mode]) for n in self.lengths}
+                for mode in self.modes}
 
 
 def derive(seconds, new_tokens, window):
@@ -95,6 +147,39 @@ def add_arguments(parser):
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--window", type=int, default=32,
                         help="tokens in the first and last latency windows (default: 32)")
+    parser.add_argument("--implementations", default="keras_tx",
+                        help="comma-separated from keras_tx, transformers (default: keras_tx)")
+
+
+def start_workers(args, model):
+    """One warmed-up worker per keras_tx backend, and one for `transformers` if asked."""
+    implementations = tuple(args.implementations.split(","))
+    unknown = [name for name in implementations if name not in IMPLEMENTATIONS]
+    if unknown:
+        raise ValueError(f"--implementations: unknown {unknown[0]!r}; choose from {', '.join(IMPLEMENTATIONS)}")
+    config = {"model": model, "prompt_length": args.prompt_length,
+              "new_tokens": args.new_tokens, "window": args.window}
+    specs = [("benchmarks.generation", {**config, "implementation": "keras_tx"}, backend,
+              f"keras_tx[{backend}]") for backend in args.backends if "keras_tx" in implementations]
+    if "transformers" in implementations:
+        specs.append(("benchmarks.generation", {**config, "implementation": "transformers"}, "torch",
+                      "transformers"))
+    return harness.start(*specs, threads=args.threads)
+
+
+def compare(derived, labels):
+    """Per round: each model's cache over its recomputation, and keras_tx's cache over transformers'."""
+    def speed(name):
+        return [d["tokens_per_second"] for d in derived[name]]
+
+    ratios = {f"{label} cache/recompute": harness.paired_ratio(speed(f"{label} cache"),
+                                                                speed(f"{label} recompute"))
+              for label in labels}
+    if "transformers" in labels:
+        ratios.update({f"{label} cache/transformers cache": harness.paired_ratio(
+            speed(f"{label} cache"), speed("transformers cache"))
+            for label in labels if label != "transformers"})
+    return ratios
 
 
 def main(args):
@@ -105,12 +190,7 @@ def main(args):
     if args.prompt_length + args.new_tokens > model["max_length"]:
         raise ValueError(f"--prompt-length + --new-tokens must be at most "
                          f"{model['max_length']}, got {args.prompt_length + args.new_tokens}")
-    workers = harness.start(*[
-        ("benchmarks.generation",
-         {"model": model, "prompt_length": args.prompt_length,
-          "new_tokens": args.new_tokens, "window": args.window},
-         backend, f"keras_tx[{backend}]")
-        for backend in args.backends], threads=args.threads)
+    workers = start_workers(args, model)
     try:
         runs = harness.interleave(workers, args.rounds)
     finally:
@@ -121,12 +201,9 @@ def main(args):
                for label, samples in runs.items() for mode in MODES}
     summary = {label: {key: harness.summarize([d[key] for d in values]) for key in values[0]}
                for label, values in derived.items()}
-    speedups = {label: harness.paired_ratio(
-        [d["tokens_per_second"] for d in derived[f"{label} cache"]],
-        [d["tokens_per_second"] for d in derived[f"{label} recompute"]])
-        for label in runs}
+    speedups = compare(derived, list(runs))
 
-    print(f"\nGeneration of {args.new_tokens} tokens from a {args.prompt_length}-token "
+    print(f"\nGreedy generation of {args.new_tokens} tokens from a {args.prompt_length}-token "
           f"prompt, model {model}")
     print(harness.format_table(
         ["model", "tokens/s", "ms/token", f"first {args.window} ms/token",
@@ -135,11 +212,12 @@ def main(args):
           s["first_window_ms_per_token"]["median"], s["last_window_ms_per_token"]["median"],
           s["last_over_first"]["median"]] for label, s in summary.items()]))
     print(harness.format_table(
-        ["cache speed-up (per round)", "median", "min", "max"],
+        ["speed ratio, tokens/s (per round)", "median", "min", "max"],
         [[label, r["median"], r["min"], r["max"]] for label, r in speedups.items()]))
     config = {"shape": args.shape, "model": model, "prompt_length": args.prompt_length,
               "new_tokens": args.new_tokens, "window": args.window, "rounds": args.rounds,
-              "backends": args.backends, "threads": args.threads}
+              "backends": args.backends, "implementations": args.implementations,
+              "threads": args.threads}
     results = {"workers": {w.label: w.info for w in workers}, "runs": runs, "derived": derived}
     return harness.write_report(args.out, "generation", config, results,
-                                {"per_model": summary, "cache_speedup": speedups})
+                                {"per_model": summary, "ratios": speedups})

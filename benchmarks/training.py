@@ -36,9 +36,21 @@ SHAPES = {
                 num_layers=4, batch_size=12),
     "large": dict(vocab_size=65, max_length=256, embed_dim=384, num_heads=6,
                   num_layers=6, batch_size=16),
+    # GPT-2's vocabulary (50,257 padded to 50,304) on a small model: the loss
+    # over 50,304 classes is a large part of a step, on CPU as on a GPU.
+    "gpt2_vocab": dict(vocab_size=50304, max_length=128, embed_dim=128, num_heads=4,
+                       num_layers=2, batch_size=8),
+    # The accelerator shapes (`benchmarks.accelerator`): GPT-2 small, and
+    # nanoGPT's Tiny Shakespeare configuration for a GPU.
+    "gpt2_small": dict(vocab_size=50304, max_length=1024, embed_dim=768, num_heads=12,
+                       num_layers=12, batch_size=16),
+    "shakespeare_gpu": dict(vocab_size=65, max_length=256, embed_dim=384, num_heads=6,
+                            num_layers=6, batch_size=64),
 }
-DEFAULT_STEPS = {"tiny": 2, "cpu": 30, "large": 5}
+DEFAULT_STEPS = {"tiny": 2, "cpu": 30, "large": 5, "gpt2_vocab": 5, "gpt2_small": 10,
+                 "shakespeare_gpu": 20}
 IMPLEMENTATIONS = ("keras_tx", "stock_keras", "native_torch")
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 PEAK_LEARNING_RATE = 1e-3
 FINAL_FRACTION = 0.1  # the cosine ends at a tenth of the peak
@@ -80,6 +92,14 @@ class Trainer:
         batch_size: sequences per optimizer step.
         total_steps: length of the learning-rate schedule.
         peak_learning_rate: the schedule's peak (nanoGPT's 1e-3 by default).
+        precision: "float32", or "mixed_bfloat16": bfloat16 compute, float32
+            weights (Keras' dtype policy; `torch.autocast` for native PyTorch).
+        compiled: Keras' `jit_compile=True` (on PyTorch: `torch.compile`), or
+            `torch.compile` of the native model; False leaves Keras' default
+            (XLA on JAX and TensorFlow, eager on PyTorch) and PyTorch eager.
+
+    The native model trains on the GPU when PyTorch sees one (Keras picks
+    the device itself).
 
     Example:
 
@@ -92,28 +112,32 @@ class Trainer:
     """
 
     def __init__(self, implementation, dims, batch_size, total_steps,
-                 peak_learning_rate=PEAK_LEARNING_RATE):
+                 peak_learning_rate=PEAK_LEARNING_RATE, precision="float32", compiled=False):
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"implementation={implementation!r}; "
                              f"choose from {', '.join(IMPLEMENTATIONS)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}; choose from {', '.join(PRECISIONS)}")
         self.implementation = implementation
         self.batch_size = batch_size
+        self.precision = precision
+        self.compiled = compiled
         build = self._build_torch if implementation == "native_torch" else self._build_keras
         build(dims, total_steps, peak_learning_rate)
 
     def _build_keras(self, dims, total_steps, peak_learning_rate):
-        import keras
-
+        from keras_tx_tools.training.loss import SparseCrossEntropy
         from keras_tx_tools.training.recipe import nanogpt_adamw
 
         if self.implementation == "keras_tx":
             from keras_tx import GPT as model_class
         else:
             from benchmarks.stock_keras_gpt import StockKerasGPT as model_class
-        self.model = model_class(**dims)
+        self.model = model_class(**dims, dtype=self.precision)
         self.model.compile(
             optimizer=nanogpt_adamw(peak_learning_rate, total_steps, WARMUP_STEPS, WEIGHT_DECAY),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            loss=SparseCrossEntropy(),
+            jit_compile=True if self.compiled else "auto",
         )
 
     def _build_torch(self, dims, total_steps, peak_learning_rate):
@@ -121,7 +145,9 @@ class Trainer:
 
         from benchmarks.native_torch_gpt import NativeTorchGPT
 
-        self.model = NativeTorchGPT(**dims)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = NativeTorchGPT(**dims).to(self.device)
+        self.forward = torch.compile(self.model) if self.compiled else self.model
         # nanoGPT's `configure_optimizers`: decay the matrices and embeddings only.
         groups = [{"params": [p for p in self.model.parameters() if p.dim() >= 2]},
                   {"params": [p for p in self.model.parameters() if p.dim() < 2],
@@ -147,14 +173,32 @@ class Trainer:
         import torch
 
         self.model.train()
-        for x, y in zip(*(torch.from_numpy(a).long().split(self.batch_size)
+        bfloat16 = torch.autocast(self.device.type, torch.bfloat16,
+                                  enabled=self.precision == "mixed_bfloat16")
+        for x, y in zip(*(torch.from_numpy(a).to(self.device).long().split(self.batch_size)
                           for a in (inputs, targets))):
-            loss = torch.nn.functional.cross_entropy(self.model(x).flatten(0, 1), y.flatten())
+            with bfloat16:  # (autocast computes the cross-entropy in float32)
+                loss = torch.nn.functional.cross_entropy(self.forward(x).flatten(0, 1), y.flatten())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.optimizer.step()
             self.schedule.step()
+
+    def wait(self):
+        """Block until the device has done the queued steps (on a GPU, PyTorch and JAX queue ahead).
+
+        Reading one trained weight back waits for the last step: its update
+        depends on every gradient, through the global-norm clipping.
+        """
+        if self.implementation != "native_torch":
+            import keras
+
+            keras.ops.convert_to_numpy(self.model.trainable_weights[0])
+        elif self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
 
     def loss(self, inputs, targets):
         """Mean next-token cross-entropy over (inputs, targets), without training."""
@@ -165,15 +209,18 @@ class Trainer:
 
         self.model.eval()
         with torch.no_grad():
-            logits = self.model(torch.from_numpy(inputs).long())
+            logits = self.model(torch.from_numpy(inputs).long().to(self.device))
             return torch.nn.functional.cross_entropy(
-                logits.flatten(0, 1), torch.from_numpy(targets).long().flatten()).item()
+                logits.flatten(0, 1), torch.from_numpy(targets).long().flatten().to(self.device)).item()
 
 
 class Job:
-    """Worker side: one implementation at one shape, timing `steps` optimizer steps."""
+    """Worker side: one implementation at one shape, timing `steps` optimizer steps.
 
-    def __init__(self, implementation, shape, steps, seed=0):
+    `precision` and `compiled` are `Trainer`'s.
+    """
+
+    def __init__(self, implementation, shape, steps, seed=0, precision="float32", compiled=False):
         import_framework(implementation)
         imports_mb = harness.peak_rss_mb()
         dims = dict(SHAPES[shape])
@@ -183,14 +230,16 @@ class Job:
                               dtype="int32")
         self.inputs, self.targets = tokens[:, :-1], tokens[:, 1:]
         self.tokens = self.inputs.size
-        self.trainer = Trainer(implementation, dims, batch_size, total_steps=10**6)
-        self.trainer.fit(self.inputs, self.targets)  # warm-up: tracing, compilation
+        self.trainer = Trainer(implementation, dims, batch_size, total_steps=10**6,
+                               precision=precision, compiled=compiled)
+        self.run()  # warm-up: tracing, compilation
         self.info = {"parameters": self.trainer.parameter_count,
                      "peak_rss_after_imports_mb": imports_mb}
 
     def run(self):
         start = time.perf_counter()
         self.trainer.fit(self.inputs, self.targets)
+        self.trainer.wait()
         seconds = time.perf_counter() - start
         return {"seconds": seconds, "tokens_per_second": self.tokens / seconds,
                 "peak_rss_mb": harness.peak_rss_mb()}
@@ -250,12 +299,22 @@ def add_arguments(parser):
                         help="optimizer steps per repetition (default: per shape)")
 
 
-def check_arguments(args):
-    """The parsed --shapes and --implementations as tuples, or a ValueError naming the option."""
-    shapes = tuple(args.shapes.split(","))
+def parse_shapes(text):
+    """Comma-separated shape names -> tuple, or a ValueError naming --shapes.
+
+    >>> parse_shapes("cpu,gpt2_vocab")
+    ('cpu', 'gpt2_vocab')
+    """
+    shapes = tuple(text.split(","))
     for shape in shapes:
         if shape not in SHAPES:
             raise ValueError(f"--shapes: unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+    return shapes
+
+
+def check_arguments(args):
+    """The parsed --shapes and --implementations as tuples, or a ValueError naming the option."""
+    shapes = parse_shapes(args.shapes)
     implementations = tuple(args.implementations.split(","))
     for implementation in implementations:
         if implementation not in IMPLEMENTATIONS:

@@ -1,7 +1,8 @@
 """The process side of `harness.Worker`: build one benchmark job, then serve requests.
 
 Run as `python -m benchmarks.worker MODULE CONFIG_JSON` with `KERAS_BACKEND`
-set. It builds `MODULE.Job(**config)` (which warms up), answers with the job's
+set. It builds `MODULE.Job(**config)` (`MODULE:CLASS` names another class
+than `Job`), which warms up, answers with the job's
 `info`, then reads one JSON request per line from stdin and answers each with
 one JSON line holding `job.run(**request)`. Anything the libraries print goes
 to stderr, so stdout carries the answers only.
@@ -23,7 +24,8 @@ def main(module, config):
         answers.flush()
 
     try:
-        job = importlib.import_module(module).Job(**json.loads(config))
+        module, _, job_class = module.partition(":")
+        job = getattr(importlib.import_module(module), job_class or "Job")(**json.loads(config))
         answer(job.info)
         for line in sys.stdin:
             answer(job.run(**json.loads(line)))

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK_RUNS = {
     "training": [],
     "memory": ["--implementations", "native_torch"],
-    "generation": [],
+    "generation": ["--implementations", "keras_tx,transformers"],
     "grader": [],
     "accuracy": ["--data", "{text}"],
 }
@@ -103,13 +103,19 @@ def test_memory_reports_the_peak_above_the_imports(reports):
 
 def test_generation_times_cached_and_recomputed_decoding(reports):
     report = reports["generation"]
-    (samples,) = report["samples"]["runs"].values()
-    assert len(samples) == 2
-    for mode in ("cache", "recompute"):
-        # generate() to 1, 1 + window, new - window and new tokens.
-        assert set(samples[0][mode]) == {"1", "2", "3", "4"}
-        assert len(report["samples"]["derived"][f"keras_tx[{BACKEND}] {mode}"]) == 2
-    assert list(report["summary"]["cache_speedup"]) == [f"keras_tx[{BACKEND}]"]
+    runs = report["samples"]["runs"]
+    assert set(runs) == {f"keras_tx[{BACKEND}]", "transformers"}
+    for samples in runs.values():
+        assert len(samples) == 2
+        for mode in ("cache", "recompute"):
+            # generate() to 1, 1 + window, new - window and new tokens.
+            assert set(samples[0][mode]) == {"1", "2", "3", "4"}
+    assert len(report["samples"]["derived"][f"keras_tx[{BACKEND}] cache"]) == 2
+    workers = report["samples"]["workers"]
+    assert workers[f"keras_tx[{BACKEND}]"]["parameters"] == workers["transformers"]["parameters"]
+    assert set(report["summary"]["ratios"]) == {
+        f"keras_tx[{BACKEND}] cache/recompute", "transformers cache/recompute",
+        f"keras_tx[{BACKEND}] cache/transformers cache"}
     assert report["config"]["model"]["max_length"] == 320  # 64 + 256 tokens fit in full runs
 
 

@@ -4,6 +4,7 @@
     keras-tx train shakespeare-char --data tinyshakespeare.txt --steps 2000
     keras-tx train shakespeare-words --epochs 4 --out runs/words
     keras-tx train imdb --backend jax
+    keras-tx train shakespeare-char --backend jax --distribute model --mesh 2x4
 
 Writes into `--out` (default `runs/TASK`):
 
@@ -25,7 +26,7 @@ import keras
 
 from keras_tx_tools.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
 from keras_tx_tools.data import tokenizers
-from keras_tx_tools.training import callbacks, plots, recipe
+from keras_tx_tools.training import callbacks, distribute, loss, plots, recipe
 from keras_tx_tools.training.tasks import TASKS, total_steps
 
 INTERRUPTED = 130  # the exit status of a program stopped by Ctrl-C
@@ -61,11 +62,13 @@ def add_arguments(parser):
         "--sample-tokens", type=non_negative_int, help="language models: tokens sampled after each epoch (0: none)"
     )
     flags.add_argument("--seed", type=int)
+    distribute.add_arguments(parser)
 
 
 def run(args):
     task = TASKS[args.task]
     config = configure(task, args)
+    distribute.set_distribution(args.distribute, args.mesh, config)
     out = args.out or pathlib.Path("runs") / task.name
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config["seed"])
@@ -76,7 +79,7 @@ def run(args):
         optimizer=recipe.nanogpt_adamw(
             config["learning_rate"], total_steps(config, data), config["warmup_steps"], config["weight_decay"]
         ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=loss.SparseCrossEntropy(),
         metrics=list(task.metrics),
     )
     model(data.sample_ids)  # creates the weights, so that they can be counted
@@ -115,7 +118,7 @@ def configure(task, args):
     """The task's defaults, updated with the flags given on the command line."""
     config = dict(task.defaults)
     for name, value in vars(args).items():
-        if value is None or name in ("task", "out", "keras_backend"):
+        if value is None or name in ("task", "out", "keras_backend", "distribute", "mesh"):
             continue
         if name not in config:
             flag = "--" + name.replace("_", "-")
