@@ -16,7 +16,7 @@ MODULES = [
     "keras_tx.self_attention",
     "keras_tx.transformer_block",
     *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
-    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "callbacks", "plots", "recipe", "text_generation")),
+    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "settings", "saved", "callbacks", "plots", "recipe", "text_generation")),
     "keras_tx_tools.commands",
     *(f"benchmarks.{name}" for name in ("accuracy", "generation", "harness", "native_torch_gpt", "training")),
 ]
