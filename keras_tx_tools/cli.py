@@ -19,11 +19,12 @@ import importlib
 import os
 import sys
 
-QUIET = {
-    "TF_CPP_MIN_LOG_LEVEL": "2",  # TensorFlow's C++ INFO and WARNING lines (cpu_feature_guard, ...)
-    "TF_ENABLE_ONEDNN_OPTS": "0",  # "oneDNN custom operations are on": printed before any level applies
-}
-"""Environment variables set (unless already set) before a backend loads, without `--verbose`."""
+ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+"""Set (unless already set) before a backend loads: TensorFlow without oneDNN's custom
+operations, whose notice on every start no log level silences (no slower on these models)."""
+
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+"""Also set without `--verbose`: no INFO or WARNING lines from TensorFlow's C++ logging."""
 
 COMMANDS = {
     "train": ("keras_tx_tools.commands.train", "train a model on a task, with progress, plots and samples"),
@@ -47,9 +48,8 @@ def main(argv=None):
     module.add_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="show the backends' own log lines (TensorFlow, XLA)")
     args = parser.parse_args(command_argv)
-    if not args.verbose:
-        for variable, value in QUIET.items():
-            os.environ.setdefault(variable, value)
+    for variable, value in {**ENVIRONMENT, **({} if args.verbose else QUIET)}.items():
+        os.environ.setdefault(variable, value)
     _choose_backend(getattr(args, "keras_backend", None), argv)
     try:
         return module.run(args)

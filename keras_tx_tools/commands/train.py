@@ -142,7 +142,7 @@ def configure(task, args):
     """The task's defaults, updated with the flags given on the command line."""
     config = dict(task.defaults)
     for name, value in vars(args).items():
-        if value is None or name in ("task", "out", "keras_backend"):
+        if value is None or name in ("task", "out", "keras_backend", "verbose"):
             continue
         if name not in config:
             flag = "--" + name.replace("_", "-")
@@ -167,7 +167,7 @@ def command_line(args):
     """The `keras-tx train` command that reproduces this run."""
     words = ["keras-tx", "train", args.task]
     for name, value in vars(args).items():
-        if value is not None and name != "task":
+        if value is not None and name not in ("task", "verbose"):
             flag = "--backend" if name == "keras_backend" else "--" + name.replace("_", "-")
             words += [flag, str(value)]
     return " ".join(words)

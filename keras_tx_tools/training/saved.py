@@ -84,7 +84,7 @@ def load_tokenizer(model, model_path):
     except (ValueError, TypeError, KeyError) as error:
         raise ValueError(f"{path} is not a tokenizer written by `keras-tx train` ({error}).") from None
     if not isinstance(tokenizer, tokenizers.Tokenizer):
-        raise ValueError(f"{path} holds a {type(tokenizer).__name__}, not a tokenizer written by `keras-tx train`.")
+        raise ValueError(f"{path} holds a {type(tokenizer).__name__}: it is not a tokenizer written by `keras-tx train`.")
     if tokenizer.vocab_size != model.vocab_size:
         raise ValueError(
             f"{path} has {tokenizer.vocab_size} tokens but the model in {model_path} has a vocabulary of "
