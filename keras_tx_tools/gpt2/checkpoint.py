@@ -45,7 +45,7 @@ beyond that are refused with an error naming the key.
 ['config.json', 'model.safetensors']
 >>> loaded = load_gpt2(folder)
 >>> tokens = np.array([[1, 2, 3]])
->>> bool(np.allclose(loaded(tokens), model(tokens), atol=1e-6))
+>>> bool(np.allclose(loaded.predict_on_batch(tokens), model.predict_on_batch(tokens), atol=1e-6))
 True
 """
 
