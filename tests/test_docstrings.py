@@ -18,7 +18,7 @@ MODULES = [
     "keras_tx.self_attention",
     "keras_tx.transformer_block",
     *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
-    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "callbacks", "plots", "recipe", "loss", "text_generation")),
+    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "settings", "saved", "callbacks", "plots", "recipe", "loss", "text_generation")),
     "keras_tx_tools.commands",
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",

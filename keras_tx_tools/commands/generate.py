@@ -55,24 +55,21 @@ def load_language_model(args):
         from keras_tx_tools.gpt2.checkpoint import load_gpt2
         from keras_tx_tools.gpt2.tokenizer import GPT2Tokenizer
 
-        return load_gpt2(args.checkpoint), GPT2Tokenizer.from_directory(args.checkpoint)
+        model, tokenizer = load_gpt2(args.checkpoint), GPT2Tokenizer.from_directory(args.checkpoint)
+        if tokenizer.vocab_size > model.vocab_size:
+            raise ValueError(
+                f"The tokenizer in {args.checkpoint} has {tokenizer.vocab_size} tokens, "
+                f"more than the model's vocab_size={model.vocab_size}: they do not belong together."
+            )
+        return model, tokenizer
     return load_keras_language_model(args.model)
 
 
 def load_keras_language_model(path):
     """`(model, tokenizer)` from a `.keras` file and the `tokenizer.json` beside it."""
-    import keras
+    from keras_tx_tools.training import saved
 
-    from keras_tx_tools.data import tokenizers
-
-    tokenizer_path = path.parent / "tokenizer.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"MODEL {str(path)!r} is not a file; pass the model.keras written by `keras-tx train`.")
-    if not tokenizer_path.is_file():
-        raise FileNotFoundError(
-            f"No tokenizer.json beside {path}: `keras-tx train` writes one for the models that generate text."
-        )
-    model = keras.saving.load_model(path)
+    model = saved.load_model(path)
     if not hasattr(model, "generate"):
         raise ValueError(f"{path} holds a {type(model).__name__}, which classifies text and cannot generate it.")
-    return model, tokenizers.load(tokenizer_path)
+    return model, saved.load_tokenizer(model, path)
