@@ -71,6 +71,15 @@ def test_the_loaded_model_has_the_checkpoint_architecture(checkpoint):
     assert model.count_params() == reference.num_parameters()
 
 
+def test_bfloat16_loading_keeps_the_logits_within_bfloat16_rounding(checkpoint, rng):
+    directory, reference = checkpoint
+    model = load_gpt2(directory, dtype="bfloat16")
+    assert all(weight.dtype == "bfloat16" for weight in model.weights)
+    ids = token_ids(rng)
+    expected = hf_logits(reference, ids)  # logits up to about 4 in size; bfloat16 keeps 8 significant bits
+    np.testing.assert_allclose(logits(model, ids), expected, atol=0.15, rtol=0)
+
+
 def test_pytorch_model_bin_loads_like_safetensors(checkpoint, tmp_path, rng):
     directory, reference = checkpoint
     shutil.copy(directory / "config.json", tmp_path)
@@ -156,6 +165,12 @@ def test_missing_files_are_named(copied):
         load_gpt2(copied)
     (copied / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"No config.json in .*checkpoint: a GPT-2 checkpoint folder holds"):
+        load_gpt2(copied)
+
+
+def test_a_broken_config_is_named(copied):
+    (copied / "config.json").write_text('{"model_type": "gpt2",')
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON: Expecting property name"):
         load_gpt2(copied)
 
 

@@ -154,7 +154,10 @@ def read_config(directory):
             f"No {CONFIG_FILE} in {directory}: a GPT-2 checkpoint folder holds {CONFIG_FILE} "
             f"and {SAFETENSORS_FILE} (or {PYTORCH_FILE})."
         )
-    config = json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}.") from None
     if config.get("model_type") != "gpt2":
         raise ValueError(f"{path}: model_type={config.get('model_type')!r} is not supported; only 'gpt2' is.")
     activation = config.get("activation_function", CONFIG_DEFAULTS["activation_function"])
