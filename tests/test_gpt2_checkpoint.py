@@ -103,9 +103,9 @@ def test_saved_model_opens_in_transformers_with_the_same_logits(tie_weights, tmp
         tie_weights=tie_weights, activation="gelu_approximate",
     )
     ids = token_ids(rng, vocab_size=61)
-    save_gpt2(model, tmp_path)
+    save_gpt2(model, tmp_path, end_of_text_id=60)
     reference = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
-    assert reference.config.tie_word_embeddings == tie_weights
+    assert reference.config.tie_word_embeddings == tie_weights and reference.config.eos_token_id == 60
     np.testing.assert_allclose(hf_logits(reference, ids), logits(model, ids), atol=1e-4, rtol=0)
     np.testing.assert_array_equal(logits(load_gpt2(tmp_path), ids), logits(model, ids))
 

@@ -122,11 +122,13 @@ def load_gpt2(directory, dtype=None):
     return model
 
 
-def save_gpt2(model, directory):
+def save_gpt2(model, directory, end_of_text_id=None):
     """Writes `model` (a keras_tx `GPT`) as a GPT-2 checkpoint that `transformers` opens.
 
     The folder gets ``config.json`` and ``model.safetensors`` with the keys of
     ``GPT2LMHeadModel``; the weights keep the dtype of the model's variables.
+    `end_of_text_id` (50256 for GPT-2's tokenizer) is written as the
+    ``bos_token_id`` and ``eos_token_id`` that `transformers` generates with.
     """
     from keras import ops
     from safetensors.numpy import save_file
@@ -143,7 +145,7 @@ def save_gpt2(model, directory):
         name = key if key == "lm_head.weight" else f"transformer.{key}"
         tensors[name] = np.ascontiguousarray(array.T if transpose else array)
     save_file(tensors, directory / SAFETENSORS_FILE, metadata={"format": "pt"})
-    (directory / CONFIG_FILE).write_text(json.dumps(gpt2_config(model), indent=2) + "\n")
+    (directory / CONFIG_FILE).write_text(json.dumps(gpt2_config(model, end_of_text_id), indent=2) + "\n")
 
 
 def read_config(directory):
@@ -189,7 +191,7 @@ def gpt_arguments(config, path=CONFIG_FILE):
     )
 
 
-def gpt2_config(model):
+def gpt2_config(model, end_of_text_id=None):
     """The GPT-2 ``config.json`` (a dict) of a keras_tx `GPT`."""
     activation = {keras_name: name for name, keras_name in ACTIVATIONS.items()}[model.activation]
     return {
@@ -205,6 +207,8 @@ def gpt2_config(model):
         **{key: model.dropout for key in ("embd_pdrop", "attn_pdrop", "resid_pdrop")},
         "tie_word_embeddings": model.tie_weights,
         **FIXED_OPTIONS,
+        "bos_token_id": end_of_text_id,
+        "eos_token_id": end_of_text_id,
     }
 
 
