@@ -6,8 +6,10 @@ from hf_gpt2 import tiny_checkpoint
 from matplotlib import image
 from transformers import GPT2LMHeadModel, GPT2TokenizerFast
 
+from keras_tx import GPT
 from keras_tx.parameters import PRESETS
 from keras_tx_tools.cli import main
+from keras_tx_tools.data import CharTokenizer, tokenizers
 from keras_tx_tools.commands import params
 from keras_tx_tools.gpt2.checkpoint import load_gpt2
 
@@ -76,3 +78,15 @@ def test_params_presets_give_the_published_counts(capsys):
     assert set(params.PRESET_NAMES) == set(PRESETS)
     assert main(["params", "--embed-dim", "64"]) == 1
     assert "give --preset or all of --vocab-size, --max-length, --num-heads, --num-layers" in capsys.readouterr().err
+
+
+def test_attention_of_a_model_saved_by_training(tmp_path, capsys):
+    tokenizer = CharTokenizer.from_text("abcdef")
+    model = GPT(tokenizer.vocab_size, max_length=8, embed_dim=8, num_heads=2, num_layers=3)
+    model(tokenizer.encode("abc")[None])
+    model.save(tmp_path / "model.keras")
+    tokenizers.save(tokenizer, tmp_path / "tokenizer.json")
+    out = tmp_path / "attention.png"
+    assert main(["attention", str(tmp_path / "model.keras"), "--prompt", "fade", "--out", str(out)]) == 0
+    assert "3 layer(s) x 2 heads over 4 tokens" in capsys.readouterr().out
+    assert out.stat().st_size > 0
