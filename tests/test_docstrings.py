@@ -18,7 +18,7 @@ MODULES = [
     *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
     *(f"keras_tx_tools.training.{name}" for name in ("tasks", "callbacks", "plots", "recipe", "loss", "text_generation")),
     "keras_tx_tools.commands",
-    *(f"benchmarks.{name}" for name in ("accuracy", "generation", "harness", "native_torch_gpt", "training")),
+    *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "generation", "harness", "native_torch_gpt", "training")),
 ]
 
 
