@@ -11,14 +11,18 @@ modules in the order a token travels:
 6. `keras_tx.gpt` -- the language model and text generation;
    `keras_tx.kv_cache` -- the compiled one-token decoding step;
 7. `keras_tx.sampling` -- temperature, top-k and top-p;
-8. `keras_tx.classifier` -- an encoder that classifies sequences.
+8. `keras_tx.classifier` -- an encoder that classifies sequences;
+9. `keras_tx.parameters` -- a GPT's parameters counted from its configuration;
+10. `keras_tx.distribution` -- sharding a GPT over many devices (JAX).
 """
 
 from keras_tx.attention import attention_weights, scaled_dot_product_attention
 from keras_tx.classifier import TransformerClassifier
+from keras_tx.distribution import gpt_layout_map
 from keras_tx.embedding import TokenAndPositionEmbedding, sinusoidal_position_encoding
 from keras_tx.gpt import GPT
 from keras_tx.masking import apply_mask, attention_mask, causal_mask, masked_fill_value, padding_mask
+from keras_tx.parameters import ParameterGroup, parameter_breakdown, parameter_count
 from keras_tx.sampling import sample_next_token, top_k_filter, top_p_filter
 from keras_tx.self_attention import MultiHeadSelfAttention
 from keras_tx.transformer_block import TransformerBlock
@@ -28,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GPT",
     "MultiHeadSelfAttention",
+    "ParameterGroup",
     "TokenAndPositionEmbedding",
     "TransformerBlock",
     "TransformerClassifier",
@@ -35,8 +40,11 @@ __all__ = [
     "attention_mask",
     "attention_weights",
     "causal_mask",
+    "gpt_layout_map",
     "masked_fill_value",
     "padding_mask",
+    "parameter_breakdown",
+    "parameter_count",
     "sample_next_token",
     "scaled_dot_product_attention",
     "sinusoidal_position_encoding",

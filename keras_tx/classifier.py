@@ -25,6 +25,8 @@ class TransformerClassifier(keras.Model):
         dropout: dropout rate inside the blocks and before the head.
         pad_id: the token id used for padding; it is ignored everywhere.
         positional: ``"learned"`` or ``"sinusoidal"`` position embeddings.
+        activation: the MLPs' GELU: ``"gelu"`` (exact, with erf, as in BERT)
+            or ``"gelu_approximate"`` (the tanh form).
 
     Example:
 
@@ -47,6 +49,7 @@ class TransformerClassifier(keras.Model):
         dropout=0.1,
         pad_id=0,
         positional="learned",
+        activation="gelu",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -63,13 +66,20 @@ class TransformerClassifier(keras.Model):
         self.dropout = dropout
         self.pad_id = pad_id
         self.positional = positional
+        self.activation = activation
 
         self.embedding = TokenAndPositionEmbedding(
             vocab_size, max_length, embed_dim, positional=positional, dtype=self.dtype_policy, name="embedding"
         )
         self.blocks = [
             TransformerBlock(
-                embed_dim, num_heads, self.ff_dim, dropout=dropout, dtype=self.dtype_policy, name=f"block_{index}"
+                embed_dim,
+                num_heads,
+                self.ff_dim,
+                dropout=dropout,
+                activation=activation,
+                dtype=self.dtype_policy,
+                name=f"block_{index}",
             )
             for index in range(num_layers)
         ]
@@ -118,6 +128,7 @@ class TransformerClassifier(keras.Model):
             dropout=self.dropout,
             pad_id=self.pad_id,
             positional=self.positional,
+            activation=self.activation,
         )
         return config
 

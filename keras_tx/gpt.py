@@ -45,6 +45,8 @@ class GPT(keras.Model):
         dropout: dropout rate (embeddings, attention weights, residual branches).
         tie_weights: reuse the token embedding as the output projection.
         positional: ``"learned"`` or ``"sinusoidal"`` position embeddings.
+        activation: the MLPs' GELU: ``"gelu"`` (exact, with erf) or
+            ``"gelu_approximate"`` (the tanh form, which GPT-2 uses).
 
     Example:
 
@@ -67,6 +69,7 @@ class GPT(keras.Model):
         dropout=0.0,
         tie_weights=True,
         positional="learned",
+        activation="gelu",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -81,6 +84,7 @@ class GPT(keras.Model):
         self.dropout = dropout
         self.tie_weights = tie_weights
         self.positional = positional
+        self.activation = activation
 
         initializer = keras.initializers.RandomNormal(stddev=0.02)
         residual_initializer = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * num_layers))
@@ -103,6 +107,7 @@ class GPT(keras.Model):
                 causal=True,
                 kernel_initializer=initializer,
                 output_kernel_initializer=residual_initializer,
+                activation=activation,
                 dtype=self.dtype_policy,
                 name=f"block_{index}",
             )
@@ -240,5 +245,6 @@ class GPT(keras.Model):
             dropout=self.dropout,
             tie_weights=self.tie_weights,
             positional=self.positional,
+            activation=self.activation,
         )
         return config

@@ -2,7 +2,12 @@
 
 Attention lets tokens exchange information; the MLP (a dense layer four times
 wider than the model, a GELU, and a dense layer back) then processes each
-token on its own. Each of the two is wrapped in a **residual connection**,
+token on its own. The GELU, ``x * Phi(x)`` with ``Phi`` the standard normal
+CDF, comes in two forms: the exact one (with ``erf``, the default here, as in
+BERT and most models since) and GPT-2's tanh approximation
+``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))``. They differ
+by at most 5e-4, enough to change the logits of a model trained with the
+other. Each of the two is wrapped in a **residual connection**,
 ``x + f(x)``: the block only learns a correction to its input, and gradients
 flow straight through the additions, which is what lets deep stacks train.
 
@@ -15,6 +20,8 @@ branch (pre-LN, ``x + f(norm(x))``), which trains more stably.
 import keras
 
 from keras_tx.self_attention import MultiHeadSelfAttention
+
+ACTIVATIONS = ("gelu", "gelu_approximate")
 
 
 @keras.saving.register_keras_serializable(package="keras_tx")
@@ -31,6 +38,8 @@ class TransformerBlock(keras.layers.Layer):
         kernel_initializer: initializer of the dense kernels.
         output_kernel_initializer: initializer of the two kernels that write
             into the residual stream (attention output and MLP output).
+        activation: the MLP's nonlinearity, ``"gelu"`` (exact, with erf) or
+            ``"gelu_approximate"`` (the tanh form that GPT-2 was trained with).
 
     Call arguments are those of `MultiHeadSelfAttention`, and the return
     values follow the same rule: the output, then the attention weights if
@@ -54,17 +63,21 @@ class TransformerBlock(keras.layers.Layer):
         norm_first=True,
         kernel_initializer="glorot_uniform",
         output_kernel_initializer=None,
+        activation="gelu",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if not isinstance(ff_dim, int) or ff_dim < 1:
             raise ValueError(f"`ff_dim` must be a positive integer, got ff_dim={ff_dim!r}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"`activation` must be one of {ACTIVATIONS}, got activation={activation!r}.")
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.ff_dim = ff_dim
         self.dropout = dropout
         self.causal = causal
         self.norm_first = norm_first
+        self.activation = activation
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.output_kernel_initializer = keras.initializers.get(output_kernel_initializer or kernel_initializer)
         self.attention = MultiHeadSelfAttention(
@@ -81,7 +94,6 @@ class TransformerBlock(keras.layers.Layer):
         self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy, name="norm2")
         self.ffn_in = keras.layers.Dense(
             ff_dim,
-            activation="gelu",
             kernel_initializer=self.kernel_initializer,
             dtype=self.dtype_policy,
             name="ffn_in",
@@ -127,7 +139,8 @@ class TransformerBlock(keras.layers.Layer):
             x = self.norm1(x)
 
         ffn_input = self.norm2(x) if self.norm_first else x
-        x = x + self.ffn_dropout(self.ffn_out(self.ffn_in(ffn_input)), training=training)
+        hidden = keras.activations.gelu(self.ffn_in(ffn_input), approximate=self.activation == "gelu_approximate")
+        x = x + self.ffn_dropout(self.ffn_out(hidden), training=training)
         if not self.norm_first:
             x = self.norm2(x)
         return (x, *extras) if extras else x
@@ -146,6 +159,7 @@ class TransformerBlock(keras.layers.Layer):
             norm_first=self.norm_first,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             output_kernel_initializer=keras.initializers.serialize(self.output_kernel_initializer),
+            activation=self.activation,
         )
         return config
 

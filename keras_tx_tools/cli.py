@@ -2,7 +2,12 @@
 
 Each entry of `COMMANDS` names a module of `keras_tx_tools.commands` that follows
 the protocol described there (`add_arguments(parser)`, `run(args) -> int`).
-Modules are imported only when their subcommand is used.
+Modules are imported only when their subcommand is used, and they import
+Keras only inside `run`: `--help` and a mistyped flag are answered before any
+backend loads. `--backend B` then sets `KERAS_BACKEND` before Keras is first
+imported, so only that backend loads, and unless `--verbose` is given the
+backends' start-up log lines (TensorFlow's C++ logging) are switched off by
+their environment variables first.
 
     keras-tx train reverse
     keras-tx generate runs/shakespeare-char/model.keras --prompt "ROMEO:"
@@ -13,6 +18,13 @@ import argparse
 import importlib
 import os
 import sys
+
+ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+"""Set (unless already set) before a backend loads: TensorFlow without oneDNN's custom
+operations, whose notice on every start no log level silences (no slower on these models)."""
+
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+"""Also set without `--verbose`: no INFO or WARNING lines from TensorFlow's C++ logging."""
 
 COMMANDS = {
     "train": ("keras_tx_tools.commands.train", "train a model on a task, with progress, plots and samples"),
@@ -34,8 +46,11 @@ def main(argv=None):
     module = importlib.import_module(COMMANDS[name][0])
     parser = argparse.ArgumentParser(prog=f"keras-tx {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
+    parser.add_argument("--verbose", action="store_true", help="show the backends' own log lines (TensorFlow, XLA)")
     args = parser.parse_args(command_argv)
-    _switch_backend(getattr(args, "keras_backend", None), argv)
+    for variable, value in {**ENVIRONMENT, **({} if args.verbose else QUIET)}.items():
+        os.environ.setdefault(variable, value)
+    _choose_backend(getattr(args, "keras_backend", None), argv)
     try:
         return module.run(args)
     except (ValueError, OSError) as error:
@@ -51,9 +66,12 @@ def _overview_parser():
     return parser
 
 
-def _switch_backend(backend, argv):
-    """Restarts this command under `backend` if Keras was imported with another one."""
+def _choose_backend(backend, argv):
+    """Makes Keras use `backend`: before its import, or by restarting under it if it runs another one."""
     if backend is None:
+        return
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend
         return
     import keras
 

@@ -35,6 +35,14 @@ def gelu(x):
     return 0.5 * x * (1 + np.vectorize(erf)(x / sqrt(2)))
 
 
+def gelu_approximate(x):
+    """GPT-2's `gelu_new`: the tanh approximation of the GELU."""
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+ACTIVATIONS = {"gelu": gelu, "gelu_approximate": gelu_approximate}
+
+
 def multi_head_self_attention(x, layer, mask=None):
     """`layer` is a keras_tx MultiHeadSelfAttention; mask is (B, 1, T, T) or None."""
     batch, length, width = x.shape
@@ -54,7 +62,7 @@ def transformer_block(x, block, mask=None):
         return multi_head_self_attention(t, block.attention, mask)[0]
 
     def mlp(t):
-        return dense(gelu(dense(t, block.ffn_in)), block.ffn_out)
+        return dense(ACTIVATIONS[block.activation](dense(t, block.ffn_in)), block.ffn_out)
 
     if block.norm_first:
         x = x + attend(layer_norm(x, block.norm1))

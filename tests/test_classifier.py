@@ -60,7 +60,10 @@ def test_learns_a_separable_task(rng):
     assert history.history["accuracy"][-1] > 0.9
 
 
-@pytest.mark.parametrize("kwargs, argument", [(dict(num_classes=0), "num_classes"), (dict(num_layers=0), "num_layers")])
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [(dict(num_classes=0), "num_classes"), (dict(num_layers=0), "num_layers"), (dict(activation="relu"), "activation")],
+)
 def test_bad_configuration_is_rejected(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         classifier(**kwargs)

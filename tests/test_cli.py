@@ -10,8 +10,10 @@ import keras
 import numpy as np
 import pytest
 
+from keras_tx import GPT
 from keras_tx_tools.cli import main
 from keras_tx_tools.commands import BACKENDS
+from keras_tx_tools.data import tokenizers
 from keras_tx_tools.training import callbacks
 
 # A small budget that still learns the reversal (about 200 steps suffice).
@@ -121,7 +123,7 @@ def test_bad_flags_are_one_usage_line_and_exit_status_2(argv, message, capsys):
         (["train", "reverse", "--vocab-size", "40"], "--vocab-size for the reverse task must be in [2, 36]"),
         (["train", "reverse", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["generate", "missing.keras", "--prompt", "a"], "MODEL 'missing.keras' is not a file"),
-        (["evaluate", "missing.keras"], "Need MODEL and the metrics.json beside it"),
+        (["evaluate", "missing.keras"], "MODEL 'missing.keras' is not a file"),
     ],
 )
 def test_unusable_input_is_one_error_line_and_exit_status_1(argv, message, capsys, tmp_path, monkeypatch):
@@ -130,6 +132,64 @@ def test_unusable_input_is_one_error_line_and_exit_status_1(argv, message, capsy
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"keras-tx {argv[0]}: error: ") and message in error
     assert len(error.splitlines()) == 1
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """A run folder as `keras-tx train reverse` leaves it, with an untrained tiny GPT."""
+    tokenizer = tokenizers.CharTokenizer.from_text("0123|")
+    model = GPT(tokenizer.vocab_size, max_length=5, embed_dim=8, num_heads=2, num_layers=1)
+    model(tokenizer.encode("01|")[None])
+    model.save(tmp_path / "model.keras")
+    tokenizers.save(tokenizer, tmp_path / "tokenizer.json")
+    config = {"vocab_size": 4, "half_length": 2, "batch_size": 4, "steps": 1, "epochs": 1, "num_validation": 8, "seed": 0}
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "reverse", "config": config}))
+    return tmp_path
+
+
+def _zip_without_config(folder):
+    import zipfile
+
+    with zipfile.ZipFile(folder / "model.keras", "w") as archive:
+        archive.writestr("notes.txt", "hello")
+
+
+def _dense_model(folder):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.save(folder / "model.keras")
+
+
+@pytest.mark.parametrize("command", [["generate", "--prompt", "01|"], ["evaluate"]])
+@pytest.mark.parametrize(
+    "model_name, spoil, message",
+    [
+        ("tokenizer.json", None, "does not end in .keras"),
+        ("model.keras", lambda folder: (folder / "model.keras").write_text("a text file"), "is not a Keras archive"),
+        ("model.keras", _zip_without_config, "is a zip archive without a Keras config.json"),
+        ("model.keras", _dense_model, "holds a 'Sequential' saved by another program"),
+        ("model.keras", lambda folder: (folder / "tokenizer.json").unlink(), "No tokenizer.json beside"),
+        ("model.keras", lambda folder: (folder / "tokenizer.json").write_text("{}"), "is not a tokenizer written by"),
+        (
+            "model.keras",
+            lambda folder: tokenizers.save(tokenizers.CharTokenizer.from_text("xyz"), folder / "tokenizer.json"),
+            "has 3 tokens but the model in",
+        ),
+    ],
+)
+def test_each_wrong_file_gets_an_error_naming_what_is_wrong(command, model_name, spoil, message, tiny_run, capsys):
+    if spoil:
+        spoil(tiny_run)
+    name, *options = command
+    assert main([name, str(tiny_run / model_name), *options]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"keras-tx {name}: error: ") and message in error
+    assert len(error.splitlines()) == 1
+
+
+def test_evaluate_needs_the_metrics_json_of_the_run(tiny_run, capsys):
+    (tiny_run / "metrics.json").unlink()
+    assert main(["evaluate", str(tiny_run / "model.keras")]) == 1
+    assert "No metrics.json beside" in capsys.readouterr().err
 
 
 def test_generate_rejects_characters_outside_the_vocabulary_and_empty_prompts(reverse_run, capsys):

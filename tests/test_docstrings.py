@@ -8,16 +8,20 @@ import pytest
 MODULES = [
     "keras_tx.attention",
     "keras_tx.classifier",
+    "keras_tx.distribution",
     "keras_tx.embedding",
     "keras_tx.gpt",
     "keras_tx.kv_cache",
     "keras_tx.masking",
+    "keras_tx.parameters",
     "keras_tx.sampling",
     "keras_tx.self_attention",
     "keras_tx.transformer_block",
     *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
-    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "callbacks", "plots", "recipe", "loss", "text_generation")),
+    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "settings", "saved", "callbacks", "plots", "recipe", "loss", "text_generation")),
     "keras_tx_tools.commands",
+    "keras_tx_tools.gpt2.checkpoint",
+    "keras_tx_tools.gpt2.tokenizer",
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "generation", "harness", "native_torch_gpt", "training")),
 ]
 

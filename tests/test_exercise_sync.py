@@ -43,7 +43,10 @@ def test_check_detects_drift_and_regeneration_fixes_it(tmp_path, capsys):
     folders = ["--solutions", str(solutions), "--exercises", str(exercises)]
     assert main([*folders, "--check"]) == 1  # no stubs yet
     assert main(folders) == 0
+    capsys.readouterr()
     assert main([*folders, "--check"]) == 0
+    count = len(list(solutions.glob("*.py")))
+    assert capsys.readouterr().out == f"{exercises}: all {count} stubs are up to date with {solutions}\n"
     edited = solutions / "masking.py"
     edited.write_text(edited.read_text().replace("Exercise 2", "Exercise two"))
     assert main([*folders, "--check"]) == 1

@@ -52,11 +52,23 @@ def test_parameter_count_follows_the_formula():
         (dict(embed_dim=30, num_heads=4), "divisible"),
         (dict(embed_dim=31, num_heads=1, positional="sinusoidal"), "embed_dim"),
         (dict(num_layers=0), "num_layers"),
+        (dict(activation="gelu_new"), r"`activation` must be one of \('gelu', 'gelu_approximate'\)"),
     ],
 )
 def test_bad_configuration_is_rejected(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         small_gpt(**kwargs)
+
+
+def test_activation_reaches_every_block_and_changes_the_logits(ids):
+    exact = small_gpt()
+    approximate = small_gpt(activation="gelu_approximate")
+    exact.build(ids.shape)
+    approximate.build(ids.shape)
+    approximate.set_weights(exact.get_weights())
+    assert [block.activation for block in approximate.blocks] == ["gelu_approximate"] * 2
+    difference = np.abs(ops.convert_to_numpy(exact(ids)) - ops.convert_to_numpy(approximate(ids))).max()
+    assert 0 < difference < 1e-2
 
 
 def test_too_long_input_is_rejected():

@@ -174,15 +174,40 @@ def test_self_attention_rejects_bad_arguments(kwargs, argument):
 # --- transformer block -----------------------------------------------------
 
 
-@pytest.mark.parametrize("norm_first", [True, False])
-def test_block_matches_an_independent_reference(inputs, norm_first):
-    block = TransformerBlock(16, 4, 32, causal=True, norm_first=norm_first)
+@pytest.mark.parametrize(
+    "norm_first, activation", [(True, "gelu"), (False, "gelu"), (True, "gelu_approximate")]
+)
+def test_block_matches_an_independent_reference(inputs, norm_first, activation):
+    block = TransformerBlock(16, 4, 32, causal=True, norm_first=norm_first, activation=activation)
     block.build(inputs.shape)
     # Non-trivial LayerNorm parameters so that the norm placement matters.
     for norm in (block.norm1, block.norm2):
         norm.set_weights([np.linspace(0.5, 1.5, 16, dtype="float32"), np.linspace(-0.1, 0.1, 16, dtype="float32")])
     expected = reference.transformer_block(inputs, block, reference.causal(6))
     np.testing.assert_allclose(numpy(block(inputs)), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_approximate"])
+def test_block_activation_is_the_documented_formula(rng, activation):
+    """With silent attention and identity dense layers, the block adds activation(norm2(x)) to x."""
+    x = rng.normal(size=(2, 5, 8)).astype("float32")
+    block = TransformerBlock(8, 2, 8, activation=activation)
+    block.build(x.shape)
+    zeros, identity = np.zeros(8, "float32"), np.eye(8, dtype="float32")
+    block.attention.output_dense.set_weights([0 * identity, zeros])
+    block.norm2.set_weights([np.full(8, 3.0, "float32"), zeros])  # inputs of the GELU over about [-6, 6]
+    block.ffn_in.set_weights([identity, zeros])
+    block.ffn_out.set_weights([identity, zeros])
+    hidden = reference.layer_norm(x, block.norm2)
+    added = numpy(block(x)) - x
+    np.testing.assert_allclose(added, reference.ACTIVATIONS[activation](hidden), rtol=1e-5, atol=2e-6)
+    other = "gelu" if activation == "gelu_approximate" else "gelu_approximate"
+    assert np.abs(added - reference.ACTIVATIONS[other](hidden)).max() > 1e-4
+
+
+def test_block_rejects_an_unknown_activation():
+    with pytest.raises(ValueError, match=r"`activation` must be one of \('gelu', 'gelu_approximate'\)"):
+        TransformerBlock(8, 2, 16, activation="relu")
 
 
 def test_block_returns_scores_when_asked(inputs):
@@ -199,6 +224,7 @@ LAYERS = [
     (lambda: TokenAndPositionEmbedding(20, 8, 6), np.array([[1, 2, 3]])),
     (lambda: MultiHeadSelfAttention(16, 4, dropout=0.1, causal=True), np.ones((2, 5, 16), "float32")),
     (lambda: TransformerBlock(16, 4, 32, dropout=0.1, norm_first=False), np.ones((2, 5, 16), "float32")),
+    (lambda: TransformerBlock(16, 4, 32, activation="gelu_approximate"), np.ones((2, 5, 16), "float32")),
 ]
 
 

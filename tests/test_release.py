@@ -88,3 +88,53 @@ def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_100(b
     assert reports["stubs"]["reference"].startswith("recorded"), outputs["stubs"][-2000:]
     assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, 100), outputs["stubs"][-2000:]
     assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (100, 100), outputs["solutions"][-2000:]
+
+
+def _commands(markdown):
+    """Every line of the ```bash blocks of `markdown`."""
+    blocks = re.findall(r"```bash\n(.*?)```", markdown, re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_release_readme_speaks_to_students_only(bundle):
+    readme = (bundle / "README.md").read_text()
+    for exercise in ("positional_embedding", "masking", "attention", "model"):
+        assert f"exercises/{exercise}.py" in readme
+    order = [readme.index(f"exercises/{name}.py") for name in ("positional_embedding", "masking", "attention", "model")]
+    assert order == sorted(order)
+    for topic in ("pytest grader", "--seed", "not attempted yet", "may not use", "from .masking import"):
+        assert topic in readme
+    for word in ("solution", "instructor", "benchmark", "grade-all", "release"):
+        assert word not in readme.lower(), word
+    from grader import submission
+
+    for name in (*submission.FORBIDDEN_MODULES, *submission.FORBIDDEN_NAMES):
+        assert f"`{name}`" in readme or f".{name}`" in readme, f"the README does not forbid {name}"
+
+
+def test_every_command_of_the_release_readme_runs_in_the_release(bundle):
+    """The set-up lines are those of the main README, which CI runs; every other line is run here."""
+    commands = _commands((bundle / "README.md").read_text())
+    main_readme = (release.repository_root() / "README.md").read_text()
+    setup = [command for command in commands if "pip install" in command or "venv" in command]
+    assert len(setup) == 2
+    for command in setup:
+        for step in command.split(" && "):
+            assert step in main_readme, step
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+    env.pop("KERAS_BACKEND", None)
+    runs = {
+        command: subprocess.Popen(
+            ["bash", "-c", f"{command} -p no:cacheprovider"], cwd=bundle, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        for command in commands
+        if command not in setup
+    }
+    assert len(runs) >= 4
+    for command, process in runs.items():
+        output = process.communicate()[0]
+        assert process.returncode == 0 and "reproduce this run with: pytest grader --seed" in output, (
+            f"{command}:\n{output[-3000:]}"
+        )

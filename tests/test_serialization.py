@@ -23,13 +23,20 @@ def models():
     return {
         "gpt": GPT(vocab_size=40, max_length=16, embed_dim=16, num_heads=2, num_layers=2, positional="sinusoidal"),
         "gpt_untied": GPT(vocab_size=40, max_length=16, embed_dim=16, num_heads=2, num_layers=1, tie_weights=False),
+        "gpt2_gelu": GPT(
+            vocab_size=40, max_length=16, embed_dim=16, num_heads=2, num_layers=1, activation="gelu_approximate"
+        ),
         "classifier": TransformerClassifier(
             vocab_size=40, max_length=16, embed_dim=16, num_heads=2, num_layers=1, num_classes=3
+        ),
+        "classifier_gelu_approximate": TransformerClassifier(
+            vocab_size=40, max_length=16, embed_dim=16, num_heads=2, num_layers=1, num_classes=3,
+            activation="gelu_approximate",
         ),
     }
 
 
-@pytest.mark.parametrize("name", ["gpt", "gpt_untied", "classifier"])
+@pytest.mark.parametrize("name", list(models()))
 def test_save_and_load_restore_identical_outputs(tmp_path, ids, name):
     model = models()[name]
     expected = ops.convert_to_numpy(model(ids))
@@ -38,6 +45,7 @@ def test_save_and_load_restore_identical_outputs(tmp_path, ids, name):
     restored = keras.saving.load_model(path)
     assert type(restored) is type(model)
     assert restored.get_config() == model.get_config()
+    assert [block.activation for block in restored.blocks] == [block.activation for block in model.blocks]
     np.testing.assert_allclose(ops.convert_to_numpy(restored(ids)), expected, rtol=1e-6, atol=1e-6)
 
 

@@ -10,13 +10,9 @@ and prints the same results table as the end of training.
 
 import json
 import pathlib
-
-import keras
+import warnings
 
 from keras_tx_tools.commands import add_backend_argument
-from keras_tx_tools.commands.train import print_results
-from keras_tx_tools.data import tokenizers
-from keras_tx_tools.training.tasks import TASKS
 
 
 def add_arguments(parser):
@@ -26,20 +22,32 @@ def add_arguments(parser):
 
 
 def run(args):
+    import keras
+
+    from keras_tx_tools.commands.train import print_results
+    from keras_tx_tools.data.shakespeare import OfflineCorpusWarning
+    from keras_tx_tools.training import saved
+    from keras_tx_tools.training.tasks import TASKS
+
+    model = saved.load_model(args.model)
     metrics_path = args.model.parent / "metrics.json"
-    if not args.model.is_file() or not metrics_path.is_file():
+    if not metrics_path.is_file():
         raise FileNotFoundError(
-            f"Need MODEL and the metrics.json beside it, as written by `keras-tx train`; "
-            f"missing: {args.model if not args.model.is_file() else metrics_path}."
+            f"No metrics.json beside {args.model}: `keras-tx train` writes one with the task and its settings."
         )
     record = json.loads(metrics_path.read_text(encoding="utf-8"))
     task, config = TASKS[record["task"]], record["config"]
     if args.data is not None:
         config["data"] = args.data
-    tokenizer_path = args.model.parent / "tokenizer.json"
-    tokenizer = tokenizers.load(tokenizer_path) if tokenizer_path.is_file() else None
-    data = task.data(config, tokenizer)
-    results = task.results(keras.saving.load_model(args.model), data, config)
+    tokenizer = saved.load_tokenizer(model, args.model) if task.name != "imdb" else None
+    with warnings.catch_warnings():
+        # Training warns when it falls back on the offline corpus; evaluating
+        # says where its data came from below, and whether training used it too.
+        warnings.simplefilter("ignore", OfflineCorpusWarning)
+        data = task.data(config, tokenizer)
+    results = task.results(task.compile(model, config), data, config)
     print(f"{task.name} on {keras.backend.backend()}, data from {data.source}")
+    if data.source != record.get("data_source", data.source):
+        print(f"note: the model was trained on data from {record['data_source']}")
     print_results(results)
     return 0

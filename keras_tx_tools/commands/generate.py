@@ -9,11 +9,7 @@ the `tokenizer.json` beside it.
 
 import pathlib
 
-import keras
-
 from keras_tx_tools.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
-from keras_tx_tools.data import tokenizers
-from keras_tx_tools.training.text_generation import continue_text
 
 
 def add_arguments(parser):
@@ -28,6 +24,8 @@ def add_arguments(parser):
 
 
 def run(args):
+    from keras_tx_tools.training.text_generation import continue_text
+
     model, tokenizer = load_language_model(args.model)
     text = continue_text(
         model, tokenizer, args.prompt, args.num_tokens,
@@ -39,14 +37,9 @@ def run(args):
 
 def load_language_model(path):
     """`(model, tokenizer)` from a `.keras` file and the `tokenizer.json` beside it."""
-    tokenizer_path = path.parent / "tokenizer.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"MODEL {str(path)!r} is not a file; pass the model.keras written by `keras-tx train`.")
-    if not tokenizer_path.is_file():
-        raise FileNotFoundError(
-            f"No tokenizer.json beside {path}: `keras-tx train` writes one for the models that generate text."
-        )
-    model = keras.saving.load_model(path)
+    from keras_tx_tools.training import saved
+
+    model = saved.load_model(path)
     if not hasattr(model, "generate"):
         raise ValueError(f"{path} holds a {type(model).__name__}, which classifies text and cannot generate it.")
-    return model, tokenizers.load(tokenizer_path)
+    return model, saved.load_tokenizer(model, path)

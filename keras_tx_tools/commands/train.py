@@ -4,6 +4,7 @@
     keras-tx train shakespeare-char --data tinyshakespeare.txt --steps 2000
     keras-tx train shakespeare-words --epochs 4 --out runs/words
     keras-tx train imdb --backend jax
+    keras-tx train shakespeare-char --backend jax --distribute model --mesh 2x4
 
 Writes into `--out` (default `runs/TASK`):
 
@@ -20,24 +21,24 @@ Ctrl-C stops after the current step and still writes all of the above.
 import argparse
 import datetime
 import pathlib
-
-import keras
+import sys
 
 from keras_tx_tools.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
-from keras_tx_tools.data import tokenizers
-from keras_tx_tools.training import callbacks, loss, plots, recipe
-from keras_tx_tools.training.tasks import TASKS, total_steps
+from keras_tx_tools.training import distribute, settings
 
 INTERRUPTED = 130  # the exit status of a program stopped by Ctrl-C
+LOSS_POINTS = 100  # about this many points on the training curves of loss.png
 
 
 def add_arguments(parser):
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "defaults:\n" + "\n".join(
-        f"  {task.name}: " + ", ".join(f"{name}={value}" for name, value in task.defaults.items())
-        for task in TASKS.values()
+        f"  {name}: " + ", ".join(f"{flag}={value}" for flag, value in defaults.items())
+        for name, defaults in settings.DEFAULTS.items()
     )
-    parser.add_argument("task", choices=TASKS, help="; ".join(f"{t.name}: {t.description}" for t in TASKS.values()))
+    parser.add_argument(
+        "task", choices=settings.DESCRIPTIONS, help="; ".join(f"{n}: {d}" for n, d in settings.DESCRIPTIONS.items())
+    )
     add_backend_argument(parser)
     parser.add_argument("--out", type=pathlib.Path, help="output directory (default: runs/TASK)")
     flags = parser.add_argument_group("settings (defaults depend on the task: see below)")
@@ -61,32 +62,70 @@ def add_arguments(parser):
         "--sample-tokens", type=non_negative_int, help="language models: tokens sampled after each epoch (0: none)"
     )
     flags.add_argument("--seed", type=int)
+    distribute.add_arguments(parser)
 
 
 def run(args):
+    import keras
+
+    from keras_tx_tools.data import tokenizers
+    from keras_tx_tools.training import plots, saved
+    from keras_tx_tools.training.tasks import TASKS
+
     task = TASKS[args.task]
     config = configure(task, args)
+    distribute.set_distribution(args.distribute, args.mesh, config)
     out = args.out or pathlib.Path("runs") / task.name
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config["seed"])
 
     data = task.data(config)
-    model = task.build_model(config, data.tokenizer)
-    model.compile(
-        optimizer=recipe.nanogpt_adamw(
-            config["learning_rate"], total_steps(config, data), config["warmup_steps"], config["weight_decay"]
-        ),
-        loss=loss.SparseCrossEntropy(),
-        metrics=list(task.metrics),
-    )
-    model(data.sample_ids)  # creates the weights, so that they can be counted
+    model = _compiled_model(task, config, data)
     print(f"{task.name}: {model.count_params():,} parameters, data from {data.source}, writing to {out}")
     if data.tokenizer is not None:
         tokenizers.save(data.tokenizer, out / "tokenizer.json")
+    log, stop = _fit(model, task, config, data, out, args)
+
+    best = task.compile(saved.load_model(out / "model.keras"), config)
+    results = task.results(best, data, config)
+    log.record.update(results=results, interrupted=stop.interrupted)
+    log.write()
+    title = f"keras-tx train {task.name} ({keras.backend.backend()})"
+    plots.plot_loss(log.record["history"], out / "loss.png", title=title, steps=log.record["step_history"])
+    plots.plot_attention(best.attention_maps(data.sample_ids), data.sample_labels(), out / "attention.png", title=title)
+    print_results(results)
+    print(f"Saved model.keras, metrics.json, loss.png and attention.png in {out}")
+    return INTERRUPTED if stop.interrupted else 0
+
+
+def _compiled_model(task, config, data):
+    """A fresh model of `task`, compiled with nanoGPT's AdamW, its weights created."""
+    from keras_tx_tools.training import recipe
+    from keras_tx_tools.training.tasks import total_steps
+
+    optimizer = recipe.nanogpt_adamw(
+        config["learning_rate"], total_steps(config, data), config["warmup_steps"], config["weight_decay"]
+    )
+    model = task.compile(task.build_model(config, data.tokenizer), config, optimizer)
+    model(data.sample_ids)  # creates the weights, so that they can be counted
+    return model
+
+
+def _fit(model, task, config, data, out, args):
+    """Trains `model` with checkpoints, Ctrl-C handling, `metrics.json` and samples; returns `(log, stop)`.
+
+    On a terminal Keras draws its progress bar; written to a file or a pipe,
+    the run prints one plain line per epoch instead (`verbose=2`).
+    """
+    import keras
+
+    from keras_tx_tools.training import callbacks
+    from keras_tx_tools.training.tasks import total_steps
 
     stop = callbacks.StopOnInterrupt()
     log = callbacks.MetricsLog(
-        out / "metrics.json", tokens_per_step=data.tokens_per_step, task=task.name,
+        out / "metrics.json", tokens_per_step=data.tokens_per_step,
+        log_every=max(1, total_steps(config, data) // LOSS_POINTS), task=task.name,
         backend=keras.backend.backend(), command=command_line(args), date=datetime.date.today().isoformat(),
         data_source=data.source, config={name: _jsonable(value) for name, value in config.items()},
     )
@@ -97,25 +136,16 @@ def run(args):
     ]
     if task.language_model and config["sample_tokens"]:
         run_callbacks.append(callbacks.TextSample(data.tokenizer, task.prompt, num_tokens=config["sample_tokens"]))
-    model.fit(**data.fit_arguments, epochs=config["epochs"], callbacks=run_callbacks)
-
-    best = keras.saving.load_model(out / "model.keras")
-    results = task.results(best, data, config)
-    log.record.update(results=results, interrupted=stop.interrupted)
-    log.write()
-    title = f"keras-tx train {task.name} ({keras.backend.backend()})"
-    plots.plot_loss(log.record["history"], out / "loss.png", title=title)
-    plots.plot_attention(best.attention_maps(data.sample_ids), data.sample_labels(), out / "attention.png", title=title)
-    print_results(results)
-    print(f"Saved model.keras, metrics.json, loss.png and attention.png in {out}")
-    return INTERRUPTED if stop.interrupted else 0
+    verbose = 1 if sys.stdout.isatty() else 2
+    model.fit(**data.fit_arguments, epochs=config["epochs"], callbacks=run_callbacks, verbose=verbose)
+    return log, stop
 
 
 def configure(task, args):
     """The task's defaults, updated with the flags given on the command line."""
     config = dict(task.defaults)
     for name, value in vars(args).items():
-        if value is None or name in ("task", "out", "keras_backend"):
+        if value is None or name in ("task", "out", "keras_backend", "verbose", "distribute", "mesh"):
             continue
         if name not in config:
             flag = "--" + name.replace("_", "-")
@@ -140,7 +170,7 @@ def command_line(args):
     """The `keras-tx train` command that reproduces this run."""
     words = ["keras-tx", "train", args.task]
     for name, value in vars(args).items():
-        if value is not None and name != "task":
+        if value is not None and name not in ("task", "verbose"):
             flag = "--backend" if name == "keras_backend" else "--" + name.replace("_", "-")
             words += [flag, str(value)]
     return " ".join(words)

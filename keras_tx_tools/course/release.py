@@ -7,7 +7,7 @@ tooling), the exercise stubs
 stale), the lessons (they live in the exercises' docstrings, plus ``docs/``),
 the grader with the reference outputs recorded from the solutions
 (``grader/reference/``, so ``pytest grader`` runs without them), the dataset
-loaders and the project files. It never holds ``solutions/``, and :func:`build_release` refuses to
+loaders, the project files and a README written for students. It never holds ``solutions/``, and :func:`build_release` refuses to
 finish if any file of the bundle still contains a ``BEGIN SOLUTION`` marker
 or the body of a solution.
 
@@ -22,11 +22,14 @@ import shutil
 
 from keras_tx_tools.course import stubs
 
-COPIED = ("keras_tx", "keras_tx_tools", "grader", "datasets", "docs", "README.md", "pyproject.toml", "LICENSE")
+COPIED = ("keras_tx", "keras_tx_tools", "grader", "datasets", "docs", "pyproject.toml", "LICENSE")
 """Parts of the repository copied into the release as they are (those that exist)."""
 
 INSTRUCTOR_ONLY = ("keras_tx_tools/course",)
 """Left out of the copies: the tooling that makes stubs, releases and grades."""
+
+STUDENT_README = pathlib.Path(__file__).with_name("student_readme.md")
+"""The bundle's README.md: the exercises in order, grading, the table, the seed, allowed imports."""
 
 _BUILD_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
@@ -71,6 +74,7 @@ def build_release(outdir, root=None):
             shutil.copytree(source, outdir / name, ignore=ignore)
         elif source.is_file():
             shutil.copy2(source, outdir / name)
+    shutil.copy2(STUDENT_README, outdir / "README.md")
     (outdir / "exercises").mkdir()
     for path, stub in stubs.generate(solutions, outdir / "exercises").items():
         path.write_text(stub, encoding="utf-8")

@@ -80,6 +80,8 @@ def main(argv=None):
     if args.check:
         for path in stale:
             print(f"{path} is out of date: run python -m keras_tx_tools.course.stubs", file=sys.stderr)
+        if not stale:
+            print(f"{args.exercises}: all {len(stubs)} stubs are up to date with {args.solutions}")
         return 1 if stale else 0
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -72,13 +72,17 @@ class Tokenizer:
 
     def decode(self, token_ids):
         """Token ids (any integer sequence or array) -> text."""
+        return "".join(self.vocabulary[i] for i in self.check_ids(token_ids))
+
+    def check_ids(self, token_ids):
+        """`token_ids` as a flat array, after checking they are in the vocabulary."""
         ids = np.asarray(token_ids).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             raise ValueError(
                 f"Token ids must be in [0, {self.vocab_size}); "
                 f"received values from {ids.min()} to {ids.max()}."
             )
-        return "".join(self.vocabulary[i] for i in ids)
+        return ids
 
     def get_config(self):
         return {"vocabulary": self.vocabulary}

