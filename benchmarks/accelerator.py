@@ -100,7 +100,14 @@ class GenerationJob(generation.Job):
 
 
 class Clock:
-    """Says whether there is time left to start another contender."""
+    """Says whether there is time left to start another contender; lists those skipped.
+
+    >>> skipped = []
+    >>> Clock(minutes=1).allows("keras_tx[jax] gpt2_small float32", skipped)
+    True
+    >>> Clock(minutes=0).allows("keras_tx[jax] generation", skipped), skipped
+    (False, ['keras_tx[jax] generation'])
+    """
 
     def __init__(self, minutes):
         self.deadline = time.monotonic() + 60 * minutes

@@ -32,6 +32,7 @@ QUICK_RUNS = {
     "generation": ["--implementations", "keras_tx,transformers"],
     "grader": [],
     "accuracy": ["--data", "{text}"],
+    "accelerator": [],
 }
 
 
@@ -117,6 +118,23 @@ def test_generation_times_cached_and_recomputed_decoding(reports):
         f"keras_tx[{BACKEND}] cache/recompute", "transformers cache/recompute",
         f"keras_tx[{BACKEND}] cache/transformers cache"}
     assert report["config"]["model"]["max_length"] == 320  # 64 + 256 tokens fit in full runs
+
+
+def test_accelerator_table_has_every_row_and_contender(reports):
+    """The smoke run of the GPU table, on this machine's CPU and the current backend."""
+    report = reports["accelerator"]
+    keras_tx = [f"keras_tx[{BACKEND}]"] if BACKEND in ("torch", "jax") else []
+    training_rows = report["samples"]["training"]
+    assert set(training_rows) == {"tiny mixed_bfloat16", "tiny float32"}
+    assert set(training_rows["tiny mixed_bfloat16"]) == {"native_torch", *keras_tx}
+    assert set(training_rows["tiny float32"]) == {"native_torch", "native_torch[compile]", *keras_tx}
+    for row in training_rows.values():
+        assert len({contender["info"]["parameters"] for contender in row.values()}) == 1
+        assert all(contender["runs"][0]["tokens_per_second"] > 0 for contender in row.values())
+    generation = report["summary"]["generation"]
+    assert set(generation) == {"transformers", *keras_tx}
+    assert generation["transformers"]["over_transformers"] == 1.0
+    assert report["summary"]["skipped"] == []
 
 
 def test_grader_latency_times_the_grader_command(reports):

@@ -22,7 +22,7 @@ MODULES = [
     "keras_tx_tools.commands",
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",
-    *(f"benchmarks.{name}" for name in ("accuracy", "generation", "harness", "native_torch_gpt", "training")),
+    *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "generation", "harness", "native_torch_gpt", "training")),
 ]
 
 
