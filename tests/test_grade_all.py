@@ -296,7 +296,7 @@ def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, ca
     status = cli.main([
         "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
         "--exercises", ",".join(GRADED_EXERCISES), "--timeout", "60", "--memory", "3",
-        "--release", str(bundle), "--out", str(out / "grades.csv"),
+        "--release", str(bundle), "--out", str(out),
         "--gradescope", str(out / "gradescope"), "--plot", str(out / "scores.png"), "--no-progress",
     ])
     printed = capsys.readouterr().out
@@ -368,7 +368,7 @@ def test_the_model_exercise_of_a_class_is_graded_with_every_mistake_caught(tmp_p
     status = cli.main([
         "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
         "--exercises", "model", "--timeout", "120", "--memory", "3",
-        "--release", str(release.build_release(tmp_path / "release")), "--out", str(out / "grades.csv"), "--no-progress",
+        "--release", str(release.build_release(tmp_path / "release")), "--out", str(out), "--no-progress",
     ])
     assert status == 0
     rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}

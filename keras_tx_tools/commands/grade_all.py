@@ -2,12 +2,14 @@
 
 Example::
 
-    keras-tx grade-all submissions/ --backend jax --jobs 8 --out grades.csv --plot scores.png
+    keras-tx grade-all submissions/ --backend jax --jobs 8 --plot runs/grade-all/scores.png
 
-writes ``grades.csv`` (one row per student), ``feedback/<student>.txt`` for the
-students, ``logs/<student>.log`` and ``.json`` (the grader's full output and
-report, hidden tests included) for the instructor, and with ``--gradescope DIR`` a Gradescope ``results.json`` per
-student; then prints a summary with a score histogram.
+writes into ``--out`` (default ``runs/grade-all``): ``grades.csv`` (one row
+per student), ``feedback/<student>.txt`` for the students,
+``logs/<student>.log`` and ``.json`` (the grader's full output and report,
+hidden tests included) for the instructor; with ``--gradescope DIR`` a
+Gradescope ``results.json`` per student. Then it prints a summary with a
+score histogram.
 """
 
 import argparse
@@ -35,8 +37,8 @@ def add_arguments(parser):
                         help="wall-clock seconds allowed per submission (default: 600)")
     parser.add_argument("--memory", type=_positive(float), default=4.0,
                         help="GiB of memory allowed per submission (default: 4)")
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("grades.csv"),
-                        help="the CSV gradebook to write (default: grades.csv); feedback/ and logs/ go beside it")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs", "grade-all"), metavar="DIR",
+                        help="the folder for grades.csv, feedback/ and logs/ (default: runs/grade-all)")
     parser.add_argument("--release", type=pathlib.Path,
                         help="a bundle from `keras-tx release` to grade with (default: build one now)")
     parser.add_argument("--gradescope", type=pathlib.Path, metavar="DIR",
@@ -67,9 +69,9 @@ def run(args):
         )
     if not grades:
         raise ValueError(f"SUBMISSIONS_DIR must hold one folder per student; {str(args.submissions)!r} has none")
-    folder = args.out.parent
+    folder = args.out
     folder.mkdir(parents=True, exist_ok=True)
-    gradebook.write_csv(grades, args.out)
+    gradebook.write_csv(grades, folder / "grades.csv")
     gradebook.write_feedback(grades, folder / "feedback")
     (folder / "logs").mkdir(exist_ok=True)
     for grade in grades:
@@ -82,10 +84,11 @@ def run(args):
     if max_points:
         print(summary.summarize(grades, max_points))
         if args.plot:
+            args.plot.parent.mkdir(parents=True, exist_ok=True)
             summary.plot_histogram(grades, max_points, args.plot)
     else:
         print(f"no submission could be graded; see {folder / 'logs'}")
-    print(f"gradebook: {args.out}; feedback: {folder / 'feedback'}")
+    print(f"gradebook: {folder / 'grades.csv'}; feedback: {folder / 'feedback'}")
     return 0
 
 
