@@ -37,12 +37,7 @@ class TransformerClassifier(TransformerStack):
     """
 
     def __init__(
-        self,
-        vocab_size,
-        max_length,
-        embed_dim,
-        num_heads,
-        num_layers,
+        self, vocab_size, max_length, embed_dim, num_heads, num_layers,
         num_classes,
         ff_dim=None,
         dropout=0.1,
@@ -53,16 +48,8 @@ class TransformerClassifier(TransformerStack):
     ):
         check_positive_integers(num_layers=num_layers, num_classes=num_classes)
         super().__init__(
-            vocab_size,
-            max_length,
-            embed_dim,
-            num_heads,
-            num_layers,
-            ff_dim=ff_dim,
-            dropout=dropout,
-            positional=positional,
-            activation=activation,
-            **kwargs,
+            vocab_size, max_length, embed_dim, num_heads, num_layers,
+            ff_dim=ff_dim, dropout=dropout, positional=positional, activation=activation, **kwargs
         )
         self.num_classes = num_classes
         self.pad_id = pad_id

@@ -60,12 +60,7 @@ class GPT(TransformerStack):
     """
 
     def __init__(
-        self,
-        vocab_size,
-        max_length,
-        embed_dim,
-        num_heads,
-        num_layers,
+        self, vocab_size, max_length, embed_dim, num_heads, num_layers,
         ff_dim=None,
         dropout=0.0,
         tie_weights=True,
@@ -76,15 +71,8 @@ class GPT(TransformerStack):
         check_positive_integers(num_layers=num_layers)
         initializer = keras.initializers.RandomNormal(stddev=0.02)
         super().__init__(
-            vocab_size,
-            max_length,
-            embed_dim,
-            num_heads,
-            num_layers,
-            ff_dim=ff_dim,
-            dropout=dropout,
-            positional=positional,
-            activation=activation,
+            vocab_size, max_length, embed_dim, num_heads, num_layers,
+            ff_dim=ff_dim, dropout=dropout, positional=positional, activation=activation,
             causal=True,
             embeddings_initializer=initializer,
             kernel_initializer=initializer,

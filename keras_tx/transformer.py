@@ -36,12 +36,7 @@ class TransformerStack(keras.Model):
     """
 
     def __init__(
-        self,
-        vocab_size,
-        max_length,
-        embed_dim,
-        num_heads,
-        num_layers,
+        self, vocab_size, max_length, embed_dim, num_heads, num_layers,
         ff_dim=None,
         dropout=0.0,
         positional="learned",
