@@ -248,5 +248,40 @@ def test_layout_map_needs_a_batch_and_a_model_axis():
         gpt_layout_map((2, 4))
 
 
+def keras_tx_train(*flags, devices=DEVICES):
+    """`keras-tx train reverse` with `flags`, a short run, in a process with `devices` CPU devices."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, "-m", "keras_tx_tools", "train", "reverse", "--half-length", "6",
+               "--steps", "8", "--epochs", "1", "--num-validation", "64", *flags]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_train_splits_the_model_over_a_2x4_mesh(tmp_path):
+    run = keras_tx_train("--backend", "jax", "--distribute", "model", "--mesh", "2x4", "--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "ModelParallel over 8 cpu devices: batch 2 x model 4" in run.stdout
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert "--distribute model --mesh 2x4" in record["command"] and record["history"]["loss"]
+
+
+@pytest.mark.parametrize("backend, instead", [("torch", "torch.distributed"), ("tensorflow", "tf.distribute")])
+def test_distribute_off_jax_stops_with_one_line_saying_what_to_use(backend, instead, tmp_path):
+    run = keras_tx_train("--backend", backend, "--distribute", "data", "--out", str(tmp_path))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    message = run.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"keras-tx train: error: --distribute runs on the JAX backend only") and instead in message
+
+
+def test_mesh_flag_is_checked_before_training(tmp_path, capsys):
+    from keras_tx_tools.cli import main
+
+    with pytest.raises(SystemExit) as usage_error:
+        main(["train", "reverse", "--distribute", "model", "--mesh", "2by4"])
+    assert usage_error.value.code == 2 and "expected BATCHxMODEL" in capsys.readouterr().err
+    assert main(["train", "reverse", "--mesh", "2x4", "--out", str(tmp_path)]) == 1
+    assert "--mesh needs --distribute, one of: data, model, auto." in capsys.readouterr().err
+
 if __name__ == "__main__":
     print(json.dumps(SCENARIOS[sys.argv[1]](*sys.argv[2:])))
