@@ -168,17 +168,17 @@ def gelu(x, approximate=False):
     return 0.5 * x * (1 + np.vectorize(math.erf)(x / np.sqrt(2)))
 
 
-def self_attention(x, weights, num_heads, mask=None, scale=True, transpose=True):
+def self_attention(x, weights, num_heads, mask=None, scale=True, split_transpose=True, merge_transpose=True):
     """Multi-head self-attention in NumPy, with `weights` ``{"query_dense": [kernel, bias], ...}``.
 
-    `scale` False leaves the scores unscaled; `transpose` False splits and merges the heads by
-    a bare reshape (the classic bug).
+    `scale` False leaves the scores unscaled; `split_transpose` (`merge_transpose`) False splits
+    (merges) the heads by a bare reshape, the classic bug.
     """
     batch, length, width = x.shape
     head_dim = width // num_heads
 
     def split(h):
-        if transpose:
+        if split_transpose:
             return h.reshape(batch, length, num_heads, head_dim).transpose(0, 2, 1, 3)
         return h.reshape(batch, num_heads, length, head_dim)
 
@@ -188,22 +188,26 @@ def self_attention(x, weights, num_heads, mask=None, scale=True, transpose=True)
         scores = np.where(mask, scores, -1e30)
     scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
     attended = scores / scores.sum(axis=-1, keepdims=True) @ value
-    merged = attended.transpose(0, 2, 1, 3) if transpose else attended
+    merged = attended.transpose(0, 2, 1, 3) if merge_transpose else attended
     return dense(merged.reshape(batch, length, width), weights["output_dense"])
 
 
-ATTENTION_CAUSES = {
-    "the scores are not scaled: divide Q @ K^T by sqrt(head size) before the softmax": {"scale": False},
-    "the heads are split or merged by a bare reshape: reshape (B, T, C) to (B, T, H, C/H) and move the "
-    "head axis forward (and back before merging)": {"transpose": False},
-    "the mask is not applied: pass attention_mask on to the attention": {"mask": None},
-}
+BARE_RESHAPE = ("the heads are split or merged by a bare reshape: reshape (B, T, C) to (B, T, H, C/H) and move "
+                "the head axis forward (and back before merging)")
+ATTENTION_CAUSES = [
+    ("the scores are not scaled: divide Q @ K^T by sqrt(head size) before the softmax", {"scale": False}),
+    (BARE_RESHAPE, {"split_transpose": False}),
+    (BARE_RESHAPE, {"merge_transpose": False}),
+    (BARE_RESHAPE, {"split_transpose": False, "merge_transpose": False}),
+    ("the mask is not applied: pass attention_mask on to the attention", {"mask": None}),
+]
+"""``[(cause, variation)]``: the known attention mistakes, as keyword arguments of `self_attention`."""
 
 
 def attention_cause(output, x, weights, num_heads, mask):
     """The known attention mistake that `output` matches, recomputed in NumPy; else None."""
     x = np.asarray(x, float)
-    for cause, variation in ATTENTION_CAUSES.items():
+    for cause, variation in ATTENTION_CAUSES:
         if is_close(output, self_attention(x, weights, num_heads, **{"mask": mask, **variation})):
             return cause
     return None

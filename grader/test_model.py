@@ -200,7 +200,21 @@ def test_gpt_matches_reference(student, reference):
         check_close(logits, expected["logits"], "GPT's logits", hint=lambda: (
             first_divergence(model, steps, expected, unpack_weights(inputs), inputs["token_ids"],
                              causal(SIZES["max_length"]), SIZES["num_heads"])
-            or first_matching(gpt_mistakes(model, token_ids), logits)))
+            or block_wiring_hint(model, expected) or first_matching(gpt_mistakes(model, token_ids), logits)))
+
+
+def block_wiring_hint(model, expected):
+    """The first block that, fed the reference's input, gives another output, and its likely mistake."""
+    mask = causal(SIZES["max_length"])
+    streams = [expected[f"blocks.{index}.norm1>in"] for index in range(len(model.blocks))] + [expected["final_norm>in"]]
+    for index, block in enumerate(model.blocks):
+        x = tensor(streams[index])
+        output = to_numpy(block(x, mask), "TransformerBlock")
+        if not is_close(output, streams[index + 1]):
+            mistake = first_matching(block_mistakes(block, x, mask), output)
+            return (f"blocks.{index}: every sublayer matches on the reference's inputs, but the block's output "
+                    f"differs: {mistake or 'check how TransformerBlock.call connects them'}")
+    return None
 
 
 @pytest.mark.points(6)
