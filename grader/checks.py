@@ -83,7 +83,12 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
 
 
 def describe_exception(error, folder):
-    """``Type: message (file.py, line N)``, pointing at the last line of `folder`'s code it passed."""
+    """``Type: message (file.py, line N)``, pointing at the last line of `folder`'s code it passed.
+
+    An exception re-raised from a student's process (`grader.remote`) carries this description.
+    """
+    if hasattr(error, "student_description"):
+        return error.student_description
     location = ""
     traceback = error.__traceback__
     while traceback is not None:

@@ -64,6 +64,11 @@ def pytest_addoption(parser):
         "(default auto: live when solutions/ exists)",
     )
     group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS", help="time limit per check (default 60)")
+    group.addoption("--isolate", action="store_true",
+                    help="run the submission's code in a separate, limited process, sandboxed with bubblewrap "
+                    "where available (grader/sandbox.py); the checks and the reference stay in this process")
+    group.addoption("--memory-limit", type=float, metavar="GIB", default=4,
+                    help="memory the submission's process may use with --isolate (default 4)")
     group.addoption("--record-reference", metavar="DIR", help="save the reference cases to DIR (grader.record_reference)")
 
 
@@ -170,6 +175,7 @@ class Graded:
 
     modules: dict
     reference: object
+    submission: object = None  # the grader.remote.RemoteSubmission with --isolate
 
 
 @pytest.fixture(scope="session")
@@ -199,12 +205,25 @@ def graded(pytestconfig):
     else:
         reference = RecordedReference(ROOT / "grader" / "reference")
     settings.gradebook.reference = reference.description
-    modules = load_submission(settings.folder, reference=solutions)
+    submission = None
+    if pytestconfig.option.isolate:
+        from grader.remote import RemoteSubmission, warm_process
+
+        process = warm_process(keras.backend.backend())
+        limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
+        submission = RemoteSubmission(process, settings.folder, limits)
+        modules = submission.modules()
+        settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
+                                        else "NOT ISOLATED: a separate process without bubblewrap")
+    else:
+        modules = load_submission(settings.folder, reference=solutions)
     for exercise, module in modules.items():
-        if module.substitutes:
+        if getattr(module, "substitutes", ()):
             pieces = ", ".join(f"{name}.py" for name in module.substitutes)
             settings.gradebook.note(exercise, f"graded with the reference {pieces}, so mistakes there cost points only once")
-    yield Graded(modules, reference)
+    yield Graded(modules, reference, submission)
+    if submission is not None:
+        submission.close()
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
     for name in [name for name in sys.modules if name.startswith("graded_")]:
@@ -232,11 +251,15 @@ def rng(request, pytestconfig):
 
 
 @pytest.fixture(autouse=True)
-def seeded_keras(request, pytestconfig):
-    """Seed Keras' own random initializers per test, so a run is reproducible from its seed."""
+def seeded_keras(request, pytestconfig, graded):
+    """Seed Keras' own random initializers per test (here and in the submission's process), so a
+    run is reproducible from its seed."""
     import keras
 
-    keras.utils.set_random_seed(pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000)
+    seed = pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000
+    keras.utils.set_random_seed(seed)
+    if graded.submission is not None:
+        graded.submission.seed(seed)
 
 
 def _exercise(item):
