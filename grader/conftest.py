@@ -69,6 +69,8 @@ def pytest_addoption(parser):
                     "where available (grader/sandbox.py); the checks and the reference stay in this process")
     group.addoption("--memory-limit", type=float, metavar="GIB", default=4,
                     help="memory the submission's process may use with --isolate (default 4)")
+    group.addoption("--time-budget", type=float, metavar="SECONDS",
+                    help="wall-clock seconds the submission's code may run in all with --isolate (default: no limit)")
     group.addoption("--record-reference", metavar="DIR", help="save the reference cases to DIR (grader.record_reference)")
 
 
@@ -211,7 +213,7 @@ def graded(pytestconfig):
 
         process = warm_process(keras.backend.backend())
         limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
-        submission = RemoteSubmission(process, settings.folder, limits)
+        submission = RemoteSubmission(process, settings.folder, limits, pytestconfig.option.time_budget)
         modules = submission.modules()
         settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
                                         else "NOT ISOLATED: a separate process without bubblewrap")
@@ -224,6 +226,7 @@ def graded(pytestconfig):
     yield Graded(modules, reference, submission)
     if submission is not None:
         submission.close()
+        settings.gradebook.out_of_time = submission.out_of_time
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
     for name in [name for name in sys.modules if name.startswith("graded_")]:

@@ -28,6 +28,7 @@ import functools
 import os
 import signal
 import socket
+import time
 
 import keras
 import numpy as np
@@ -59,9 +60,12 @@ def warm_process(backend, isolate=True):
 class RemoteSubmission:
     """One hand-in's exercise files, loaded in a child of `process`."""
 
-    def __init__(self, process, folder, limits=None):
+    def __init__(self, process, folder, limits=None, time_budget=None):
         self.process = process
         self.limits = {**LIMITS, **(limits or {})}
+        self.deadline = None if time_budget is None else time.monotonic() + time_budget
+        self.time_budget = time_budget
+        self.out_of_time = False
         self.files = {
             f"{exercise}.py": (folder / f"{exercise}.py").read_text(encoding="utf-8", errors="replace")
             for exercise in EXERCISES
@@ -85,11 +89,15 @@ class RemoteSubmission:
     def request(self, message):
         """Send `message` to the child and return its value; re-raise what the student's code raised."""
         self._ensure_child()
+        self.connection.settimeout(self._seconds_left())
         try:
             wire.write_message(self.writer, message)
             reply = wire.read_message(self.reader)
         except (wire.WireError, OSError) as error:
             status = self.end_child()
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.out_of_time = True
+                raise GradingFailure(f"grading was stopped after the time limit of {self.time_budget:g} s") from None
             raise GradingFailure(_ending(status, error)) from None
         except BaseException:  # a time limit of the check: the child is mid-call, so it cannot go on
             self.end_child()
@@ -110,9 +118,20 @@ class RemoteSubmission:
     def close(self):
         self.end_child()
 
+    def _seconds_left(self):
+        """Seconds the next request may take; fails the check once the hand-in's time is up."""
+        if self.deadline is None:
+            return CALL_SECONDS
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.out_of_time = True
+            raise GradingFailure(f"grading was stopped after the time limit of {self.time_budget:g} s")
+        return min(left, CALL_SECONDS)
+
     def _ensure_child(self):
         if self.connection is not None:
             return
+        self._seconds_left()
         self.connection = self.process.fork(self.limits)
         self.connection.settimeout(CALL_SECONDS)
         self.reader, self.writer = self.connection.makefile("rb"), self.connection.makefile("wb")

@@ -12,7 +12,7 @@ import keras
 import pytest
 
 from keras_tx_tools import cli
-from keras_tx_tools.course import gradebook, release, stubs, summary
+from keras_tx_tools.course import exports, release, stubs, summary
 from keras_tx_tools.course.batch import GRADED, TIMEOUT, StudentGrade
 from keras_tx_tools.course.sandbox import run_limited
 from keras_tx_tools.course.screening import forbidden_imports
@@ -125,7 +125,7 @@ GRADES = [
 
 
 def test_feedback_shows_public_details_and_hides_hidden_test_internals(tmp_path):
-    gradebook.write_feedback(GRADES, tmp_path)
+    exports.write_feedback(GRADES, tmp_path)
     ada = (tmp_path / "ada.txt").read_text()
     assert "test_public_shape (3 / 3)" in ada and "attention: 3 / 5" in ada and "Total: 8 / 10" in ada
     assert "[failed] hidden test (0 / 2)" in ada
@@ -135,7 +135,7 @@ def test_feedback_shows_public_details_and_hides_hidden_test_internals(tmp_path)
 
 
 def test_csv_has_points_per_exercise_total_and_status(tmp_path):
-    gradebook.write_csv(GRADES, tmp_path / "grades.csv")
+    exports.write_csv(GRADES, tmp_path / "grades.csv")
     rows = list(csv.DictReader(open(tmp_path / "grades.csv")))
     assert [(row["student"], row["attention"], row["masking"], row["total"], row["max"], row["status"])
             for row in rows] == [("ada", "3", "5", "8", "10", "graded"), ("bob", "0", "0", "0", "10", "timeout")]
@@ -143,7 +143,7 @@ def test_csv_has_points_per_exercise_total_and_status(tmp_path):
 
 
 def test_gradescope_results_mark_hidden_tests_hidden_without_output(tmp_path):
-    gradebook.write_gradescope(GRADES, tmp_path)
+    exports.write_gradescope(GRADES, tmp_path)
     results = json.loads((tmp_path / "ada" / "results.json").read_text())
     assert results["score"] == 8
     hidden = [test for test in results["tests"] if test["visibility"] == "hidden"]
@@ -343,9 +343,9 @@ def _assert_feedback_hides_hidden_tests(out, student):
         return
     shown = (out / "feedback" / f"{student}.txt").read_text() + (out / "gradescope" / student / "results.json").read_text()
     tests = [test for exercise in json.loads(report.read_text()).values() for test in exercise["tests"]]
-    public_messages = {test["message"] for test in tests if not gradebook.is_hidden(test)}
+    public_messages = {test["message"] for test in tests if not exports.is_hidden(test)}
     for test in tests:
-        if gradebook.is_hidden(test):
+        if exports.is_hidden(test):
             assert test["name"] not in shown, (student, test["name"])
             if test["message"] and test["message"] not in public_messages:
                 assert test["message"] not in shown, (student, test["name"])
