@@ -93,8 +93,11 @@ def describe_exception(error, folder):
     """``Type: message (file.py, line N)``, pointing at the last line of `folder`'s code it passed.
 
     Paths inside `folder` and the names of graded packages are left out, so the same files give
-    the same message wherever and however often they are graded.
+    the same message wherever and however often they are graded. An exception re-raised from a
+    student's process (`grader.remote`) carries this description already.
     """
+    if hasattr(error, "student_description"):
+        return error.student_description
     location = ""
     traceback = error.__traceback__
     while traceback is not None:

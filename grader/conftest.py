@@ -67,6 +67,13 @@ def pytest_addoption(parser):
         "(default auto: live when solutions/ exists)",
     )
     group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS", help="time limit per check (default 60)")
+    group.addoption("--isolate", action="store_true",
+                    help="run the submission's code in a separate, limited process, sandboxed with bubblewrap "
+                    "where available (grader/sandbox.py); the checks and the reference stay in this process")
+    group.addoption("--memory-limit", type=float, metavar="GIB", default=4,
+                    help="memory the submission's process may use with --isolate (default 4)")
+    group.addoption("--time-budget", type=float, metavar="SECONDS",
+                    help="wall-clock seconds the submission's code may run in all with --isolate (default: no limit)")
     group.addoption("--record-reference", metavar="DIR", help="save the reference cases to DIR (grader.record_reference)")
 
 
@@ -147,6 +154,7 @@ class Graded:
 
     modules: dict
     reference: object
+    submission: object = None  # the grader.remote.RemoteSubmission with --isolate
 
 
 @pytest.fixture(scope="session")
@@ -176,12 +184,33 @@ def graded(pytestconfig):
     else:
         reference = RecordedReference(ROOT / "grader" / "reference")
     settings.gradebook.reference = reference.description
-    modules = load_submission(settings.folder)
-    yield Graded(modules, reference)
+    modules, submission = _load_modules(pytestconfig, settings)
+    yield Graded(modules, reference, submission)
+    if submission is not None:
+        submission.close()
+        settings.gradebook.out_of_time = submission.out_of_time
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
     for name in [name for name in sys.modules if name.startswith("graded_")]:
         del sys.modules[name]
+
+
+def _load_modules(pytestconfig, settings):
+    """``({exercise: module}, RemoteSubmission or None)``: loaded here, or in a sandboxed child with --isolate."""
+    import keras
+
+    from grader.submission import load_submission
+
+    if not pytestconfig.option.isolate:
+        return load_submission(settings.folder), None
+    from grader.remote import RemoteSubmission, warm_process
+
+    process = warm_process(keras.backend.backend())
+    limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
+    submission = RemoteSubmission(process, settings.folder, limits, pytestconfig.option.time_budget)
+    settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
+                                    else "NOT ISOLATED: a separate process without bubblewrap")
+    return submission.modules(), submission
 
 
 @pytest.fixture
@@ -215,11 +244,15 @@ def rngs(request, pytestconfig):
 
 
 @pytest.fixture(autouse=True)
-def seeded_keras(request, pytestconfig):
-    """Seed Keras' own random initializers per test, so a run is reproducible from its seed."""
+def seeded_keras(request, pytestconfig, graded):
+    """Seed Keras' own random initializers per test (here and in the submission's process), so a
+    run is reproducible from its seed."""
     import keras
 
-    keras.utils.set_random_seed(pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000)
+    seed = pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000
+    keras.utils.set_random_seed(seed)
+    if graded.submission is not None:
+        graded.submission.seed(seed)
 
 
 def _exercise(item):

@@ -28,12 +28,7 @@ import types
 from grader.checks import GRADED_PACKAGE, GradingFailure, describe_exception
 from grader.gradebook import EXERCISES
 from grader.limits import TimeLimitExceeded, time_limit
-
-FORBIDDEN_MODULES = ("keras_tx", "keras_hub", "keras_nlp")
-"""Packages that contain ready-made answers."""
-
-FORBIDDEN_NAMES = ("MultiHeadAttention", "dot_product_attention")
-"""Ready-made attention in Keras (``keras.layers.MultiHeadAttention``, ``keras.ops.dot_product_attention``)."""
+from grader.screening import refused_uses
 
 IMPORT_TIME_LIMIT = 30
 """Seconds an exercise file may take to import."""
@@ -78,29 +73,6 @@ def load_submission(folder):
     return loaded
 
 
-def forbidden_uses(source):
-    """Describe each forbidden import or name in `source`, with its line (empty when clean)."""
-    findings = []
-    for node in ast.walk(ast.parse(source)):
-        modules, names = [], []
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            modules = [node.module or ""]
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.Attribute):
-            names = [node.attr]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            modules = [node.value]  # importlib.import_module("keras_tx") and the like
-        findings += [
-            f"line {node.lineno}: {module}"
-            for module in modules
-            if module.split(".")[0] in FORBIDDEN_MODULES
-        ]
-        findings += [f"line {node.lineno}: {name}" for name in names if name in FORBIDDEN_NAMES]
-    return sorted(set(findings), key=lambda finding: int(finding.split(":")[0].split()[1]))
-
-
 def _sibling_imports(tree):
     """The exercises a parsed file imports relatively (``from .masking import ...``)."""
     imported = set()
@@ -122,7 +94,7 @@ def _load_exercise(folder, exercise, loaded):
         return StudentModule(
             exercise, problem=f"{path.name} has a syntax error on line {error.lineno}: {error.msg}"
         )
-    findings = forbidden_uses(source)
+    findings = refused_uses(source)
     if findings:
         return StudentModule(
             exercise,
