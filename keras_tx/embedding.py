@@ -32,12 +32,34 @@ def sinusoidal_position_encoding(length, dim, start=0):
     """
     if dim % 2:
         raise ValueError(f"`dim` must be even for sine/cosine pairs, got dim={dim}.")
-    positions = ops.cast(ops.arange(length) + start, "float32")[:, None]
+    return _sinusoids(ops.arange(length) + start, dim)
+
+
+def _sinusoids(positions, dim):
+    """The sine/cosine encoding of integer `positions` of any shape: `(*positions.shape, dim)`."""
     frequencies = ops.power(10000.0, -ops.arange(0, dim, 2, dtype="float32") / dim)
-    angles = positions * frequencies[None, :]
+    angles = ops.cast(positions, "float32")[..., None] * frequencies
     # Interleave: column 2i holds sin, column 2i + 1 holds cos.
     table = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
-    return ops.reshape(table, (length, dim))
+    return ops.reshape(table, (*ops.shape(angles)[:-1], dim))
+
+
+def padded_positions(padding_mask):
+    """The position of each token in a padded batch: `(B, T)` int32, 0 at each row's first real token.
+
+    A short prompt padded on the left must see its tokens at the positions it
+    would have alone, so positions count the real tokens before each one.
+    Padding positions get 0 (they are never attended to).
+
+    Example:
+
+    >>> from keras import ops
+    >>> ops.convert_to_numpy(padded_positions([[False, False, True, True], [True, True, True, True]]))
+    array([[0, 0, 0, 1],
+           [0, 1, 2, 3]], dtype=int32)
+    """
+    counts = ops.cumsum(ops.cast(padding_mask, "int32"), axis=1)
+    return ops.maximum(counts - 1, 0)
 
 
 def validate_token_ids(token_ids, vocab_size, max_length, start_index=0, check_values=True):
@@ -147,19 +169,22 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.position_embedding is not None:
             self.position_embedding.build((None,))
 
-    def call(self, token_ids, start_index=0, training=None):
+    def call(self, token_ids, start_index=0, positions=None, training=None):
         """Embed `token_ids`; the first token sits at position `start_index`.
 
-        The values of the ids are checked outside training only: a training
-        step should not wait for a device-to-host copy of its batch.
+        `positions`, a `(B, T)` int tensor, gives each token its own position
+        instead (a padded batch: see `padded_positions`). The values of the
+        ids are checked outside training only: a training step should not
+        wait for a device-to-host copy of its batch.
         """
         validate_token_ids(token_ids, self.vocab_size, self.max_length, start_index, check_values=not training)
-        length = ops.shape(token_ids)[1]
+        if positions is None:
+            positions = (ops.arange(ops.shape(token_ids)[1]) + start_index)[None]
         if self.position_embedding is not None:
-            positions = self.position_embedding(ops.arange(length) + start_index)
+            position_vectors = self.position_embedding(positions)
         else:
-            positions = sinusoidal_position_encoding(length, self.embed_dim, start_index)
-        return self.token_embedding(token_ids) + ops.cast(positions, self.compute_dtype)[None]
+            position_vectors = _sinusoids(positions, self.embed_dim)
+        return self.token_embedding(token_ids) + ops.cast(position_vectors, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.embed_dim)

@@ -26,33 +26,57 @@ from keras_tx.embedding import validate_token_ids
 from keras_tx.sampling import sample_next_token, validate_sampling
 
 
-def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, use_cache=True):
+def generate(
+    model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, use_cache=True,
+    padding_mask=None,
+):
     """Extend each prompt by `max_new_tokens` tokens sampled from `model`: see `GPT.generate`.
 
-    Example:
+    Example: two prompts of 3 and 1 tokens, the short one padded on the left.
 
     >>> import numpy as np
     >>> from keras_tx import GPT
     >>> model = GPT(vocab_size=50, max_length=16, embed_dim=32, num_heads=4, num_layers=2)
-    >>> generate(model, np.array([[1, 2, 3]]), max_new_tokens=4, temperature=0).shape
-    (1, 7)
+    >>> prompts = np.array([[1, 2, 3], [0, 0, 7]])
+    >>> real = np.array([[True, True, True], [False, False, True]])
+    >>> generate(model, prompts, max_new_tokens=4, temperature=0, padding_mask=real).shape
+    (2, 7)
     """
     validate_sampling(temperature, top_k, top_p)
     prompt_ids = np.asarray(ops.convert_to_numpy(prompt_ids))
     _check_lengths(prompt_ids, max_new_tokens, model.max_length)
     validate_token_ids(prompt_ids, model.vocab_size, model.max_length)
+    slots_mask = None  # which of the max_length positions hold real tokens
+    if padding_mask is not None:
+        slots_mask = _slots_mask(padding_mask, prompt_ids, model.max_length)
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=keras.random.SeedGenerator(seed))
     tokens = prompt_ids.astype("int32")
     unseen = tokens  # the tokens the cache has not seen yet
     decoder = _cached_decoder(model, len(tokens)) if use_cache else None
     for _ in range(max_new_tokens):
         if use_cache:
-            logits = decoder.step(unseen, cache_index=tokens.shape[1] - unseen.shape[1])
+            logits = decoder.step(unseen, cache_index=tokens.shape[1] - unseen.shape[1], padding_mask=slots_mask)
         else:
-            logits = model.predict_on_batch(tokens)[:, -1]
+            logits = _recomputed_logits(model, tokens, slots_mask)
         unseen = ops.convert_to_numpy(sample_next_token(logits, **sampling))[:, None]
         tokens = np.concatenate([tokens, unseen], axis=1)
     return tokens
+
+
+def _recomputed_logits(model, tokens, slots_mask):
+    """The next-token logits from a pass over the whole prefix (compiled unless padded)."""
+    if slots_mask is None:
+        return model.predict_on_batch(tokens)[:, -1]
+    return ops.convert_to_numpy(model(tokens, padding_mask=slots_mask[:, : tokens.shape[1]]))[:, -1]
+
+
+def check_padding_mask(padding_mask, token_ids):
+    """Raise a `ValueError` unless `padding_mask` has the `(B, T)` shape of `token_ids`."""
+    if tuple(padding_mask.shape) != tuple(token_ids.shape):
+        raise ValueError(
+            f"`padding_mask` must have the shape of the token ids, {tuple(token_ids.shape)}, "
+            f"got shape {tuple(padding_mask.shape)}."
+        )
 
 
 def _check_lengths(prompt_ids, max_new_tokens, max_length):
@@ -65,6 +89,18 @@ def _check_lengths(prompt_ids, max_new_tokens, max_length):
             f"The prompt ({prompt_ids.shape[1]} tokens) plus `max_new_tokens`={max_new_tokens} "
             f"exceeds `max_length`={max_length}."
         )
+
+
+def _slots_mask(padding_mask, prompt_ids, max_length):
+    """The prompts' `padding_mask`, checked, extended over all `max_length` slots: `(B, max_length)`."""
+    padding_mask = np.asarray(ops.convert_to_numpy(padding_mask)).astype(bool)
+    check_padding_mask(padding_mask, prompt_ids)
+    if (padding_mask[:, :-1] > padding_mask[:, 1:]).any():
+        raise ValueError("Prompts must be padded on the left: in `padding_mask`, no False may follow a True.")
+    if not padding_mask[:, -1].all():
+        raise ValueError("`padding_mask` must mark the last token of every prompt as real: each prompt needs a token.")
+    generated = np.ones((len(padding_mask), max_length - padding_mask.shape[1]), bool)
+    return np.concatenate([padding_mask, generated], axis=1)
 
 
 def _cached_decoder(model, batch_size):
@@ -106,14 +142,21 @@ class CachedDecoder(keras.Model):
 
     def call(self, inputs):
         logits, caches = self.model.decode(
-            inputs["token_ids"], [cache.value for cache in self.caches], inputs["cache_index"][0]
+            inputs["token_ids"],
+            [cache.value for cache in self.caches],
+            inputs["cache_index"][0],
+            inputs["padding_mask"],
         )
         for cache, updated in zip(self.caches, caches):
             cache.assign(updated)
         return logits
 
-    def step(self, token_ids, cache_index):
+    def step(self, token_ids, cache_index, padding_mask=None):
         """Next-token logits `(B, vocab_size)` after `token_ids`, which start at
-        position `cache_index` and are added to the cache."""
-        inputs = {"token_ids": np.asarray(token_ids, "int32"), "cache_index": np.array([cache_index], "int32")}
+        position `cache_index` and are added to the cache. `padding_mask`,
+        `(B, max_length)`, marks the slots of real tokens (default: all)."""
+        token_ids = np.asarray(token_ids, "int32")
+        if padding_mask is None:
+            padding_mask = np.ones((len(token_ids), self.model.max_length), bool)
+        inputs = {"token_ids": token_ids, "cache_index": np.array([cache_index], "int32"), "padding_mask": padding_mask}
         return self.predict_on_batch(inputs)

@@ -19,7 +19,8 @@ import math
 import keras
 from keras import ops
 
-from keras_tx.generation import generate
+from keras_tx.embedding import padded_positions
+from keras_tx.generation import check_padding_mask, generate
 from keras_tx.transformer import TransformerStack, check_positive_integers
 
 
@@ -92,11 +93,24 @@ class GPT(TransformerStack):
         if self.lm_head is not None:
             self.lm_head.build((*input_shape, self.embed_dim))
 
-    def call(self, token_ids, training=None, return_attention_scores=False):
+    def call(self, token_ids, padding_mask=None, training=None, return_attention_scores=False):
         """Logits `(B, T, vocab_size)`; with `return_attention_scores`, also one
-        `(B, num_heads, T, T)` weight tensor per block."""
-        x = self.embedding_dropout(self.embedding(token_ids), training=training)
-        x, weights = self.transform(x, training=training, return_attention_scores=return_attention_scores)
+        `(B, num_heads, T, T)` weight tensor per block.
+
+        `padding_mask`, `(B, T)` bool, True for real tokens, batches sequences
+        of different lengths: padded on the left, each row gets the logits it
+        would get alone (its tokens keep their own positions, and no real
+        token attends to padding).
+        """
+        positions = None
+        if padding_mask is not None:
+            check_padding_mask(padding_mask, token_ids)
+            positions = padded_positions(padding_mask)
+        x = self.embedding(token_ids, positions=positions, training=training)
+        x = self.embedding_dropout(x, training=training)
+        x, weights = self.transform(
+            x, padding_mask=padding_mask, training=training, return_attention_scores=return_attention_scores
+        )
         logits = self._unembed(x)
         return (logits, weights) if return_attention_scores else logits
 
@@ -117,6 +131,7 @@ class GPT(TransformerStack):
         top_p=None,
         seed=None,
         use_cache=True,
+        padding_mask=None,
     ):
         """Extend each prompt by `max_new_tokens` sampled tokens.
 
@@ -133,25 +148,34 @@ class GPT(TransformerStack):
                 token); False recomputes the whole prefix at every step,
                 through `predict_on_batch` (compiled on JAX and TensorFlow,
                 once per prefix length).
+            padding_mask: `(B, T)` bool, True for real tokens, for prompts of
+                different lengths padded on the left. Each row then gets the
+                tokens it would get alone (greedy decoding; sampling draws
+                differ with the batch).
 
         Returns:
             A NumPy int32 array `(B, T + max_new_tokens)`: prompts and continuations.
         """
-        return generate(self, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, use_cache)
+        return generate(self, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, use_cache, padding_mask)
 
-    def decode(self, token_ids, caches, cache_index):
+    def decode(self, token_ids, caches, cache_index, padding_mask=None):
         """One step of cached decoding: `(logits, caches)`.
 
         `token_ids` `(B, T)` sit at positions `cache_index .. cache_index + T - 1`;
         `caches` holds one `(B, 2, max_length, num_heads, head_dim)` tensor of
-        keys and values per block. Returns the logits `(B, vocab_size)` that
-        predict the token after `token_ids`, and the caches with their keys and
-        values written in. `keras_tx.generation.CachedDecoder` runs this compiled.
+        keys and values per block; `padding_mask`, `(B, max_length)`, marks
+        the real tokens among the cache's slots when the prompts were padded.
+        Returns the logits `(B, vocab_size)` that predict the token after
+        `token_ids`, and the caches with their keys and values written in.
+        `keras_tx.generation.CachedDecoder` runs this compiled.
         """
-        x = self.embedding(token_ids, start_index=cache_index)
+        positions = None
+        if padding_mask is not None:
+            positions = ops.slice(padded_positions(padding_mask), (0, cache_index), ops.shape(token_ids))
+        x = self.embedding(token_ids, start_index=cache_index, positions=positions)
         new_caches = []
         for block, cache in zip(self.blocks, caches):
-            x, cache = block.decode(x, cache, cache_index)
+            x, cache = block.decode(x, cache, cache_index, padding_mask)
             new_caches.append(cache)
         return self._unembed(self.final_norm(x[:, -1:]))[:, 0], new_caches
 

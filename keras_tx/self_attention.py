@@ -131,7 +131,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         output = self.output_dense(self._merge_heads(output))
         return (output, weights) if return_attention_scores else output
 
-    def decode(self, x, cache, cache_index):
+    def decode(self, x, cache, cache_index, padding_mask=None):
         """Attend from new tokens to themselves and to the tokens in `cache`.
 
         Args:
@@ -140,6 +140,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             cache: `(B, 2, max_length, num_heads, head_dim)` the keys and values
                 of the tokens before `x` (the slots after them are unused).
             cache_index: the position of the first token of `x`.
+            padding_mask: optional `(B, max_length)` bool, True for the real
+                tokens among the cache's slots (a left-padded batch of prompts).
 
         Returns:
             `(output, cache)`: the `(B, T, embed_dim)` output, and the cache
@@ -157,7 +159,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         query, key, value = self._project_to_heads(x)
         key, value, cache = self._write_cache(cache, key, value, cache_index)
         # The causal mask also hides the slots after the new tokens, not yet written.
-        mask = attention_mask(ops.shape(query)[1], ops.shape(key)[1], causal=True, offset=cache_index)
+        mask = attention_mask(
+            ops.shape(query)[1], ops.shape(key)[1], causal=True, offset=cache_index, key_padding_mask=padding_mask
+        )
         output = ops.dot_product_attention(query, key, value, mask=mask, scale=self.scale)
         return self.output_dense(self._merge_heads(output)), cache
 

@@ -125,7 +125,7 @@ class TransformerBlock(keras.layers.Layer):
         x = self._mlp_sublayer(self._add_attended(x, attended, training), training)
         return (x, weights) if return_attention_scores else x
 
-    def decode(self, x, cache, cache_index):
+    def decode(self, x, cache, cache_index, padding_mask=None):
         """The block on new tokens `x`, with the attention's key/value `cache`.
 
         Arguments and the returned `(output, cache)` are those of
@@ -140,7 +140,7 @@ class TransformerBlock(keras.layers.Layer):
         >>> tuple(output.shape)
         (1, 3, 16)
         """
-        attended, cache = self.attention.decode(self._attention_input(x), cache, cache_index)
+        attended, cache = self.attention.decode(self._attention_input(x), cache, cache_index, padding_mask)
         return self._mlp_sublayer(self._add_attended(x, attended)), cache
 
     def _attention_input(self, x):

@@ -62,6 +62,28 @@ def test_logits_and_greedy_continuations_match_transformers(config, tmp_path, rn
     np.testing.assert_array_equal(model.generate(prompt, max_new_tokens=12, temperature=0), expected)
 
 
+def test_a_left_padded_batch_matches_transformers(checkpoint, rng):
+    """Prompts of 3 and 6 tokens in one batch, as `transformers` pads and generates them."""
+    directory, reference = checkpoint
+    model = load_gpt2(directory)
+    ids = token_ids(rng, shape=(2, 6))
+    real = np.ones(ids.shape, bool)
+    real[0, :3] = False
+    ids[~real] = 0
+    positions = np.maximum(real.cumsum(axis=1) - 1, 0)
+    with torch.no_grad():
+        expected_logits = reference(
+            torch.as_tensor(ids), attention_mask=torch.as_tensor(real), position_ids=torch.as_tensor(positions)
+        ).logits.numpy()
+        expected = reference.generate(
+            torch.as_tensor(ids), attention_mask=torch.as_tensor(real, dtype=torch.long),
+            max_new_tokens=8, do_sample=False, pad_token_id=0,
+        ).numpy()
+    ours = keras.ops.convert_to_numpy(model(ids, padding_mask=real))
+    np.testing.assert_allclose(ours[real], expected_logits[real], atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(model.generate(ids, max_new_tokens=8, temperature=0, padding_mask=real), expected)
+
+
 def test_the_loaded_model_has_the_checkpoint_architecture(checkpoint):
     directory, reference = checkpoint
     model = load_gpt2(directory)
