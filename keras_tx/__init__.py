@@ -8,12 +8,14 @@ modules in the order a token travels:
 3. `keras_tx.masking` -- what each query may not see (the future, padding);
 4. `keras_tx.self_attention` -- many heads, projections and the KV cache;
 5. `keras_tx.transformer_block` -- attention + MLP, residuals, LayerNorm;
-6. `keras_tx.gpt` -- the language model and text generation;
-   `keras_tx.kv_cache` -- the compiled one-token decoding step;
-7. `keras_tx.sampling` -- temperature, top-k and top-p;
-8. `keras_tx.classifier` -- an encoder that classifies sequences;
-9. `keras_tx.parameters` -- a GPT's parameters counted from its configuration;
-10. `keras_tx.distribution` -- sharding a GPT over many devices (JAX).
+6. `keras_tx.transformer` -- embeddings, a stack of blocks, a final LayerNorm:
+   what the two models share;
+7. `keras_tx.gpt` -- the language model;
+8. `keras_tx.sampling` -- temperature, top-k and top-p;
+9. `keras_tx.generation` -- text, one sampled token at a time, with the cache;
+10. `keras_tx.classifier` -- an encoder that classifies sequences;
+11. `keras_tx.parameters` -- a GPT's parameters counted from its configuration;
+12. `keras_tx.distribution` -- sharding a GPT over many devices (JAX).
 """
 
 from keras_tx.attention import attention_weights, scaled_dot_product_attention

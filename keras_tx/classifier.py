@@ -9,13 +9,12 @@ into one vector per sequence, and a dense layer maps it to class logits.
 import keras
 from keras import ops
 
-from keras_tx.embedding import TokenAndPositionEmbedding
 from keras_tx.masking import padding_mask
-from keras_tx.transformer_block import TransformerBlock, run_blocks
+from keras_tx.transformer import TransformerStack, check_positive_integers
 
 
 @keras.saving.register_keras_serializable(package="keras_tx")
-class TransformerClassifier(keras.Model):
+class TransformerClassifier(TransformerStack):
     """Encoder + masked mean pooling + dense head: `(B, T)` ids -> `(B, num_classes)` logits.
 
     Args:
@@ -38,12 +37,7 @@ class TransformerClassifier(keras.Model):
     """
 
     def __init__(
-        self,
-        vocab_size,
-        max_length,
-        embed_dim,
-        num_heads,
-        num_layers,
+        self, vocab_size, max_length, embed_dim, num_heads, num_layers,
         num_classes,
         ff_dim=None,
         dropout=0.1,
@@ -52,84 +46,37 @@ class TransformerClassifier(keras.Model):
         activation="gelu",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        for name, value in (("num_layers", num_layers), ("num_classes", num_classes)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}.")
-        self.vocab_size = vocab_size
-        self.max_length = max_length
-        self.embed_dim = embed_dim
-        self.num_heads = num_heads
-        self.num_layers = num_layers
-        self.num_classes = num_classes
-        self.ff_dim = ff_dim or 4 * embed_dim
-        self.dropout = dropout
-        self.pad_id = pad_id
-        self.positional = positional
-        self.activation = activation
-
-        self.embedding = TokenAndPositionEmbedding(
-            vocab_size, max_length, embed_dim, positional=positional, dtype=self.dtype_policy, name="embedding"
+        check_positive_integers(num_layers=num_layers, num_classes=num_classes)
+        super().__init__(
+            vocab_size, max_length, embed_dim, num_heads, num_layers,
+            ff_dim=ff_dim, dropout=dropout, positional=positional, activation=activation, **kwargs
         )
-        self.blocks = [
-            TransformerBlock(
-                embed_dim,
-                num_heads,
-                self.ff_dim,
-                dropout=dropout,
-                activation=activation,
-                dtype=self.dtype_policy,
-                name=f"block_{index}",
-            )
-            for index in range(num_layers)
-        ]
-        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy, name="final_norm")
+        self.num_classes = num_classes
+        self.pad_id = pad_id
         self.head_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
         self.head = keras.layers.Dense(num_classes, dtype=self.dtype_policy, name="head")
 
     def build(self, input_shape):
-        self.embedding.build(input_shape)
-        hidden_shape = (*input_shape, self.embed_dim)
-        for block in self.blocks:
-            block.build(hidden_shape)
-        self.final_norm.build(hidden_shape)
+        super().build(input_shape)
         self.head.build((input_shape[0], self.embed_dim))
 
     def call(self, token_ids, training=None, return_attention_scores=False):
         """Class logits `(B, num_classes)`; with `return_attention_scores`, also
         one `(B, num_heads, T, T)` weight tensor per block."""
         real_tokens = padding_mask(token_ids, self.pad_id)
-        x, scores = run_blocks(
-            self.blocks,
+        x, weights = self.transform(
             self.embedding(token_ids),
             padding_mask=real_tokens,
             training=training,
             return_attention_scores=return_attention_scores,
         )
-        pooled = masked_mean(self.final_norm(x), real_tokens)
+        pooled = masked_mean(x, real_tokens)
         logits = ops.cast(self.head(self.head_dropout(pooled, training=training)), "float32")
-        return (logits, scores) if return_attention_scores else logits
-
-    def attention_maps(self, token_ids):
-        """The attention weights of every block: a list of `(B, num_heads, T, T)` arrays."""
-        _, scores = self(ops.convert_to_tensor(token_ids), return_attention_scores=True)
-        return [ops.convert_to_numpy(block_scores) for block_scores in scores]
+        return (logits, weights) if return_attention_scores else logits
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            vocab_size=self.vocab_size,
-            max_length=self.max_length,
-            embed_dim=self.embed_dim,
-            num_heads=self.num_heads,
-            num_layers=self.num_layers,
-            num_classes=self.num_classes,
-            ff_dim=self.ff_dim,
-            dropout=self.dropout,
-            pad_id=self.pad_id,
-            positional=self.positional,
-            activation=self.activation,
-        )
+        config.update(num_classes=self.num_classes, pad_id=self.pad_id)
         return config
 
 

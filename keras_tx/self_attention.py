@@ -15,8 +15,10 @@ Two paths compute the same thing:
 * the **explicit path**, `keras_tx.attention.attention_weights`, computes the
   weights so that they can be returned (for plots and lessons) or dropped out.
 
-For generation the layer keeps a **key/value cache**: the keys and values of
-tokens already seen do not change, so each new token only computes its own
+`call` is the textbook path: project, split into heads, weigh the values,
+merge the heads, project. Generation uses `decode` instead, with a
+**key/value cache**: the keys and values of tokens already seen do not
+change, so each new token only computes its own, writes them into the cache
 and attends to the cached ones.
 """
 
@@ -46,14 +48,22 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         x: `(B, T, embed_dim)` inputs.
         padding_mask: optional `(B, T)` bool/int, True (1) for real tokens.
         return_attention_scores: also return the `(B, num_heads, T, T)`
-            float32 attention weights.
+            float32 attention weights (the softmax output; the argument
+            keeps the name that `keras.layers.MultiHeadAttention` gives it).
         training: enables dropout.
-        cache: optional `(B, 2, max_length, num_heads, head_dim)` keys and
-            values of the tokens before `x`; the updated cache is returned.
-        cache_index: position of the first token of `x` in the cache.
 
-    Returns `output`, followed by the weights if `return_attention_scores`
-    and by the updated cache if `cache` is given.
+    Returns `output`, or `(output, weights)` with `return_attention_scores`.
+    Generation calls `decode` instead, which also writes a key/value cache.
+
+    Where the exercise (`solutions/attention.py`) does it differently:
+
+    * heads are split to `(B, T, H, D)`, not `(B, H, T, D)`: that is the
+      layout `keras.ops.dot_product_attention` and the cache take, so only
+      the explicit path transposes;
+    * the mask argument is a `(B, T)` `padding_mask`, not a full
+      `attention_mask`: the layer builds the causal part itself (`causal`),
+      which lets the fused kernel generate it instead of reading a `T x T`
+      tensor.
 
     Example:
 
@@ -88,6 +98,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
+        self.scale = 1 / math.sqrt(self.head_dim)  # the 1 / sqrt(d) of scaled dot-product attention
         self.dropout = dropout
         self.causal = causal
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -108,62 +119,87 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         for projection in (self.query_dense, self.key_dense, self.value_dense, self.output_dense):
             projection.build(input_shape)
 
-    def call(
-        self,
-        x,
-        padding_mask=None,
-        return_attention_scores=False,
-        training=None,
-        cache=None,
-        cache_index=0,
-    ):
-        query = self._split_heads(self.query_dense(x))
-        key = self._split_heads(self.key_dense(x))
-        value = self._split_heads(self.value_dense(x))
-        if cache is not None:
-            new_key_value = ops.stack([key, value], axis=1)
-            cache = ops.slice_update(cache, (0, 0, cache_index, 0, 0), new_key_value)
-            key, value = cache[:, 0], cache[:, 1]
-
-        scale = 1 / math.sqrt(self.head_dim)
-        explicit = return_attention_scores or (training and self.dropout > 0)
-        weights = None
-        if not explicit and self.causal and cache is None and padding_mask is None:
-            # Only the causal mask is needed: let the fused kernel build it.
-            output = ops.dot_product_attention(query, key, value, scale=scale, is_causal=True)
+    def call(self, x, padding_mask=None, return_attention_scores=False, training=None):
+        # Project, then split the channels into heads: (B, T, C) -> 3 x (B, T, H, D).
+        query, key, value = self._project_to_heads(x)
+        # Weigh the values by how well each key matches each query: (B, T, H, D).
+        if return_attention_scores or (training and self.dropout > 0):
+            output, weights = self._explicit_attention(query, key, value, padding_mask, training)
         else:
-            mask = attention_mask(
-                ops.shape(query)[1],
-                ops.shape(key)[1],
-                causal=self.causal or cache is not None,
-                offset=cache_index,
-                key_padding_mask=padding_mask,
-            )
-            if explicit:
-                output, weights = self._explicit_attention(query, key, value, mask, training)
-            else:
-                output = ops.dot_product_attention(query, key, value, mask=mask, scale=scale)
+            output, weights = self._fused_attention(query, key, value, padding_mask), None
+        # Merge the heads side by side, then let the output projection mix them: (B, T, C).
+        output = self.output_dense(self._merge_heads(output))
+        return (output, weights) if return_attention_scores else output
 
-        output = self.output_dense(ops.reshape(output, ops.shape(x)[:-1] + (self.embed_dim,)))
-        results = (output,)
-        if return_attention_scores:
-            results += (weights,)
-        if cache is not None:
-            results += (cache,)
-        return results[0] if len(results) == 1 else results
+    def decode(self, x, cache, cache_index):
+        """Attend from new tokens to themselves and to the tokens in `cache`.
 
-    def _split_heads(self, x):
-        """`(B, T, C)` -> `(B, T, num_heads, head_dim)`, the layout of the fused kernel."""
+        Args:
+            x: `(B, T, embed_dim)` the new tokens, at positions
+                `cache_index .. cache_index + T - 1`.
+            cache: `(B, 2, max_length, num_heads, head_dim)` the keys and values
+                of the tokens before `x` (the slots after them are unused).
+            cache_index: the position of the first token of `x`.
+
+        Returns:
+            `(output, cache)`: the `(B, T, embed_dim)` output, and the cache
+            with the keys and values of `x` written in.
+
+        Example:
+
+        >>> from keras import ops
+        >>> layer = MultiHeadSelfAttention(embed_dim=16, num_heads=4, causal=True)
+        >>> cache = ops.zeros((2, 2, 8, 4, 4))  # (B, keys and values, max_length, H, D)
+        >>> output, cache = layer.decode(ops.ones((2, 3, 16)), cache, cache_index=0)
+        >>> tuple(output.shape), tuple(cache.shape)
+        ((2, 3, 16), (2, 2, 8, 4, 4))
+        """
+        query, key, value = self._project_to_heads(x)
+        key, value, cache = self._write_cache(cache, key, value, cache_index)
+        # The causal mask also hides the slots after the new tokens, not yet written.
+        mask = attention_mask(ops.shape(query)[1], ops.shape(key)[1], causal=True, offset=cache_index)
+        output = ops.dot_product_attention(query, key, value, mask=mask, scale=self.scale)
+        return self.output_dense(self._merge_heads(output)), cache
+
+    def _project_to_heads(self, x):
+        """`(B, T, C)` -> the queries, keys and values, each `(B, T, num_heads, head_dim)`."""
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        return ops.reshape(x, (batch, length, self.num_heads, self.head_dim))
+        heads = (batch, length, self.num_heads, self.head_dim)
+        return tuple(ops.reshape(dense(x), heads) for dense in (self.query_dense, self.key_dense, self.value_dense))
 
-    def _explicit_attention(self, query, key, value, mask, training):
+    def _merge_heads(self, x):
+        """`(B, T, num_heads, head_dim)` -> `(B, T, C)`: the heads side by side."""
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        return ops.reshape(x, (batch, length, self.embed_dim))
+
+    @staticmethod
+    def _write_cache(cache, key, value, cache_index):
+        """Write the new keys and values at `cache_index`: `(all keys, all values, cache)`."""
+        cache = ops.slice_update(cache, (0, 0, cache_index, 0, 0), ops.stack([key, value], axis=1))
+        return cache[:, 0], cache[:, 1], cache
+
+    def _fused_attention(self, query, key, value, padding_mask):
+        """The backend's fused kernel, which never materialises the weights."""
+        if self.causal and padding_mask is None:
+            # Only the causal mask is needed: the kernel builds it without reading a T x T tensor.
+            return ops.dot_product_attention(query, key, value, scale=self.scale, is_causal=True)
+        mask = self._mask(query, padding_mask)
+        return ops.dot_product_attention(query, key, value, mask=mask, scale=self.scale)
+
+    def _explicit_attention(self, query, key, value, padding_mask, training):
+        """Attention through its `(B, H, T, T)` weights, which it returns and drops out."""
+        mask = self._mask(query, padding_mask)
         # (B, T, H, D) -> (B, H, T, D): one (T, D) matrix per head.
         query, key, value = (ops.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
         weights = attention_weights(query, key, mask)
         dropped = self.weights_dropout(weights, training=training)
         output = ops.matmul(ops.cast(dropped, value.dtype), value)
         return ops.transpose(output, (0, 2, 1, 3)), weights
+
+    def _mask(self, query, padding_mask):
+        """The `(B, 1, T, T)` mask of `(B, T, H, D)` queries attending to their own sequence, or None."""
+        length = ops.shape(query)[1]
+        return attention_mask(length, length, causal=self.causal, key_padding_mask=padding_mask)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -41,9 +41,9 @@ class TransformerBlock(keras.layers.Layer):
         activation: the MLP's nonlinearity, ``"gelu"`` (exact, with erf) or
             ``"gelu_approximate"`` (the tanh form that GPT-2 was trained with).
 
-    Call arguments are those of `MultiHeadSelfAttention`, and the return
-    values follow the same rule: the output, then the attention weights if
-    `return_attention_scores`, then the updated cache if `cache` is given.
+    Call arguments are those of `MultiHeadSelfAttention.call`, and so is the
+    return value: the output, or `(output, weights)` with
+    `return_attention_scores`. Generation calls `decode` instead.
 
     Example:
 
@@ -114,36 +114,49 @@ class TransformerBlock(keras.layers.Layer):
         self.ffn_in.build(input_shape)
         self.ffn_out.build((*input_shape[:-1], self.ff_dim))
 
-    def call(
-        self,
-        x,
-        padding_mask=None,
-        return_attention_scores=False,
-        training=None,
-        cache=None,
-        cache_index=0,
-    ):
-        attention_input = self.norm1(x) if self.norm_first else x
-        attended, *extras = _as_tuple(
-            self.attention(
-                attention_input,
-                padding_mask=padding_mask,
-                return_attention_scores=return_attention_scores,
-                training=training,
-                cache=cache,
-                cache_index=cache_index,
-            )
+    def call(self, x, padding_mask=None, return_attention_scores=False, training=None):
+        attended = self.attention(
+            self._attention_input(x),
+            padding_mask=padding_mask,
+            return_attention_scores=return_attention_scores,
+            training=training,
         )
-        x = x + self.attention_dropout(attended, training=training)
-        if not self.norm_first:
-            x = self.norm1(x)
+        attended, weights = attended if return_attention_scores else (attended, None)
+        x = self._mlp_sublayer(self._add_attended(x, attended, training), training)
+        return (x, weights) if return_attention_scores else x
 
-        ffn_input = self.norm2(x) if self.norm_first else x
-        hidden = keras.activations.gelu(self.ffn_in(ffn_input), approximate=self.activation == "gelu_approximate")
+    def decode(self, x, cache, cache_index):
+        """The block on new tokens `x`, with the attention's key/value `cache`.
+
+        Arguments and the returned `(output, cache)` are those of
+        `MultiHeadSelfAttention.decode`.
+
+        Example:
+
+        >>> from keras import ops
+        >>> block = TransformerBlock(embed_dim=16, num_heads=2, ff_dim=64, causal=True)
+        >>> cache = ops.zeros((1, 2, 8, 2, 8))  # (B, keys and values, max_length, H, D)
+        >>> output, cache = block.decode(ops.ones((1, 3, 16)), cache, cache_index=0)
+        >>> tuple(output.shape)
+        (1, 3, 16)
+        """
+        attended, cache = self.attention.decode(self._attention_input(x), cache, cache_index)
+        return self._mlp_sublayer(self._add_attended(x, attended)), cache
+
+    def _attention_input(self, x):
+        return self.norm1(x) if self.norm_first else x
+
+    def _add_attended(self, x, attended, training=None):
+        """The attention's residual connection: `x + attended`, then norm1 if post-LN."""
+        x = x + self.attention_dropout(attended, training=training)
+        return x if self.norm_first else self.norm1(x)
+
+    def _mlp_sublayer(self, x, training=None):
+        """The MLP in its residual connection: `x + mlp(norm2(x))` (pre-LN) or `norm2(x + mlp(x))` (post-LN)."""
+        mlp_input = self.norm2(x) if self.norm_first else x
+        hidden = keras.activations.gelu(self.ffn_in(mlp_input), approximate=self.activation == "gelu_approximate")
         x = x + self.ffn_dropout(self.ffn_out(hidden), training=training)
-        if not self.norm_first:
-            x = self.norm2(x)
-        return (x, *extras) if extras else x
+        return x if self.norm_first else self.norm2(x)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -163,33 +176,3 @@ class TransformerBlock(keras.layers.Layer):
         )
         return config
 
-
-def run_blocks(blocks, x, padding_mask=None, training=None, return_attention_scores=False):
-    """Pass `x` through each block in turn.
-
-    Returns `(x, scores)`: the output of the last block and, if
-    `return_attention_scores`, a list with the attention weights of every block
-    (otherwise an empty list).
-
-    Example:
-
-    >>> import numpy as np
-    >>> blocks = [TransformerBlock(8, 2, 16, causal=True) for _ in range(3)]
-    >>> x, scores = run_blocks(blocks, np.zeros((1, 4, 8), "float32"), return_attention_scores=True)
-    >>> tuple(x.shape), len(scores), tuple(scores[0].shape)
-    ((1, 4, 8), 3, (1, 2, 4, 4))
-    """
-    scores = []
-    for block in blocks:
-        output = block(
-            x, padding_mask=padding_mask, training=training, return_attention_scores=return_attention_scores
-        )
-        if return_attention_scores:
-            output, block_scores = output
-            scores.append(block_scores)
-        x = output
-    return x, scores
-
-
-def _as_tuple(result):
-    return tuple(result) if isinstance(result, (tuple, list)) else (result,)

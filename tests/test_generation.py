@@ -4,7 +4,7 @@ import pytest
 from keras import ops
 
 from keras_tx import GPT, sample_next_token, top_k_filter, top_p_filter
-from keras_tx.kv_cache import CachedDecoder
+from keras_tx.generation import CachedDecoder
 
 
 @pytest.fixture
