@@ -8,12 +8,13 @@ version that checks the harness, not the speed.
     python -m benchmarks generation --backends jax
     python -m benchmarks accuracy --data path/to/tinyshakespeare.txt
     python -m benchmarks accelerator --out accelerator.json    # on a GPU machine
+    python -m benchmarks distribution --out distribution.json  # 1, 2, 4, 8 devices (JAX)
 """
 
 import argparse
 import sys
 
-from benchmarks import accelerator, accuracy, generation, grader_latency, harness, memory, training
+from benchmarks import accelerator, accuracy, distribution, generation, grader_latency, harness, memory, training
 
 BENCHMARKS = {
     "training": training,
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "grader": grader_latency,
     "accuracy": accuracy,
     "accelerator": accelerator,
+    "distribution": distribution,
 }
 
 

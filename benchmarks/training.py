@@ -46,9 +46,13 @@ SHAPES = {
                        num_layers=12, batch_size=16),
     "shakespeare_gpu": dict(vocab_size=65, max_length=256, embed_dim=384, num_heads=6,
                             num_layers=6, batch_size=64),
+    # `benchmarks.distribution`: the "cpu" shape with 8 heads of 16 dimensions and a batch
+    # of 16, so that the heads, the MLP and the batch all split 8 ways.
+    "cpu_8_heads": dict(vocab_size=65, max_length=64, embed_dim=128, num_heads=8,
+                        num_layers=4, batch_size=16),
 }
 DEFAULT_STEPS = {"tiny": 2, "cpu": 30, "large": 5, "gpt2_vocab": 5, "gpt2_small": 10,
-                 "shakespeare_gpu": 20}
+                 "shakespeare_gpu": 20, "cpu_8_heads": 10}
 IMPLEMENTATIONS = ("keras_tx", "stock_keras", "native_torch")
 PRECISIONS = ("float32", "mixed_bfloat16")
 

@@ -33,6 +33,7 @@ QUICK_RUNS = {
     "grader": [],
     "accuracy": ["--data", "{text}"],
     "accelerator": [],
+    "distribution": ["--backends", "jax"],  # Keras' distribution API: JAX, whatever the test backend
 }
 
 
@@ -137,6 +138,17 @@ def test_accelerator_table_has_every_row_and_contender(reports):
     assert report["summary"]["skipped"] == []
 
 
+def test_distribution_splits_the_weights_over_model_parallel_devices(reports):
+    summary = reports["distribution"]["summary"]
+    assert set(summary) == {"one device", "data[2]", "model[2]"}
+    assert summary["one device"]["over_one_device"] == 1.0
+    # DataParallel copies the weights and moments; ModelParallel splits the large ones.
+    assert summary["data[2]"]["state_mb_per_device"] == summary["one device"]["state_mb_per_device"]
+    assert summary["model[2]"]["state_mb_per_device"] < 0.6 * summary["one device"]["state_mb_per_device"]
+    workers = reports["distribution"]["samples"]["workers"]
+    assert [workers[label]["distribution"] for label in summary] == [None, "DataParallel", "ModelParallel"]
+
+
 def test_grader_latency_times_the_grader_command(reports):
     report = reports["grader"]
     assert [len(samples) for samples in report["samples"].values()] == [1]
@@ -158,6 +170,8 @@ def test_accuracy_trains_both_models_on_the_given_text(reports):
     (["generation", "--window", "500"], "--window must be between 1 and"),
     (["accuracy", "--data", "missing.txt"], "Cannot read the text given by --data"),
     (["grader", "--threads", "0"], "--threads must be at least 1"),
+    (["distribution", "--devices", "0,2"], "--devices must be positive integers"),
+    (["distribution", "--backends", "torch"], "the distribution benchmark runs on JAX"),
 ])
 def test_bad_options_get_one_clear_line(arguments, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as error:

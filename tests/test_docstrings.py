@@ -19,11 +19,11 @@ MODULES = [
     "keras_tx.transformer",
     "keras_tx.transformer_block",
     *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
-    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "settings", "saved", "callbacks", "plots", "recipe", "loss", "text_generation")),
+    *(f"keras_tx_tools.training.{name}" for name in ("tasks", "settings", "saved", "callbacks", "plots", "recipe", "loss", "text_generation", "distribute")),
     "keras_tx_tools.commands",
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",
-    *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "generation", "harness", "native_torch_gpt", "training")),
+    *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
 ]
 
 
