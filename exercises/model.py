@@ -13,6 +13,18 @@ wrapped the same way::
     x = x + attention(norm1(x), attention_mask)
     x = x + ffn_out(ffn_in(norm2(x)))
 
+``TransformerBlock`` owns five sublayers, named exactly as in the formula (the grader copies
+the same weights into your block and the reference through these names):
+
+* ``attention``: a ``MultiHeadSelfAttention(embed_dim, num_heads)`` (exercise 3);
+* ``norm1`` and ``norm2``: ``keras.layers.LayerNormalization(epsilon=1e-5)``, GPT-2's value
+  (Keras' default is 1e-3, which gives different numbers);
+* ``ffn_in``: ``keras.layers.Dense(ff_dim, activation="gelu")``, the exact GELU
+  ``0.5 * x * (1 + erf(x / sqrt(2)))``. GPT-2 used a tanh approximation of it, which is also
+  what ``keras.ops.gelu`` computes by default; the two differ by up to about 1e-3, more than
+  the grader's tolerance, so use ``activation="gelu"``;
+* ``ffn_out``: ``keras.layers.Dense(embed_dim)``.
+
 2. Residual connections
 -----------------------
 The ``x + ...`` is a residual (skip) connection: each sublayer only *adds* a correction to a
@@ -35,7 +47,10 @@ why the model adds one last ``final_norm`` after the last block.
 ------------------
 Token ids ``(B, T)`` -> token and position embeddings ``(B, T, C)`` -> N blocks, all with the
 causal mask -> ``final_norm`` -> ``lm_head``, a ``Dense(vocab_size)`` without bias that turns
-every vector into one score (logit) per vocabulary entry, ``(B, T, vocab_size)``. This
+every vector into one score (logit) per vocabulary entry, ``(B, T, vocab_size)``. ``GPT`` owns
+exactly these sublayers: ``embedding``, a ``TokenAndPositionEmbedding`` (exercise 1);
+``blocks``, a Python list of ``num_layers`` ``TransformerBlock`` layers; ``final_norm``, a
+``LayerNormalization(epsilon=1e-5)``; and ``lm_head``, ``Dense(vocab_size, use_bias=False)``. This
 "unembedding" is often the transposed token embedding matrix ("weight tying"); here it is a
 separate layer. ``softmax(logits[:, t])`` is the model's guess for the token at ``t + 1``, so
 one forward pass trains the prediction of *every* next token at once, and the causal mask keeps

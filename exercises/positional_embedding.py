@@ -41,8 +41,10 @@ the exponent as ``i / dim`` instead of ``2i / dim`` (the frequencies must fall b
 
 3. The layer
 ------------
-``TokenAndPositionEmbedding`` owns two ``Embedding`` sublayers, ``token_embedding`` and
-``position_embedding``. For ids of shape ``(B, T)`` it looks up the tokens, ``(B, T, C)``,
+``TokenAndPositionEmbedding`` owns two ``Embedding`` sublayers, named exactly
+``token_embedding`` (``vocab_size`` rows) and ``position_embedding`` (``max_length`` rows):
+the grader copies the same weights into your layer and the reference through these names.
+For ids of shape ``(B, T)`` it looks up the tokens, ``(B, T, C)``,
 looks up positions ``0 .. T-1``, ``(T, C)``, and adds them (broadcasting over the batch).
 """
 

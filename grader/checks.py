@@ -10,6 +10,9 @@ Example::
                 hint=lambda: "did you divide by sqrt(d)?")
 """
 
+import os
+import re
+
 import keras
 import numpy as np
 
@@ -82,8 +85,19 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
     raise GradingFailure(message)
 
 
+GRADED_PACKAGE = "graded_"
+"""The prefix of the packages a submission's files are loaded into (`grader.submission`)."""
+
+
 def describe_exception(error, folder):
-    """``Type: message (file.py, line N)``, pointing at the last line of `folder`'s code it passed."""
+    """``Type: message (file.py, line N)``, pointing at the last line of `folder`'s code it passed.
+
+    Paths inside `folder` and the names of graded packages are left out, so the same files give
+    the same message wherever and however often they are graded. An exception re-raised from a
+    student's process (`grader.remote`) carries this description already.
+    """
+    if hasattr(error, "student_description"):
+        return error.student_description
     location = ""
     traceback = error.__traceback__
     while traceback is not None:
@@ -91,4 +105,5 @@ def describe_exception(error, folder):
         if filename.startswith(str(folder)):
             location = f" ({filename[len(str(folder)) + 1:]}, line {traceback.tb_lineno})"
         traceback = traceback.tb_next
-    return f"{type(error).__name__}: {error}{location}"
+    message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", str(error)).replace(f"{folder}{os.sep}", "")
+    return f"{type(error).__name__}: {message}{location}"

@@ -5,27 +5,25 @@
 
 Keras reads ``KERAS_BACKEND`` once, when it is first imported, so nothing here imports Keras at
 module level: `pytest_configure` first picks the backend, and a backend this process can no
-longer switch to (or ``all``) is graded by one ``pytest grader`` subprocess per backend.
+longer switch to (or ``all``) is graded by one ``pytest grader`` subprocess per backend
+(`grader.backends`).
 """
 
 import dataclasses
 import functools
 import json
-import os
 import pathlib
 import secrets
-import subprocess
 import sys
-import tempfile
 import zlib
 
 import pytest
 
+from grader.backends import BACKENDS, backends_to_spawn, grade_in_subprocesses
 from grader.gradebook import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-BACKENDS = ("tensorflow", "torch", "jax")
 
 
 @dataclasses.dataclass
@@ -38,7 +36,12 @@ class Settings:
     timeout: float
     subprocess_backends: tuple = ()  # backends graded by subprocesses instead of this process
     gradebook: Gradebook = None
-    subprocess_reports: dict = dataclasses.field(default_factory=dict)
+    subprocess_runs: dict = dataclasses.field(default_factory=dict)  # {backend: grader.backends.BackendRun}
+
+    @property
+    def subprocess_reports(self):
+        """``{backend: report, or None when its process crashed}``."""
+        return {backend: run.report for backend, run in self.subprocess_runs.items()}
 
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -64,6 +67,13 @@ def pytest_addoption(parser):
         "(default auto: live when solutions/ exists)",
     )
     group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS", help="time limit per check (default 60)")
+    group.addoption("--isolate", action="store_true",
+                    help="run the submission's code in a separate, limited process, sandboxed with bubblewrap "
+                    "where available (grader/sandbox.py); the checks and the reference stay in this process")
+    group.addoption("--memory-limit", type=float, metavar="GIB", default=4,
+                    help="memory the submission's process may use with --isolate (default 4)")
+    group.addoption("--time-budget", type=float, metavar="SECONDS",
+                    help="wall-clock seconds the submission's code may run in all with --isolate (default: no limit)")
     group.addoption("--record-reference", metavar="DIR", help="save the reference cases to DIR (grader.record_reference)")
 
 
@@ -92,25 +102,11 @@ def pytest_configure(config):
         reference=reference,
         seed=secrets.randbelow(1_000_000) if option.seed is None else option.seed,
         timeout=option.grade_timeout,
-        subprocess_backends=_subprocess_backends(option.backend),
+        subprocess_backends=backends_to_spawn(option.backend),
     )
     if option.record_reference and settings.subprocess_backends:
         raise pytest.UsageError("--record-reference records on this process's backend only: drop --backend or pick this one")
     config.stash[SETTINGS] = settings
-
-
-def _subprocess_backends(requested):
-    """The backends to grade in subprocesses; sets KERAS_BACKEND when this process can grade."""
-    if requested == "all":
-        return BACKENDS
-    if requested is None:
-        return ()
-    if "keras" not in sys.modules:
-        os.environ["KERAS_BACKEND"] = requested
-        return ()
-    import keras
-
-    return () if keras.backend.backend() == requested else (requested,)
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -130,26 +126,14 @@ def pytest_runtestloop(session):
     settings = session.config.stash[SETTINGS]
     if not settings.subprocess_backends:
         return None
-    with tempfile.TemporaryDirectory() as folder:
-        running = {}
-        for backend in settings.subprocess_backends:
-            report = pathlib.Path(folder, f"{backend}.json")
-            command = [sys.executable, "-m", "pytest", str(ROOT / "grader"), "-q", "-p", "no:cacheprovider",
-                       *_forwarded_options(session.config, settings), "--backend", backend,
-                       "--grade-json", str(report)]
-            process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": backend},
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            running[backend] = (process, report)
-        terminal = session.config.pluginmanager.get_plugin("terminalreporter")
-        for backend, (process, report) in running.items():
-            output, _ = process.communicate()
-            if report.is_file():
-                settings.subprocess_reports[backend] = json.loads(report.read_text())
-                if len(running) == 1:
-                    terminal.write(output)
-            else:
-                settings.subprocess_reports[backend] = None
-                terminal.write(f"\ngrading on {backend} failed (exit status {process.returncode}):\n{output[-3000:]}\n")
+    runs = grade_in_subprocesses(settings.subprocess_backends, _forwarded_options(session.config, settings))
+    settings.subprocess_runs = runs
+    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+    for run in runs.values():
+        if run.report is None:
+            terminal.write(f"\ngrading on {run.backend} failed (exit status {run.returncode}):\n{run.output[-3000:]}\n")
+        elif len(runs) == 1:
+            terminal.write(run.output)
     return True
 
 
@@ -170,6 +154,7 @@ class Graded:
 
     modules: dict
     reference: object
+    submission: object = None  # the grader.remote.RemoteSubmission with --isolate
 
 
 @pytest.fixture(scope="session")
@@ -199,16 +184,33 @@ def graded(pytestconfig):
     else:
         reference = RecordedReference(ROOT / "grader" / "reference")
     settings.gradebook.reference = reference.description
-    modules = load_submission(settings.folder, reference=solutions)
-    for exercise, module in modules.items():
-        if module.substitutes:
-            pieces = ", ".join(f"{name}.py" for name in module.substitutes)
-            settings.gradebook.note(exercise, f"graded with the reference {pieces}, so mistakes there cost points only once")
-    yield Graded(modules, reference)
+    modules, submission = _load_modules(pytestconfig, settings)
+    yield Graded(modules, reference, submission)
+    if submission is not None:
+        submission.close()
+        settings.gradebook.out_of_time = submission.out_of_time
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
     for name in [name for name in sys.modules if name.startswith("graded_")]:
         del sys.modules[name]
+
+
+def _load_modules(pytestconfig, settings):
+    """``({exercise: module}, RemoteSubmission or None)``: loaded here, or in a sandboxed child with --isolate."""
+    import keras
+
+    from grader.submission import load_submission
+
+    if not pytestconfig.option.isolate:
+        return load_submission(settings.folder), None
+    from grader.remote import RemoteSubmission, warm_process
+
+    process = warm_process(keras.backend.backend())
+    limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
+    submission = RemoteSubmission(process, settings.folder, limits, pytestconfig.option.time_budget)
+    settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
+                                    else "NOT ISOLATED: a separate process without bubblewrap")
+    return submission.modules(), submission
 
 
 @pytest.fixture
@@ -219,24 +221,38 @@ def student(request, graded):
 
 @pytest.fixture
 def reference(request, graded):
-    """``reference(case, draw_inputs, run) -> (inputs, expected)`` for the exercise under test."""
-    return functools.partial(graded.reference.case, _exercise(request.node))
+    """``reference(case, draw_inputs, run) -> [(inputs, expected)]`` for the exercise under test.
+
+    Two cases: one drawn from the run's seed, one from `grader.reference.FIXED_SEED`.
+    """
+    return functools.partial(graded.reference.cases, _exercise(request.node))
 
 
 @pytest.fixture
-def rng(request, pytestconfig):
-    """A random generator for property checks, from the run's seed and the test's name."""
+def rngs(request, pytestconfig):
+    """Random generators for property checks: from the run's seed, then from the fixed seed.
+
+    Each also depends on the test's name. A property check runs on both, so that its verdict
+    never rests on a lucky draw alone.
+    """
     import numpy as np
 
-    return np.random.default_rng([pytestconfig.stash[SETTINGS].seed, zlib.crc32(request.node.name.encode())])
+    from grader.reference import draws
+
+    name = zlib.crc32(request.node.name.encode())
+    return [np.random.default_rng([seed, name]) for seed in draws(pytestconfig.stash[SETTINGS].seed).values()]
 
 
 @pytest.fixture(autouse=True)
-def seeded_keras(request, pytestconfig):
-    """Seed Keras' own random initializers per test, so a run is reproducible from its seed."""
+def seeded_keras(request, pytestconfig, graded):
+    """Seed Keras' own random initializers per test (here and in the submission's process), so a
+    run is reproducible from its seed."""
     import keras
 
-    keras.utils.set_random_seed(pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000)
+    seed = pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000
+    keras.utils.set_random_seed(seed)
+    if graded.submission is not None:
+        graded.submission.seed(seed)
 
 
 def _exercise(item):
@@ -314,6 +330,9 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line("")
         for line in matrix_table(reports):
             terminalreporter.write_line(line)
+        times = ", ".join(f"{run.backend} {run.seconds:.1f} s" for run in settings.subprocess_runs.values())
+        terminalreporter.write_line(f"graded in subprocesses: {times}")
+        config.option.verbose = -2  # no "no tests ran": the subprocesses ran them
     elif settings.gradebook is not None:
         terminalreporter.section("grade")
         for line in settings.gradebook.table():

@@ -39,6 +39,8 @@ class Gradebook:
         self.backend = backend
         self.seed = seed
         self.reference = reference
+        self.isolation = "none: the submission ran in the grader's process"
+        self.out_of_time = False
         self.results = {}
         self.notes = {}
 
@@ -68,6 +70,8 @@ class Gradebook:
             "backend": self.backend,
             "seed": self.seed,
             "reference": self.reference,
+            "isolation": self.isolation,
+            "out_of_time": self.out_of_time,
             "total": sum(result["points"] for result in exercises.values()),
             "max": sum(result["max"] for result in exercises.values()),
             "exercises": exercises,

@@ -1,8 +1,12 @@
-"""The sublayer names the exercises prescribe, and moving weights through them.
+"""The contract the exercises prescribe (sublayer names, constants), and moving weights by it.
 
 A student's layer and the reference layer are compared by giving both the same weights:
 the grader walks the named sublayers (``blocks.0.attention.query_dense`` ...) down to the
 Keras layers that hold weights, reads them from one and writes them into the other.
+
+This module is the grader's single source of what it requires by name: `SUBLAYERS`,
+`LAYER_NORM_EPSILON`, `FFN_ACTIVATION` and the other `RULES`. `lesson_contract` lists them
+per exercise, and the project's tests check that every one is stated in the lesson.
 
 Example::
 
@@ -42,32 +46,85 @@ SUBLAYERS = {
 }
 """``kind -> {sublayer name: Keras layer class | kind | [kind] (a list of them)}``."""
 
+DEFINED_IN = {
+    "TokenAndPositionEmbedding": "positional_embedding",
+    "MultiHeadSelfAttention": "attention",
+    "TransformerBlock": "model",
+    "GPT": "model",
+}
+"""The exercise whose lesson defines each kind of layer."""
 
-def leaf_layers(layer, kind, prefix=""):
+LAYER_NORM_EPSILON = "1e-5"
+"""The epsilon of every LayerNormalization, as the lessons write it (Keras' default is 1e-3)."""
+
+FFN_ACTIVATION = "gelu"
+"""The activation of ``ffn_in``: Keras' exact GELU (``keras.ops.gelu``'s default is the tanh approximation)."""
+
+RULES = {
+    "attention": ("returns only the output", "softmax in float32"),
+    "model": (f"epsilon={LAYER_NORM_EPSILON}", f'activation="{FFN_ACTIVATION}"'),
+}
+"""Further phrases each lesson must contain, word for word: return values and constants."""
+
+
+def lesson_contract():
+    """``{exercise: [phrase]}``: what the grader requires, as its lesson must state it.
+
+    Sublayer names appear as ````name```` (reStructuredText literals).
+
+    >>> lesson_contract()["positional_embedding"]
+    ['``token_embedding``', '``position_embedding``']
+    """
+    contract = {}
+    for kind, sublayers in SUBLAYERS.items():
+        contract.setdefault(DEFINED_IN[kind], []).extend(f"``{name}``" for name in sublayers)
+    for exercise, phrases in RULES.items():
+        contract.setdefault(exercise, []).extend(phrases)
+    return contract
+
+
+def leaf_layers(layer, kind):
     """``[(path, keras_layer)]`` for every weight-holding sublayer of a `kind` layer.
 
-    Raises `GradingFailure` naming the first sublayer that is missing or of the wrong type.
+    Raises `GradingFailure` naming every sublayer that is missing or of the wrong type at once.
     """
-    leaves = []
+    leaves, problems = [], []
+    _walk(layer, kind, "", leaves, problems)
+    if problems:
+        raise GradingFailure(f"your {kind} does not have the sublayers the exercise names: {'; '.join(problems)}")
+    return leaves
+
+
+def _walk(layer, kind, prefix, leaves, problems):
+    """Add `layer`'s leaves to `leaves` and what is wrong with its sublayers to `problems`."""
     for name, expected in SUBLAYERS[kind].items():
         path = f"{prefix}{name}"
         sublayer = getattr(layer, name, None)
         if sublayer is None:
-            raise GradingFailure(f"your {kind} has no sublayer `{name}` (the exercise names it `{path}`)")
-        if isinstance(expected, list):
+            others = _unnamed_sublayers(layer, kind)
+            problems.append(f"no `{path}`" + (f" (its sublayers are named {', '.join(others)})" if others else ""))
+        elif isinstance(expected, list):
             if not isinstance(sublayer, (list, tuple)):
-                raise GradingFailure(f"`{path}` should be a list of {expected[0]} layers")
+                problems.append(f"`{path}` should be a list of {expected[0]} layers")
+                continue
             for index, item in enumerate(sublayer):
-                leaves += leaf_layers(item, expected[0], f"{path}.{index}.")
+                _walk(item, expected[0], f"{path}.{index}.", leaves, problems)
         elif isinstance(expected, str):
-            leaves += leaf_layers(sublayer, expected, f"{path}.")
+            _walk(sublayer, expected, f"{path}.", leaves, problems)
         elif not isinstance(sublayer, expected):
-            raise GradingFailure(
-                f"`{path}` is a {type(sublayer).__name__}, expected keras.layers.{expected.__name__}"
-            )
+            problems.append(f"`{path}` is a {type(sublayer).__name__}, expected keras.layers.{expected.__name__}")
         else:
             leaves.append((path, sublayer))
-    return leaves
+
+
+def _unnamed_sublayers(layer, kind):
+    """The student's sublayer attributes of `layer` that the contract does not name."""
+    def is_layer(value):
+        return isinstance(value, keras.layers.Layer) or (
+            isinstance(value, (list, tuple)) and value and all(isinstance(item, keras.layers.Layer) for item in value))
+
+    return [f"`{name}`" for name, value in vars(layer).items()
+            if not name.startswith("_") and name not in SUBLAYERS[kind] and is_layer(value)]
 
 
 def random_weights(layer, kind, rng):

@@ -2,7 +2,10 @@
 
 A *case* is one comparison with the reference: a name, a function that draws its inputs
 (sizes, arrays, weights) from a random generator, and a function that runs an exercise
-module on those inputs and returns its outputs as NumPy arrays.
+module on those inputs and returns its outputs as NumPy arrays. Every case is drawn twice:
+once from the run's seed, and once from `FIXED_SEED`, so that no check's verdict rests on a
+lucky draw alone (the draw functions make every axis matter: all sizes distinct, batch >= 2,
+length >= 3, heads >= 2, head size >= 2).
 
 * `LiveReference` (the instructor's grader, ``solutions/`` present) draws fresh inputs from
   the run's seed and runs the solutions on them.
@@ -13,8 +16,8 @@ module on those inputs and returns its outputs as NumPy arrays.
 
 Example::
 
-    inputs, expected = reference.case("masking", "causal_mask", draw_length, run_causal_mask)
-    check_matches(run_causal_mask(student, inputs)["mask"], expected["mask"], "causal_mask")
+    for inputs, expected in reference.cases("masking", "causal_mask", draw_length, run_causal_mask):
+        check_matches(run_causal_mask(student, inputs)["mask"], expected["mask"], "causal_mask")
 """
 
 import hashlib
@@ -48,9 +51,37 @@ def check_matches(actual, expected, what, dtype="float32", hint=None):
         check_close(actual, expected, what, dtype, hint)
 
 
+FIXED_SEED = 0
+"""The seed of the fixed draw every case and property check also runs on."""
+
+
 def case_rng(seed, exercise, case):
     """The random generator of one case: depends on the seed and the case, not on test order."""
     return np.random.default_rng([seed, zlib.crc32(f"{exercise}/{case}".encode())])
+
+
+def draw_distinct(rng, *bounds, taken=()):
+    """One integer from each ``(low, high)`` range (high excluded), all distinct and none in `taken`.
+
+    Distinct sizes make every axis matter: no swapped or merged axes line up by chance.
+
+    >>> draw_distinct(np.random.default_rng(0), (2, 3), (2, 4), taken=(3,))
+    Traceback (most recent call last):
+    ...
+    ValueError: no size in range(2, 4) is free of [2, 3]
+    """
+    sizes = []
+    for low, high in bounds:
+        free = [size for size in range(low, high) if size not in sizes and size not in taken]
+        if not free:
+            raise ValueError(f"no size in range({low}, {high}) is free of {sorted({*sizes, *taken})}")
+        sizes.append(int(rng.choice(free)))
+    return sizes
+
+
+def draws(seed):
+    """The seeds a check draws from: the run's, then `FIXED_SEED`; with their key suffixes."""
+    return {"": seed, "@fixed": FIXED_SEED}
 
 
 class LiveReference:
@@ -61,17 +92,27 @@ class LiveReference:
     def __init__(self, modules, seed):
         self.modules = modules
         self.seed = seed
+        self._computed = {}
 
-    def case(self, exercise, name, draw_inputs, run):
-        """``(inputs, expected_outputs)`` of case `name` of `exercise`.
+    def cases(self, exercise, name, draw_inputs, run):
+        """``[(inputs, expected_outputs)]`` of case `name` of `exercise`: the run's draw, the fixed one.
 
         Args:
             draw_inputs: ``(rng, reference_module) -> {name: array}``.
             run: ``(module, inputs) -> {name: numpy array}``.
         """
-        module = self.modules[exercise]
-        inputs = draw_inputs(case_rng(self.seed, exercise, name), module)
-        return inputs, run(module, inputs)
+        if (exercise, name) not in self._computed:  # two checks may share a case: compute it once
+            module = self.modules[exercise]
+            drawn = []
+            for suffix, seed in draws(self.seed).items():
+                inputs = draw_inputs(case_rng(seed, exercise, name), module)
+                drawn.append((inputs, run(module, inputs)))
+                self.keep(exercise, name + suffix, *drawn[-1])
+            self._computed[exercise, name] = drawn
+        return self._computed[exercise, name]
+
+    def keep(self, exercise, name, inputs, expected):
+        """Called with each case drawn (`RecordingReference` saves them)."""
 
 
 class RecordingReference(LiveReference):
@@ -81,10 +122,8 @@ class RecordingReference(LiveReference):
         super().__init__(modules, seed)
         self.recorded = {}
 
-    def case(self, exercise, name, draw_inputs, run):
-        inputs, expected = super().case(exercise, name, draw_inputs, run)
+    def keep(self, exercise, name, inputs, expected):
         self.recorded.setdefault(exercise, {})[name] = (inputs, expected)
-        return inputs, expected
 
     def save(self, folder):
         folder.mkdir(parents=True, exist_ok=True)
@@ -111,7 +150,10 @@ class RecordedReference:
     def description(self):
         return f"recorded in {self.folder.parent.name}/{self.folder.name}/"
 
-    def case(self, exercise, name, draw_inputs, run):
+    def cases(self, exercise, name, draw_inputs, run):
+        return [self._case(exercise, name + suffix) for suffix in draws(0)]
+
+    def _case(self, exercise, name):
         if exercise not in self._cases:
             path = self.folder / f"{exercise}.npz"
             if not path.is_file():

@@ -3,13 +3,15 @@
 Each load creates a new package with a unique name whose ``__path__`` is the submission
 folder, so the files' relative imports (``from .masking import apply_mask``) find their
 siblings, nothing is added to ``sys.path``, and two submissions never share a module.
-When reference modules are given, every other exercise is replaced by its reference version:
-``model.py`` is then graded with the reference attention, masking and embedding, so an early
-mistake costs points only once.
+Every exercise is graded with the student's own files, never with reference code: graded
+code must not see the solutions.
 
 A file that is missing, does not parse, uses a forbidden shortcut or fails to import does not
 stop the grading: its `StudentModule` carries the problem, and every check of that exercise
-fails with it.
+fails with it. So does every check of an exercise that imports such a file: ``model.py``
+cannot be graded when the ``masking.py`` it imports does not load, and its message names
+``masking.py`` as the cause. Messages hold no paths or module names that differ between two
+gradings of the same files.
 
 Example::
 
@@ -23,15 +25,10 @@ import secrets
 import sys
 import types
 
-from grader.checks import GradingFailure, describe_exception
+from grader.checks import GRADED_PACKAGE, GradingFailure, describe_exception
 from grader.gradebook import EXERCISES
 from grader.limits import TimeLimitExceeded, time_limit
-
-FORBIDDEN_MODULES = ("keras_tx", "keras_hub", "keras_nlp")
-"""Packages that contain ready-made answers."""
-
-FORBIDDEN_NAMES = ("MultiHeadAttention", "dot_product_attention")
-"""Ready-made attention in Keras (``keras.layers.MultiHeadAttention``, ``keras.ops.dot_product_attention``)."""
+from grader.screening import refused_uses
 
 IMPORT_TIME_LIMIT = 30
 """Seconds an exercise file may take to import."""
@@ -44,12 +41,12 @@ class StudentModule:
     loaded, or lacks the name, it raises `GradingFailure` with a message for the student.
     """
 
-    def __init__(self, exercise, module=None, problem=None, substitutes=()):
+    def __init__(self, exercise, module=None, problem=None, broken_files=None):
         self._exercise = exercise
         self._module = module
         self._problem = problem
-        self.substitutes = tuple(substitutes)
-        """The exercises this file imports that were replaced by their reference versions."""
+        self.broken_files = broken_files or ({f"{exercise}.py": problem} if problem else {})
+        """``{file: problem}``: this file when it does not load, else the broken files it imports."""
 
     def __getattr__(self, name):
         if self._problem:
@@ -60,42 +57,20 @@ class StudentModule:
             raise GradingFailure(f"{self._exercise}.py defines no `{name}`") from None
 
 
-def load_submission(folder, reference=None):
+def load_submission(folder):
     """Load the exercise files in `folder`.
 
     Args:
         folder: a `pathlib.Path` holding ``positional_embedding.py``, ``masking.py``,
             ``attention.py`` and ``model.py``.
-        reference: optional ``{exercise: module}`` of reference modules to substitute for
-            the siblings each file imports.
 
     Returns:
         ``{exercise: StudentModule}`` in course order.
     """
-    return {exercise: _load_exercise(folder, exercise, reference) for exercise in EXERCISES}
-
-
-def forbidden_uses(source):
-    """Describe each forbidden import or name in `source`, with its line (empty when clean)."""
-    findings = []
-    for node in ast.walk(ast.parse(source)):
-        modules, names = [], []
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            modules = [node.module or ""]
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.Attribute):
-            names = [node.attr]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            modules = [node.value]  # importlib.import_module("keras_tx") and the like
-        findings += [
-            f"line {node.lineno}: {module}"
-            for module in modules
-            if module.split(".")[0] in FORBIDDEN_MODULES
-        ]
-        findings += [f"line {node.lineno}: {name}" for name in names if name in FORBIDDEN_NAMES]
-    return sorted(set(findings), key=lambda finding: int(finding.split(":")[0].split()[1]))
+    loaded = {}
+    for exercise in EXERCISES:  # course order: a file's siblings are loaded before it
+        loaded[exercise] = _load_exercise(folder, exercise, loaded)
+    return loaded
 
 
 def _sibling_imports(tree):
@@ -108,7 +83,7 @@ def _sibling_imports(tree):
     return [exercise for exercise in EXERCISES if exercise in imported]
 
 
-def _load_exercise(folder, exercise, reference):
+def _load_exercise(folder, exercise, loaded):
     path = folder / f"{exercise}.py"
     if not path.is_file():
         return StudentModule(exercise, problem=f"{path.name} is missing from {folder}")
@@ -119,7 +94,7 @@ def _load_exercise(folder, exercise, reference):
         return StudentModule(
             exercise, problem=f"{path.name} has a syntax error on line {error.lineno}: {error.msg}"
         )
-    findings = forbidden_uses(source)
+    findings = refused_uses(source)
     if findings:
         return StudentModule(
             exercise,
@@ -127,8 +102,16 @@ def _load_exercise(folder, exercise, reference):
             "keras_tx, keras_hub, keras_nlp, MultiHeadAttention and dot_product_attention "
             "contain the answers; write the code yourself",
         )
-    substitutes = _sibling_imports(tree) if reference else []
-    package = _new_package(folder, {} if reference is None else reference, exercise)
+    broken = {}  # {file: its problem}: the broken files this one imports, directly or not
+    for sibling in _sibling_imports(tree):
+        broken.update(loaded[sibling].broken_files if sibling in loaded else {})
+    if broken:
+        return StudentModule(exercise, problem=f"{path.name} cannot be graded until {' and '.join(broken)} "
+                             f"load{'s' if len(broken) == 1 else ''}: {'; '.join(broken.values())}",
+                             broken_files=broken)
+    package = types.ModuleType(f"{GRADED_PACKAGE}{secrets.token_hex(8)}")
+    package.__path__ = [str(folder)]
+    sys.modules[package.__name__] = package
     name = f"{package.__name__}.{exercise}"
     module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path))
     sys.modules[name] = module
@@ -137,16 +120,4 @@ def _load_exercise(folder, exercise, reference):
             module.__spec__.loader.exec_module(module)
     except (Exception, TimeLimitExceeded) as error:
         return StudentModule(exercise, problem=f"importing {path.name} failed: {describe_exception(error, folder)}")
-    return StudentModule(exercise, module, substitutes=substitutes)
-
-
-def _new_package(folder, reference, exercise):
-    """A fresh package over `folder`, with the reference modules standing in for the siblings."""
-    package = types.ModuleType(f"graded_{secrets.token_hex(8)}")
-    package.__path__ = [str(folder)]
-    sys.modules[package.__name__] = package
-    for sibling, module in reference.items():
-        if sibling != exercise:
-            sys.modules[f"{package.__name__}.{sibling}"] = module
-            setattr(package, sibling, module)
-    return package
+    return StudentModule(exercise, module)

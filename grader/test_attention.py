@@ -1,17 +1,20 @@
 """Grading of exercises/attention.py (30 points)."""
 
+import functools
+
 import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_close, check_shape, is_close, tensor, to_numpy
+from grader.diagnosis import attention_cause, causal, causal_numpy
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
-from grader.reference import check_matches
+from grader.reference import check_matches, draw_distinct
 
 
 def draw_qkv(rng, module, masked=False):
-    batch, heads = int(rng.integers(1, 3)), int(rng.integers(1, 4))
-    query_length, key_length = int(rng.integers(2, 7)), int(rng.integers(2, 7))
-    depth, value_depth = int(rng.integers(4, 17)), int(rng.integers(1, 6))  # depth 4+: scales tell apart
+    # depth 4+: the scales 1, 1/sqrt(d) and 1/d tell apart
+    batch, heads, query_length, key_length, depth, value_depth = draw_distinct(
+        rng, (2, 4), (2, 5), (3, 8), (3, 8), (4, 17), (2, 7))
     inputs = {
         "query": rng.normal(0, 1.5, (batch, heads, query_length, depth)).astype("float32"),
         "key": rng.normal(0, 1.5, (batch, heads, key_length, depth)).astype("float32"),
@@ -87,39 +90,41 @@ def masked_hint(weights, mask):
 
 @pytest.mark.points(6)
 def test_attention_matches_reference(student, reference):
-    inputs, expected = reference("attention", draw_qkv, attend)
-    actual = attend(student, inputs)
-    weights = actual["weights"]
-    check_close(weights, expected["weights"], "the attention weights",
-                hint=lambda: row_sum_hint(weights) or scale_hint(weights, inputs["query"], inputs["key"]))
-    check_close(actual["output"], expected["output"], "the attention output",
-                hint=lambda: "the weights are right but the output is not weights @ value")
+    for inputs, expected in reference("attention", draw_qkv, attend):
+        actual = attend(student, inputs)
+        weights = actual["weights"]
+        check_close(weights, expected["weights"], "the attention weights",
+                    hint=lambda: row_sum_hint(weights) or scale_hint(weights, inputs["query"], inputs["key"]))
+        check_close(actual["output"], expected["output"], "the attention output",
+                    hint=lambda: "the weights are right but the output is not weights @ value")
 
 
 @pytest.mark.points(3)
-def test_attention_weights_are_probabilities(student, rng):
-    weights = attend(student, draw_qkv(rng, None))["weights"]
-    if weights.min() < 0:
-        raise GradingFailure(f"an attention weight is {weights.min():.3g}: softmax weights are never negative")
-    hint = row_sum_hint(weights)
-    if hint:
-        raise GradingFailure(hint)
+def test_attention_weights_are_probabilities(student, rngs):
+    for rng in rngs:
+        weights = attend(student, draw_qkv(rng, None))["weights"]
+        if weights.min() < 0:
+            raise GradingFailure(f"an attention weight is {weights.min():.3g}: softmax weights are never negative")
+        hint = row_sum_hint(weights)
+        if hint:
+            raise GradingFailure(hint)
 
 
 @pytest.mark.points(5)
 def test_attention_masked_keys_get_zero_weight(student, reference):
-    inputs, expected = reference("masked_attention", lambda rng, module: draw_qkv(rng, module, masked=True), attend)
-    actual = attend(student, inputs)
-    weights = actual["weights"]
-    hint = masked_hint(weights, inputs["mask"])
-    if hint:
-        raise GradingFailure(hint)
-    check_close(weights, expected["weights"], "the masked attention weights")
-    check_close(actual["output"], expected["output"], "the masked attention output")
+    draw = functools.partial(draw_qkv, masked=True)
+    for inputs, expected in reference("masked_attention", draw, attend):
+        actual = attend(student, inputs)
+        weights = actual["weights"]
+        hint = masked_hint(weights, inputs["mask"])
+        if hint:
+            raise GradingFailure(hint)
+        check_close(weights, expected["weights"], "the masked attention weights")
+        check_close(actual["output"], expected["output"], "the masked attention output")
 
 
 def draw_heads(rng, module):
-    batch, heads, length, head_dim = int(rng.integers(1, 3)), int(rng.integers(2, 5)), int(rng.integers(2, 6)), int(rng.integers(1, 4))
+    batch, heads, length, head_dim = draw_distinct(rng, (2, 4), (2, 5), (3, 7), (2, 6))
     return {
         "x": rng.normal(size=(batch, length, heads * head_dim)).astype("float32"),
         "heads": rng.normal(size=(batch, heads, length, head_dim)).astype("float32"),
@@ -136,35 +141,28 @@ def run_heads(module, inputs):
 
 @pytest.mark.points(2)
 def test_split_heads(student, reference):
-    inputs, expected = reference("heads", draw_heads, run_heads)
-    x, num_heads = inputs["x"], inputs["heads"].shape[1]
-    batch, length, channels = x.shape
-    split = to_numpy(student.split_heads(tensor(x), num_heads), "split_heads")
-    check_shape(split, (batch, num_heads, length, channels // num_heads), f"split_heads of a {x.shape} tensor")
-
-    def hint():
-        if np.array_equal(split, x.reshape(batch, num_heads, length, -1)):
-            return ("you reshaped straight to (B, H, T, C/H), which cuts up the sequence instead of the channels: "
-                    "reshape to (B, T, H, C/H), then move the head axis forward")
-        return None
-
-    check_matches(split, expected["split"], "split_heads", hint=hint)
+    for inputs, expected in reference("heads", draw_heads, run_heads):
+        x, num_heads = inputs["x"], inputs["heads"].shape[1]
+        batch, length, channels = x.shape
+        split = to_numpy(student.split_heads(tensor(x), num_heads), "split_heads")
+        check_shape(split, (batch, num_heads, length, channels // num_heads), f"split_heads of a {x.shape} tensor")
+        no_transpose = x.reshape(batch, num_heads, length, -1)
+        check_matches(split, expected["split"], "split_heads", hint=lambda: (
+            "you reshaped straight to (B, H, T, C/H), which cuts up the sequence instead of the channels: "
+            "reshape to (B, T, H, C/H), then move the head axis forward") if np.array_equal(split, no_transpose) else None)
 
 
 @pytest.mark.points(2)
 def test_merge_heads(student, reference):
-    inputs, expected = reference("heads", draw_heads, run_heads)
-    heads = inputs["heads"]
-    batch, num_heads, length, head_dim = heads.shape
-    merged = to_numpy(student.merge_heads(tensor(heads)), "merge_heads")
-    check_shape(merged, (batch, length, num_heads * head_dim), f"merge_heads of a {heads.shape} tensor")
-
-    def hint():
-        if np.array_equal(merged, heads.reshape(batch, length, -1)):
-            return "you reshaped without moving the head axis back first: transpose to (B, T, H, D), then reshape"
-        return None
-
-    check_matches(merged, expected["merged"], "merge_heads", hint=hint)
+    for inputs, expected in reference("heads", draw_heads, run_heads):
+        heads = inputs["heads"]
+        batch, num_heads, length, head_dim = heads.shape
+        merged = to_numpy(student.merge_heads(tensor(heads)), "merge_heads")
+        check_shape(merged, (batch, length, num_heads * head_dim), f"merge_heads of a {heads.shape} tensor")
+        no_transpose = heads.reshape(batch, length, -1)
+        check_matches(merged, expected["merged"], "merge_heads", hint=lambda: (
+            "you reshaped without moving the head axis back first: transpose to (B, T, H, D), then reshape")
+            if np.array_equal(merged, no_transpose) else None)
 
 
 @pytest.mark.points(2)
@@ -176,22 +174,28 @@ def test_self_attention_rejects_indivisible_width(student):
     raise GradingFailure("MultiHeadSelfAttention(embed_dim=10, num_heads=3) must raise ValueError: 10 is not divisible by 3")
 
 
+def draw_self_attention_sizes(rng):
+    """``(batch, length, num_heads, head_dim)``, distinct (and ``embed_dim`` larger than all)."""
+    return draw_distinct(rng, (2, 4), (3, 9), (2, 5), (2, 6))
+
+
 @pytest.mark.points(2)
-def test_self_attention_sublayers(student, rng):
-    num_heads = int(rng.integers(1, 4))
-    embed_dim = num_heads * int(rng.integers(2, 5))
-    layer = student.MultiHeadSelfAttention(embed_dim, num_heads)
-    layer(tensor(np.zeros((1, 3, embed_dim), "float32")))
-    for path, dense in leaf_layers(layer, "MultiHeadSelfAttention"):
-        if dense.units != embed_dim or not dense.use_bias:
-            raise GradingFailure(f"{path} is Dense({dense.units}, use_bias={dense.use_bias}), expected Dense({embed_dim}) with a bias")
+def test_self_attention_sublayers(student, rngs):
+    for rng in rngs:
+        batch, length, num_heads, head_dim = draw_self_attention_sizes(rng)
+        embed_dim = num_heads * head_dim
+        layer = student.MultiHeadSelfAttention(embed_dim, num_heads)
+        layer(tensor(np.zeros((batch, length, embed_dim), "float32")))
+        for path, dense in leaf_layers(layer, "MultiHeadSelfAttention"):
+            if dense.units != embed_dim or not dense.use_bias:
+                raise GradingFailure(
+                    f"{path} is Dense({dense.units}, use_bias={dense.use_bias}), expected Dense({embed_dim}) with a bias")
 
 
 def draw_self_attention(rng, module):
-    num_heads = int(rng.integers(1, 4))
-    embed_dim, length = num_heads * int(rng.integers(2, 5)), int(rng.integers(3, 8))
-    x = rng.normal(size=(2, length, embed_dim)).astype("float32")
-    layer = module.MultiHeadSelfAttention(embed_dim, num_heads)
+    batch, length, num_heads, head_dim = draw_self_attention_sizes(rng)
+    x = rng.normal(size=(batch, length, num_heads * head_dim)).astype("float32")
+    layer = module.MultiHeadSelfAttention(num_heads * head_dim, num_heads)
     layer(tensor(x))
     weights = random_weights(layer, "MultiHeadSelfAttention", rng)
     return {"x": x, "num_heads": np.asarray(num_heads), **pack_weights(weights)}
@@ -205,10 +209,6 @@ def built_self_attention(module, inputs):
     return layer
 
 
-def causal(length):
-    return tensor(np.tril(np.ones((length, length), bool)))
-
-
 def run_self_attention(module, inputs):
     layer = built_self_attention(module, inputs)
     x = tensor(inputs["x"])
@@ -218,23 +218,29 @@ def run_self_attention(module, inputs):
     }
 
 
+def self_attention_hint(output, inputs, masked):
+    """Name the mistake a numpy re-computation with the same weights reproduces, else None."""
+    mask = causal_numpy(inputs["x"].shape[1]) if masked else None
+    return attention_cause(output, inputs["x"], unpack_weights(inputs), int(inputs["num_heads"]), mask)
+
+
 @pytest.mark.points(4)
 def test_self_attention_matches_reference(student, reference):
-    inputs, expected = reference("self_attention", draw_self_attention, run_self_attention)
-    output = to_numpy(built_self_attention(student, inputs)(tensor(inputs["x"])), "MultiHeadSelfAttention")
-    check_close(output, expected["unmasked"], "MultiHeadSelfAttention's output")
+    for inputs, expected in reference("self_attention", draw_self_attention, run_self_attention):
+        output = to_numpy(built_self_attention(student, inputs)(tensor(inputs["x"])), "MultiHeadSelfAttention")
+        check_close(output, expected["unmasked"], "MultiHeadSelfAttention's output",
+                    hint=lambda: self_attention_hint(output, inputs, masked=False))
 
 
 @pytest.mark.points(4)
 def test_self_attention_with_mask(student, reference):
-    inputs, expected = reference("self_attention", draw_self_attention, run_self_attention)
-    layer = built_self_attention(student, inputs)
-    x, length = tensor(inputs["x"]), inputs["x"].shape[1]
-    positional = to_numpy(layer(x, causal(length)), "MultiHeadSelfAttention")
-    check_close(positional, expected["causal"], "MultiHeadSelfAttention's output with a causal mask",
-                hint=lambda: "the mask makes no difference: pass attention_mask on to the attention"
-                if is_close(positional, expected["unmasked"]) else None)
-    keyword = to_numpy(layer(x, attention_mask=causal(length)), "MultiHeadSelfAttention")
-    check_close(keyword, positional, "the output when the mask is passed as attention_mask=",
-                hint=lambda: "the call argument must be named attention_mask")
-
+    for inputs, expected in reference("self_attention", draw_self_attention, run_self_attention):
+        layer = built_self_attention(student, inputs)
+        x, length = tensor(inputs["x"]), inputs["x"].shape[1]
+        positional = to_numpy(layer(x, causal(length)), "MultiHeadSelfAttention")
+        check_close(positional, expected["causal"], "MultiHeadSelfAttention's output with a causal mask",
+                    hint=lambda: "the mask makes no difference: pass attention_mask on to the attention"
+                    if is_close(positional, expected["unmasked"]) else self_attention_hint(positional, inputs, masked=True))
+        keyword = to_numpy(layer(x, attention_mask=causal(length)), "MultiHeadSelfAttention")
+        check_close(keyword, positional, "the output when the mask is passed as attention_mask=",
+                    hint=lambda: "the call argument must be named attention_mask")

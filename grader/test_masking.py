@@ -1,10 +1,12 @@
 """Grading of exercises/masking.py (20 points)."""
 
+import functools
+
 import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_dtype, check_shape, tensor, to_numpy
-from grader.reference import check_matches
+from grader.reference import check_matches, draw_distinct
 
 
 def causal_hint(mask, length):
@@ -24,7 +26,7 @@ def causal_hint(mask, length):
 
 
 def draw_length(rng, module):
-    return {"length": np.asarray(rng.integers(2, 13))}
+    return {"length": np.asarray(rng.integers(3, 13))}
 
 
 def run_causal_mask(module, inputs):
@@ -33,17 +35,17 @@ def run_causal_mask(module, inputs):
 
 @pytest.mark.points(5)
 def test_causal_mask(student, reference):
-    inputs, expected = reference("causal_mask", draw_length, run_causal_mask)
-    length = int(inputs["length"])
-    mask = student.causal_mask(length)
-    check_dtype(mask, "bool", f"causal_mask({length})")
-    mask = to_numpy(mask, "causal_mask")
-    check_shape(mask, (length, length), f"causal_mask({length})")
-    check_matches(mask, expected["mask"], f"causal_mask({length})", hint=lambda: causal_hint(mask, length))
+    for inputs, expected in reference("causal_mask", draw_length, run_causal_mask):
+        length = int(inputs["length"])
+        mask = student.causal_mask(length)
+        check_dtype(mask, "bool", f"causal_mask({length})")
+        mask = to_numpy(mask, "causal_mask")
+        check_shape(mask, (length, length), f"causal_mask({length})")
+        check_matches(mask, expected["mask"], f"causal_mask({length})", hint=lambda: causal_hint(mask, length))
 
 
 def draw_token_ids(rng, module):
-    batch, length = int(rng.integers(2, 5)), int(rng.integers(3, 10))
+    batch, length = draw_distinct(rng, (2, 5), (3, 10))
     pad_id = int(rng.integers(1, 5))
     token_ids = rng.integers(pad_id + 1, 20, (batch, length))
     for row, real in enumerate(rng.integers(1, length, batch)):
@@ -62,7 +64,11 @@ def run_padding_mask(module, inputs):
 
 @pytest.mark.points(5)
 def test_padding_mask(student, reference):
-    inputs, expected = reference("padding_mask", draw_token_ids, run_padding_mask)
+    for inputs, expected in reference("padding_mask", draw_token_ids, run_padding_mask):
+        check_padding_mask(student, inputs, expected)
+
+
+def check_padding_mask(student, inputs, expected):
     token_ids, pad_id = inputs["token_ids"], int(inputs["pad_id"])
     batch, length = token_ids.shape
     mask = student.padding_mask(tensor(token_ids), pad_id)
@@ -88,7 +94,7 @@ def test_padding_mask(student, reference):
 
 
 def draw_scores(rng, module, dtype):
-    batch, heads, length = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(3, 9))
+    batch, heads, length = draw_distinct(rng, (2, 5), (2, 5), (3, 9))
     mask = rng.random((batch, 1, length, length)) < 0.6
     mask[..., np.arange(length), rng.integers(0, length, length)] = True  # every query may attend somewhere
     scores = rng.normal(0, 3, (batch, heads, length, length)).astype(dtype)
@@ -134,11 +140,13 @@ def check_apply_mask(student, inputs, expected, dtype):
 
 @pytest.mark.points(4)
 def test_apply_mask_float32(student, reference):
-    inputs, expected = reference("apply_mask_float32", lambda rng, module: draw_scores(rng, module, "float32"), run_apply_mask)
-    check_apply_mask(student, inputs, expected, "float32")
+    draw = functools.partial(draw_scores, dtype="float32")
+    for inputs, expected in reference("apply_mask_float32", draw, run_apply_mask):
+        check_apply_mask(student, inputs, expected, "float32")
 
 
 @pytest.mark.points(6)
 def test_apply_mask_float16(student, reference):
-    inputs, expected = reference("apply_mask_float16", lambda rng, module: draw_scores(rng, module, "float16"), run_apply_mask)
-    check_apply_mask(student, inputs, expected, "float16")
+    draw = functools.partial(draw_scores, dtype="float16")
+    for inputs, expected in reference("apply_mask_float16", draw, run_apply_mask):
+        check_apply_mask(student, inputs, expected, "float16")

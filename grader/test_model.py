@@ -5,32 +5,37 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
-from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
+from grader.diagnosis import block_steps, causal, first_divergence, gpt_steps, trace_block, trace_gpt
+from grader.layout import (FFN_ACTIVATION, LAYER_NORM_EPSILON, assign_weights, leaf_layers, pack_weights,
+                           random_weights, unpack_weights)
+from grader.reference import FIXED_SEED, draw_distinct
 
 
-SIZES = {"vocab_size": 10, "max_length": 8, "embed_dim": 16, "num_heads": 2, "num_layers": 2, "ff_dim": 32}
-"""The model every check builds. Values and weights are drawn afresh each run, the shapes stay:
-on JAX each new shape costs a compilation, and the sublayer checks vary the sizes instead."""
-
-
-def causal(length):
-    return tensor(np.tril(np.ones((length, length), bool)))
+SIZES = {"vocab_size": 10, "max_length": 7, "embed_dim": 18, "num_heads": 3, "num_layers": 2, "ff_dim": 32}
+"""The model the reference checks build, on batches of 2 sequences of `max_length`: every size
+distinct (head size 6). Values and weights are drawn afresh each run, the shapes stay: on JAX
+each new shape costs a compilation, and the sublayer checks vary the sizes instead."""
 
 
 def check_block_sublayers(leaves, prefix, embed_dim, ff_dim):
     """Check the hyperparameters of one block's sublayers (``leaves``: path -> layer)."""
     for name in ("norm1", "norm2"):
-        epsilon = leaves[f"{prefix}{name}"].epsilon
-        if not np.isclose(epsilon, 1e-5):
-            raise GradingFailure(f"{prefix}{name} has epsilon={epsilon:g}, expected LayerNormalization(epsilon=1e-5)")
+        check_epsilon(leaves[f"{prefix}{name}"], f"{prefix}{name}")
     ffn_in, ffn_out = leaves[f"{prefix}ffn_in"], leaves[f"{prefix}ffn_out"]
     activation = getattr(ffn_in.activation, "__name__", str(ffn_in.activation))
-    if ffn_in.units != ff_dim or activation != "gelu":
+    if ffn_in.units != ff_dim or activation != FFN_ACTIVATION:
         raise GradingFailure(
-            f"{prefix}ffn_in is Dense({ffn_in.units}, activation={activation}), expected Dense({ff_dim}, activation='gelu')"
+            f"{prefix}ffn_in is Dense({ffn_in.units}, activation={activation}), "
+            f'expected Dense({ff_dim}, activation="{FFN_ACTIVATION}")'
         )
     if ffn_out.units != embed_dim:
         raise GradingFailure(f"{prefix}ffn_out is Dense({ffn_out.units}), expected Dense({embed_dim})")
+
+
+def check_epsilon(norm, path):
+    if not np.isclose(norm.epsilon, float(LAYER_NORM_EPSILON)):
+        raise GradingFailure(
+            f"{path} has epsilon={norm.epsilon:g}, expected LayerNormalization(epsilon={LAYER_NORM_EPSILON})")
 
 
 def draw_block(rng, module):
@@ -50,7 +55,8 @@ def built_block(module, inputs):
 
 def run_block(module, inputs):
     block = built_block(module, inputs)
-    return {"output": to_numpy(block(tensor(inputs["x"]), causal(inputs["x"].shape[1])), "TransformerBlock")}
+    x, mask = tensor(inputs["x"]), causal(inputs["x"].shape[1])
+    return {"output": to_numpy(block(x, mask), "TransformerBlock"), **trace_block(block, x, mask)[1]}
 
 
 def block_mistakes(block, x, mask):
@@ -96,22 +102,31 @@ def first_matching(mistakes, output):
     return None
 
 
+def draw_sublayer_sizes(rng):
+    """``(num_heads, embed_dim, ff_dim)``: head count, head size and MLP width all distinct."""
+    num_heads, head_dim, ff_dim = draw_distinct(rng, (2, 4), (2, 5), (4, 17))
+    while ff_dim == num_heads * head_dim:
+        ff_dim += 1
+    return num_heads, num_heads * head_dim, ff_dim
+
+
 @pytest.mark.points(3)
-def test_block_sublayers(student, rng):
-    num_heads = int(rng.integers(1, 4))
-    embed_dim, ff_dim = num_heads * int(rng.integers(2, 5)), int(rng.integers(4, 17))
-    block = student.TransformerBlock(embed_dim, num_heads, ff_dim)
-    check_block_sublayers(dict(leaf_layers(block, "TransformerBlock")), "", embed_dim, ff_dim)
+def test_block_sublayers(student, rngs):
+    for rng in rngs:
+        num_heads, embed_dim, ff_dim = draw_sublayer_sizes(rng)
+        block = student.TransformerBlock(embed_dim, num_heads, ff_dim)
+        check_block_sublayers(dict(leaf_layers(block, "TransformerBlock")), "", embed_dim, ff_dim)
 
 
 @pytest.mark.points(6)
 def test_block_matches_reference(student, reference):
-    inputs, expected = reference("block", draw_block, run_block)
-    block = built_block(student, inputs)
-    x, mask = tensor(inputs["x"]), causal(inputs["x"].shape[1])
-    output = to_numpy(block(x, mask), "TransformerBlock")
-    check_close(output, expected["output"], "TransformerBlock's output",
-                hint=lambda: first_matching(block_mistakes(block, x, mask), output))
+    for inputs, expected in reference("block", draw_block, run_block):
+        block = built_block(student, inputs)
+        x, mask = tensor(inputs["x"]), causal(inputs["x"].shape[1])
+        output = to_numpy(block(x, mask), "TransformerBlock")
+        check_close(output, expected["output"], "TransformerBlock's output", hint=lambda: (
+            first_divergence(block, block_steps(), expected, unpack_weights(inputs), None, mask, SIZES["num_heads"])
+            or first_matching(block_mistakes(block, x, mask), output)))
 
 
 def draw_gpt(rng, module):
@@ -129,7 +144,9 @@ def built_gpt(module, inputs):
 
 
 def run_gpt(module, inputs):
-    return {"logits": to_numpy(built_gpt(module, inputs)(tensor(inputs["token_ids"])), "GPT")}
+    model = built_gpt(module, inputs)
+    token_ids = tensor(inputs["token_ids"])
+    return {"logits": to_numpy(model(token_ids), "GPT"), **trace_gpt(model, token_ids)[1]}
 
 
 def gpt_mistakes(model, token_ids):
@@ -149,76 +166,105 @@ def gpt_mistakes(model, token_ids):
     }
 
 
+def draw_gpt_sizes(rng):
+    num_heads, embed_dim, ff_dim = draw_sublayer_sizes(rng)
+    vocab_size, max_length, num_layers = draw_distinct(rng, (5, 20), (4, 20), (1, 4), taken=(embed_dim, ff_dim))
+    return {"vocab_size": vocab_size, "max_length": max_length, "embed_dim": embed_dim,
+            "num_heads": num_heads, "num_layers": num_layers, "ff_dim": ff_dim}
+
+
 @pytest.mark.points(3)
-def test_gpt_sublayers(student, rng):
-    sizes = {"vocab_size": int(rng.integers(5, 20)), "max_length": int(rng.integers(4, 20)), "embed_dim": 8,
-             "num_heads": 2, "num_layers": int(rng.integers(1, 4)), "ff_dim": int(rng.integers(4, 17))}
-    model = student.GPT(**sizes)
-    leaves = dict(leaf_layers(model, "GPT"))
-    if len(model.blocks) != sizes["num_layers"]:
-        raise GradingFailure(f"GPT(num_layers={sizes['num_layers']}) has {len(model.blocks)} blocks")
-    for index in range(sizes["num_layers"]):
-        check_block_sublayers(leaves, f"blocks.{index}.", sizes["embed_dim"], sizes["ff_dim"])
-    if not np.isclose(model.final_norm.epsilon, 1e-5):
-        raise GradingFailure(f"final_norm has epsilon={model.final_norm.epsilon:g}, expected LayerNormalization(epsilon=1e-5)")
-    head = model.lm_head
-    if head.units != sizes["vocab_size"] or head.use_bias:
-        raise GradingFailure(
-            f"lm_head is Dense({head.units}, use_bias={head.use_bias}), expected Dense({sizes['vocab_size']}, use_bias=False)"
-        )
+def test_gpt_sublayers(student, rngs):
+    for rng in rngs:
+        sizes = draw_gpt_sizes(rng)
+        model = student.GPT(**sizes)
+        leaves = dict(leaf_layers(model, "GPT"))
+        if len(model.blocks) != sizes["num_layers"]:
+            raise GradingFailure(f"GPT(num_layers={sizes['num_layers']}) has {len(model.blocks)} blocks")
+        for index in range(sizes["num_layers"]):
+            check_block_sublayers(leaves, f"blocks.{index}.", sizes["embed_dim"], sizes["ff_dim"])
+        check_epsilon(model.final_norm, "final_norm")
+        head = model.lm_head
+        if head.units != sizes["vocab_size"] or head.use_bias:
+            raise GradingFailure(f"lm_head is Dense({head.units}, use_bias={head.use_bias}), "
+                                 f"expected Dense({sizes['vocab_size']}, use_bias=False)")
 
 
 @pytest.mark.points(6)
 def test_gpt_matches_reference(student, reference):
-    inputs, expected = reference("gpt", draw_gpt, run_gpt)
-    model = built_gpt(student, inputs)
-    token_ids = tensor(inputs["token_ids"])
-    logits = to_numpy(model(token_ids), "GPT")
-    check_close(logits, expected["logits"], "GPT's logits", hint=lambda: first_matching(gpt_mistakes(model, token_ids), logits))
+    for inputs, expected in reference("gpt", draw_gpt, run_gpt):
+        model = built_gpt(student, inputs)
+        token_ids = tensor(inputs["token_ids"])
+        logits = to_numpy(model(token_ids), "GPT")
+        steps = gpt_steps(SIZES["num_layers"])
+        check_close(logits, expected["logits"], "GPT's logits", hint=lambda: (
+            first_divergence(model, steps, expected, unpack_weights(inputs), inputs["token_ids"],
+                             causal(SIZES["max_length"]), SIZES["num_heads"])
+            or block_wiring_hint(model, expected) or first_matching(gpt_mistakes(model, token_ids), logits)))
+
+
+def block_wiring_hint(model, expected):
+    """The first block that, fed the reference's input, gives another output, and its likely mistake."""
+    mask = causal(SIZES["max_length"])
+    streams = [expected[f"blocks.{index}.norm1>in"] for index in range(len(model.blocks))] + [expected["final_norm>in"]]
+    for index, block in enumerate(model.blocks):
+        x = tensor(streams[index])
+        output = to_numpy(block(x, mask), "TransformerBlock")
+        if not is_close(output, streams[index + 1]):
+            mistake = first_matching(block_mistakes(block, x, mask), output)
+            return (f"blocks.{index}: every sublayer matches on the reference's inputs, but the block's output "
+                    f"differs: {mistake or 'check how TransformerBlock.call connects them'}")
+    return None
 
 
 @pytest.mark.points(6)
-def test_gpt_is_causal(student, rng):
+def test_gpt_is_causal(student, rngs):
+    """Changing the token at any position p must leave the outputs before p alone, and change p's."""
     vocab_size, length = SIZES["vocab_size"], SIZES["max_length"]
     model = student.GPT(**SIZES)
-    token_ids = rng.integers(0, vocab_size, (2, length)).astype("int32")
-    position = int(rng.integers(1, length))
-    changed = token_ids.copy()
-    changed[:, position] = (token_ids[:, position] + rng.integers(1, vocab_size)) % vocab_size
-    before = to_numpy(model(tensor(token_ids)), "GPT")
-    after = to_numpy(model(tensor(changed)), "GPT")
-    difference = np.abs(before - after).max(axis=(0, 2))  # per position
-    leaked = np.flatnonzero(difference[:position] > 1e-5)
-    if leaked.size:
-        raise GradingFailure(
-            f"output at position {leaked[0]} changed when token {position} changed: your mask lets positions see the future"
-        )
-    if difference[position] == 0:
-        raise GradingFailure(f"changing token {position} did not change the output at position {position}: "
-                             "does the model use its input?")
+    for rng in rngs:
+        token_ids = rng.integers(0, vocab_size, (1, length)).astype("int32")
+        changed = np.repeat(token_ids, length, axis=0)  # row p changes the token at position p
+        changed[np.arange(length), np.arange(length)] += rng.integers(1, vocab_size, length)
+        changed %= vocab_size
+        before = to_numpy(model(tensor(token_ids)), "GPT")
+        after = to_numpy(model(tensor(changed)), "GPT")
+        difference = np.abs(after - before).max(axis=-1)  # (changed position, output position)
+        for position in range(length):
+            leaked = np.flatnonzero(difference[position, :position] > 1e-5)
+            if leaked.size:
+                raise GradingFailure(f"output at position {leaked[0]} changed when token {position} changed: "
+                                     "your mask lets positions see the future")
+            if difference[position, position] == 0:
+                raise GradingFailure(f"changing token {position} did not change the output at position {position}: "
+                                     "does the model use its input?")
 
 
+REVERSAL_SIZES = {"vocab_size": 10, "max_length": 8, "embed_dim": 16, "num_heads": 2, "num_layers": 2, "ff_dim": 32}
+"""The model the reversal check trains: a fixed task, independent of the run's seed."""
 REVERSAL_STEPS = 100
-REVERSAL_HALF = SIZES["max_length"] // 2
+REVERSAL_HALF = REVERSAL_SIZES["max_length"] // 2
 
 
 def reversal_sequences(rng, count):
     """Random first halves followed by their reverse: ``3 1 4 1 | 1 4 1 3``."""
-    first = rng.integers(0, SIZES["vocab_size"], (count, REVERSAL_HALF))
+    first = rng.integers(0, REVERSAL_SIZES["vocab_size"], (count, REVERSAL_HALF))
     return np.concatenate([first, first[:, ::-1]], axis=1).astype("int32")
 
 
 @pytest.mark.points(6)
-def test_reversal_task(student, rng):
-    model = student.GPT(**SIZES)
+def test_reversal_task(student):
+    keras.utils.set_random_seed(FIXED_SEED)  # the same data and initial weights in every run
+    rng = np.random.default_rng(FIXED_SEED)
+    model = student.GPT(**REVERSAL_SIZES)
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     train = reversal_sequences(rng, REVERSAL_STEPS * 64)
-    model.fit(train[:, :-1], train[:, 1:], batch_size=64, epochs=1, verbose=0)
+    model.fit(train[:, :-1], train[:, 1:], batch_size=64, epochs=1, verbose=0, shuffle=False)
     test = reversal_sequences(rng, 512)
     correct = to_numpy(model(tensor(test[:, :-1])), "GPT").argmax(axis=-1) == test[:, 1:]
     first_half, second_half = correct[:, : REVERSAL_HALF - 1].mean(), correct[:, REVERSAL_HALF - 1 :].mean()
-    chance = 1 / SIZES["vocab_size"]
+    chance = 1 / REVERSAL_SIZES["vocab_size"]
     if first_half > chance + 0.15:
         raise GradingFailure(
             f"trained to reverse sequences, your GPT predicts {first_half:.0%} of the random first half "

@@ -6,7 +6,7 @@ import pytest
 
 from grader.checks import GradingFailure, check_close, check_dtype, check_shape, is_close, tensor, to_numpy
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
-from grader.reference import check_matches
+from grader.reference import check_matches, draw_distinct
 
 
 def formula_table(length, dim, exponent=2, interleaved=True, sine_first=True):
@@ -36,7 +36,10 @@ def sinusoid_hint(table, length, dim):
 
 
 def draw_sizes(rng, module):
-    return {"length": np.asarray(rng.integers(5, 40)), "dim": np.asarray(2 * rng.integers(2, 17))}
+    length, half_dim = draw_distinct(rng, (5, 40), (2, 17))
+    while length == 2 * half_dim:
+        length += 1
+    return {"length": np.asarray(length), "dim": np.asarray(2 * half_dim)}
 
 
 def run_sinusoid(module, inputs):
@@ -45,16 +48,19 @@ def run_sinusoid(module, inputs):
 
 
 @pytest.mark.points(3)
-def test_sinusoidal_shape_and_dtype(student, rng):
-    length, dim = int(rng.integers(3, 20)), 2 * int(rng.integers(2, 10))
-    table = student.sinusoidal_position_encoding(length, dim)
-    if not keras.ops.is_tensor(table):
-        raise GradingFailure(
-            f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor "
-            "(keras.ops functions return one; keras.ops.convert_to_tensor makes one)"
-        )
-    check_shape(to_numpy(table, "sinusoidal_position_encoding"), (length, dim), f"sinusoidal_position_encoding({length}, {dim})")
-    check_dtype(table, "float32", "the sinusoidal table")
+def test_sinusoidal_shape_and_dtype(student, rngs):
+    for rng in rngs:
+        sizes = draw_sizes(rng, None)
+        length, dim = int(sizes["length"]), int(sizes["dim"])
+        table = student.sinusoidal_position_encoding(length, dim)
+        if not keras.ops.is_tensor(table):
+            raise GradingFailure(
+                f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor "
+                "(keras.ops functions return one; keras.ops.convert_to_tensor makes one)"
+            )
+        check_shape(to_numpy(table, "sinusoidal_position_encoding"), (length, dim),
+                    f"sinusoidal_position_encoding({length}, {dim})")
+        check_dtype(table, "float32", "the sinusoidal table")
 
 
 @pytest.mark.points(5)
@@ -67,16 +73,22 @@ def test_sinusoidal_follows_the_formula(student):
 
 @pytest.mark.points(4)
 def test_sinusoidal_matches_reference(student, reference):
-    inputs, expected = reference("sinusoid", draw_sizes, run_sinusoid)
-    length, dim = int(inputs["length"]), int(inputs["dim"])
-    table = run_sinusoid(student, inputs)["table"]
-    check_matches(table, expected["table"], f"sinusoidal_position_encoding({length}, {dim})",
-                  hint=lambda: sinusoid_hint(table, length, dim))
+    for inputs, expected in reference("sinusoid", draw_sizes, run_sinusoid):
+        length, dim = int(inputs["length"]), int(inputs["dim"])
+        table = run_sinusoid(student, inputs)["table"]
+        check_matches(table, expected["table"], f"sinusoidal_position_encoding({length}, {dim})",
+                      hint=lambda: sinusoid_hint(table, length, dim))
+
+
+def draw_embedding_sizes(rng):
+    """``(vocab_size, max_length, embed_dim, length)``, distinct and distinct from the batch of 2."""
+    vocab_size, max_length, embed_dim = draw_distinct(rng, (5, 30), (6, 20), (3, 9), taken=(2,))
+    [length] = draw_distinct(rng, (3, max_length), taken=(2, vocab_size, embed_dim))  # positions 0..T-1, T < max
+    return vocab_size, max_length, embed_dim, length
 
 
 def draw_embedding(rng, module):
-    vocab_size, max_length, embed_dim = int(rng.integers(5, 30)), int(rng.integers(6, 20)), int(rng.integers(2, 9))
-    length = int(rng.integers(2, max_length))  # shorter than max_length: positions must be 0..T-1
+    vocab_size, max_length, embed_dim, length = draw_embedding_sizes(rng)
     token_ids = rng.integers(0, vocab_size, (2, length)).astype("int32")
     layer = module.TokenAndPositionEmbedding(vocab_size, max_length, embed_dim)
     layer(tensor(token_ids))
@@ -100,28 +112,30 @@ def run_embedding(module, inputs):
 
 
 @pytest.mark.points(3)
-def test_embedding_sublayers(student, rng):
-    vocab_size, max_length, embed_dim = int(rng.integers(5, 30)), int(rng.integers(6, 20)), int(rng.integers(2, 9))
-    layer = student.TokenAndPositionEmbedding(vocab_size, max_length, embed_dim)
-    layer(tensor(np.zeros((1, max_length), "int32")))
-    sublayers = dict(leaf_layers(layer, "TokenAndPositionEmbedding"))
-    for name, rows in (("token_embedding", vocab_size), ("position_embedding", max_length)):
-        actual = (sublayers[name].input_dim, sublayers[name].output_dim)
-        if actual != (rows, embed_dim):
-            raise GradingFailure(f"{name} is Embedding{actual}, expected Embedding{(rows, embed_dim)}")
+def test_embedding_sublayers(student, rngs):
+    for rng in rngs:
+        vocab_size, max_length, embed_dim, _ = draw_embedding_sizes(rng)
+        layer = student.TokenAndPositionEmbedding(vocab_size, max_length, embed_dim)
+        layer(tensor(np.zeros((2, max_length), "int32")))
+        sublayers = dict(leaf_layers(layer, "TokenAndPositionEmbedding"))
+        for name, rows in (("token_embedding", vocab_size), ("position_embedding", max_length)):
+            actual = (sublayers[name].input_dim, sublayers[name].output_dim)
+            if actual != (rows, embed_dim):
+                raise GradingFailure(f"{name} is Embedding{actual}, expected Embedding{(rows, embed_dim)}")
 
 
 @pytest.mark.points(5)
 def test_embedding_matches_reference(student, reference):
-    inputs, expected = reference("embedding", draw_embedding, run_embedding)
-    layer = built_embedding(student, inputs)
-    token_ids = tensor(inputs["token_ids"])
-    output = to_numpy(layer(token_ids), "TokenAndPositionEmbedding")
+    for inputs, expected in reference("embedding", draw_embedding, run_embedding):
+        layer = built_embedding(student, inputs)
+        token_ids = tensor(inputs["token_ids"])
+        output = to_numpy(layer(token_ids), "TokenAndPositionEmbedding")
+        check_close(output, expected["output"], "TokenAndPositionEmbedding's output",
+                    hint=lambda: embedding_hint(layer, token_ids, output))
 
-    def hint():
-        tokens = to_numpy(layer.token_embedding(token_ids), "token_embedding")
-        if is_close(output, tokens):
-            return "the output is the token embedding alone: add position_embedding(positions 0..T-1)"
-        return None
 
-    check_close(output, expected["output"], "TokenAndPositionEmbedding's output", hint=hint)
+def embedding_hint(layer, token_ids, output):
+    tokens = to_numpy(layer.token_embedding(token_ids), "token_embedding")
+    if is_close(output, tokens):
+        return "the output is the token embedding alone: add position_embedding(positions 0..T-1)"
+    return None

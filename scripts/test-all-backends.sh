@@ -1,19 +1,95 @@
 #!/usr/bin/env bash
 # Run the project's tests once per Keras backend, each in its own process
-# (KERAS_BACKEND is read once, when keras is imported). Tests marked `course`
-# exercise backend-independent tooling and run once, at the end.
-set -euo pipefail
+# (KERAS_BACKEND is read once, when keras is imported), and the tests marked
+# `course`, which exercise backend-independent tooling, once.
+#
+#   bash scripts/test-all-backends.sh              # every test but those marked `slow`
+#   bash scripts/test-all-backends.sh --slow       # only those marked `slow` (continuous integration runs both)
+#   bash scripts/test-all-backends.sh -x -k cli    # further arguments go to every pytest
+#
+# The four runs are independent, so they go TEST_JOBS at a time (default 2:
+# one per core of a small machine), each into its own log under runs/tests/.
+# A run's log is printed whole when it ends, so outputs never interleave. The
+# exit status is 0 only if every run passed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # The test models are tiny: one thread per process is fastest, and it avoids
-# OpenMP threads stalling each other when test subprocesses share the CPU.
+# OpenMP threads stalling each other when processes share the CPU.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+jobs="${TEST_JOBS:-2}"
 
-status=0
-for backend in tensorflow torch jax; do
-    echo "=== KERAS_BACKEND=$backend"
-    KERAS_BACKEND=$backend python -m pytest -m "not course" "$@" || status=1
+selection="not slow"
+suffix=""
+if [ "${1:-}" = "--slow" ]; then
+    selection="slow"
+    suffix="-slow"
+    shift
+fi
+logs="runs/tests"
+mkdir -p "$logs"
+
+suites=(jax tensorflow torch course)  # the longest first, so that the last to start is short
+running=()                            # the suites running now,
+pids=()                               # and their pytest processes
+
+describe() {  # SUITE
+    if [ "$1" = course ]; then echo "course tooling"; else echo "KERAS_BACKEND=$1"; fi
+}
+
+start() {  # SUITE [PYTEST ARGUMENTS...]: starts its pytest in the background
+    local suite=$1 log="$logs/$1$suffix.log"
+    shift
+    echo "=== started: $(describe "$suite") (log: $log)"
+    if [ "$suite" = course ]; then
+        python -m pytest -m "course and $selection" "$@" >"$log" 2>&1 &
+    else
+        KERAS_BACKEND=$suite python -m pytest -m "not course and $selection" "$@" >"$log" 2>&1 &
+    fi
+    running+=("$suite")
+    pids+=("$!")
+}
+
+# Background processes do not get Ctrl-C from the terminal: stop them here.
+trap 'kill "${pids[@]+"${pids[@]}"}" 2>/dev/null; exit 130' INT TERM
+
+failed=()
+summary=()
+next=0
+while [ "$next" -lt "${#suites[@]}" ] || [ "${#running[@]}" -gt 0 ]; do
+    if [ "$next" -lt "${#suites[@]}" ] && [ "${#running[@]}" -lt "$jobs" ]; then
+        start "${suites[$next]}" "$@"
+        next=$((next + 1))
+        continue
+    fi
+    sleep 1
+    still_running=()
+    still_pids=()
+    for i in "${!running[@]}"; do
+        suite=${running[$i]}
+        if kill -0 "${pids[$i]}" 2>/dev/null; then
+            still_running+=("$suite")
+            still_pids+=("${pids[$i]}")
+            continue
+        fi
+        wait "${pids[$i]}"
+        case $? in
+            0) result="passed" ;;
+            5) result="no test selected" ;;  # pytest's 5: e.g. -k matched nothing in this run
+            *) result="FAILED"; failed+=("$(describe "$suite")") ;;
+        esac
+        echo "=== $(describe "$suite"): $result"
+        cat "$logs/$suite$suffix.log"
+        summary+=("$(describe "$suite"): $result; $(awk 'NF { last = $0 } END { print last }' "$logs/$suite$suffix.log")")
+    done
+    running=("${still_running[@]+"${still_running[@]}"}")
+    pids=("${still_pids[@]+"${still_pids[@]}"}")
 done
-echo "=== course tooling"
-python -m pytest -m course "$@" || status=1
-exit $status
+
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "=== failed: ${failed[*]}"
+    exit 1
+fi
+echo "=== all passed"

@@ -1,7 +1,11 @@
 """`keras-tx train | generate | evaluate` end to end, and their clear errors."""
 
+import argparse
+import contextlib
+import io
 import json
 import os
+import pathlib
 import shutil
 import signal
 import sys
@@ -24,13 +28,15 @@ TINY_MODEL = ["--embed-dim", "16", "--num-heads", "2", "--num-layers", "1", "--s
 
 @pytest.fixture(scope="module")
 def reverse_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reverse")
-    status = main(["train", "reverse", *REVERSE_FLAGS, "--out", str(out)])
-    return status, out
+    """`(status, out, printed)` of a reversal run whose output goes to a file, not a terminal."""
+    out, printed = tmp_path_factory.mktemp("reverse"), io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(["train", "reverse", *REVERSE_FLAGS, "--out", str(out)])
+    return status, out, printed.getvalue()
 
 
-def test_train_reverse_learns_the_second_half_but_not_the_first(reverse_run, capsys):
-    status, out = reverse_run
+def test_train_reverse_learns_the_second_half_but_not_the_first(reverse_run):
+    status, out, _ = reverse_run
     assert status == 0
     results = json.loads((out / "metrics.json").read_text())["results"]
     # Copying the first half backwards is learnable; the random first half is not.
@@ -41,17 +47,33 @@ def test_train_reverse_learns_the_second_half_but_not_the_first(reverse_run, cap
         assert (out / name).stat().st_size > 0
 
 
+def test_each_epoch_is_one_plain_line_showing_both_halves(reverse_run):
+    """Not on a terminal: Keras' `verbose=2` line per epoch, no progress-bar frames or colour codes.
+    The accuracy of each half is a Keras metric, so the line shows chance against ~1.0 while it trains."""
+    _, _, printed = reverse_run
+    assert not {"\x1b", "\r", "\b"} & set(printed)
+    epoch_lines = [line for line in printed.splitlines() if line.startswith("250/250 - ")]
+    assert len(epoch_lines) == 1
+    metrics = dict(item.split(": ") for item in epoch_lines[0].split(" - ") if ": " in item)
+    assert abs(float(metrics["val_first_half_accuracy"]) - 1 / 10) <= 0.1
+    assert float(metrics["val_second_half_accuracy"]) >= 0.9
+    assert {"loss", "first_half_accuracy", "second_half_accuracy", "val_loss"} <= set(metrics)
+
+
 def test_metrics_json_records_the_run(reverse_run):
-    _, out = reverse_run
+    _, out, _ = reverse_run
     record = json.loads((out / "metrics.json").read_text())
     assert record["task"] == "reverse" and record["backend"] == keras.backend.backend()
     assert record["config"]["half_length"] == 6 and record["steps"] == 250
     assert len(record["history"]["val_loss"]) == 1 and record["tokens_per_second"] > 0
     assert record["interrupted"] is False
+    # loss.png's training curve: a point every 250 // 100 = 2 steps, not one per epoch.
+    assert record["step_history"]["step"] == list(range(2, 251, 2))
+    assert len(record["step_history"]["loss"]) == len(record["step_history"]["second_half_accuracy"]) == 125
 
 
 def test_evaluate_recomputes_the_results_of_training(reverse_run, capsys):
-    _, out = reverse_run
+    _, out, _ = reverse_run
     results = json.loads((out / "metrics.json").read_text())["results"]
     capsys.readouterr()
     assert main(["evaluate", str(out / "model.keras")]) == 0
@@ -61,7 +83,7 @@ def test_evaluate_recomputes_the_results_of_training(reverse_run, capsys):
 
 
 def test_generate_with_the_reversal_model_writes_the_prompt_backwards(reverse_run, capsys):
-    _, out = reverse_run
+    _, out, _ = reverse_run
     capsys.readouterr()
     status = main(["generate", str(out / "model.keras"), "--prompt", "314159|", "--num-tokens", "6", "--temperature", "0"])
     assert status == 0
@@ -193,7 +215,7 @@ def test_evaluate_needs_the_metrics_json_of_the_run(tiny_run, capsys):
 
 
 def test_generate_rejects_characters_outside_the_vocabulary_and_empty_prompts(reverse_run, capsys):
-    _, out = reverse_run
+    _, out, _ = reverse_run
     assert main(["generate", str(out / "model.keras"), "--prompt", "12x4"]) == 1
     assert "Character 'x' is not in the tokenizer's vocabulary" in capsys.readouterr().err
     assert main(["generate", str(out / "model.keras"), "--prompt", ""]) == 1
@@ -263,3 +285,23 @@ def test_train_imdb_classifier_on_stand_in_reviews(tmp_path, monkeypatch):
     results = json.loads((out / "metrics.json").read_text())["results"]
     assert results["val_accuracy"] >= 0.9
     assert not (out / "tokenizer.json").exists() and (out / "attention.png").is_file()
+
+
+def test_every_command_writes_under_runs_by_default(tmp_path, monkeypatch, capsys):
+    """Nothing lands beside the user's files: each output goes to a folder under runs/, which git ignores."""
+    monkeypatch.chdir(tmp_path)
+    # The shapes of `reverse_run`, so that JAX reuses what it compiled there.
+    assert main(["train", "reverse", *REVERSE_FLAGS, "--steps", "2"]) == 0
+    assert main(["attention", "runs/reverse/model.keras", "--prompt", "012345|"]) == 0
+    assert main(["release"]) == 0
+    assert os.listdir(tmp_path) == ["runs"]
+    assert sorted(os.listdir(tmp_path / "runs")) == ["attention.png", "reverse", "student-release"]
+    assert "runs/attention.png" in capsys.readouterr().out
+
+    from keras_tx_tools.commands import grade_all
+
+    parser = argparse.ArgumentParser()
+    grade_all.add_arguments(parser)
+    assert parser.parse_args(["hand-ins"]).out == pathlib.Path("runs", "grade-all")
+    ignored = (pathlib.Path(__file__).parents[1] / ".gitignore").read_text().splitlines()
+    assert "/runs/" in ignored

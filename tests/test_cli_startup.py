@@ -65,22 +65,34 @@ def test_help_and_argument_errors_load_no_backend(argv):
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
-    """A tiny GPT and its tokenizer, saved as `keras-tx train` saves them."""
+    """A tiny reversal GPT, its tokenizer and metrics.json, saved as `keras-tx train reverse` saves them on JAX.
+
+    The model is compiled as training compiles it there, with XLA
+    (`jit_compile=True`), and saved with that choice in its config.
+    """
     folder = tmp_path_factory.mktemp("run")
     script = (
-        "import sys; from keras_tx import GPT; from keras_tx_tools.data import tokenizers\n"
-        "tokenizer = tokenizers.CharTokenizer.from_text('abcdef')\n"
-        "model = GPT(tokenizer.vocab_size, max_length=8, embed_dim=8, num_heads=2, num_layers=1)\n"
-        "model(tokenizer.encode('abc')[None])\n"
+        "import json, sys; from keras_tx import GPT; from keras_tx_tools.data import tokenizers\n"
+        "tokenizer = tokenizers.CharTokenizer.from_text('0123|')\n"
+        "model = GPT(tokenizer.vocab_size, max_length=5, embed_dim=8, num_heads=2, num_layers=1)\n"
+        "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', jit_compile=True)\n"
+        "model(tokenizer.encode('01|')[None])\n"
         "model.save(sys.argv[1] + '/model.keras'); tokenizers.save(tokenizer, sys.argv[1] + '/tokenizer.json')\n"
+        "config = dict(vocab_size=4, half_length=2, batch_size=4, steps=1, epochs=1, num_validation=8, seed=0)\n"
+        "open(sys.argv[1] + '/metrics.json', 'w').write(json.dumps({'task': 'reverse', 'config': config}))\n"
     )
     subprocess.run([sys.executable, "-c", script, str(folder)], check=True, env={**os.environ, "KERAS_BACKEND": "jax"})
     return folder
 
 
+@pytest.mark.parametrize(
+    "command", [["generate", "--prompt", "01", "--num-tokens", "3"], ["evaluate"]], ids=["generate", "evaluate"]
+)
 @pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
-def test_only_the_chosen_backend_loads_and_it_prints_no_log_lines(backend, run_folder):
-    argv = ["generate", str(run_folder / "model.keras"), "--prompt", "ab", "--num-tokens", "3", "--backend", backend]
+def test_only_the_chosen_backend_loads_and_it_prints_no_log_lines(backend, command, run_folder):
+    """No log lines and no compiler warnings: on PyTorch, no `torch.compile` of a model saved with XLA."""
+    name, *options = command
+    argv = [name, str(run_folder / "model.keras"), *options, "--backend", backend]
     report, stderr = _probe(argv)
     assert report["status"] == 0, stderr[-3000:]
     # Keras 3 itself imports jax for its Orbax checkpoint callback whatever the backend.
@@ -90,7 +102,7 @@ def test_only_the_chosen_backend_loads_and_it_prints_no_log_lines(backend, run_f
 
 
 def test_verbose_leaves_the_backend_log_settings_alone(run_folder):
-    argv = ["generate", str(run_folder / "model.keras"), "--prompt", "ab", "--num-tokens", "3", "--backend", "tensorflow"]
+    argv = ["generate", str(run_folder / "model.keras"), "--prompt", "01", "--num-tokens", "3", "--backend", "tensorflow"]
     report, stderr = _probe([*argv, "--verbose"])
     assert report["status"] == 0
     assert "This TensorFlow binary is optimized" in stderr  # TensorFlow's cpu_feature_guard

@@ -1,77 +1,20 @@
-"""Batch grading: limits, screening, exports, and a whole synthetic class graded by `keras-tx grade-all`."""
+"""Batch grading: screening, exports, and a whole synthetic class graded by `keras-tx grade-all`."""
 
 import ast
 import csv
 import json
-import pathlib
 import re
-import sys
-import time
 
 import keras
 import pytest
 
 from keras_tx_tools import cli
-from keras_tx_tools.course import gradebook, release, stubs, summary
+from keras_tx_tools.course import exports, release, stubs, summary
 from keras_tx_tools.course.batch import GRADED, TIMEOUT, StudentGrade
-from keras_tx_tools.course.sandbox import run_limited
-from keras_tx_tools.course.screening import forbidden_imports
+from grader.screening import forbidden_imports
 from test_grader_variants import MISTAKES
 
 pytestmark = pytest.mark.course
-
-
-# --- the sandbox -----------------------------------------------------------------------------
-
-
-def test_a_hanging_command_is_killed_with_the_processes_it_started(tmp_path):
-    marker = tmp_path / "child.pid"
-    script = (
-        "import subprocess, sys\n"
-        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        f"open({str(marker)!r}, 'w').write(str(child.pid))\n"
-        "while True: pass\n"
-    )
-    outcome = run_limited([sys.executable, "-c", script], timeout=2, memory_limit=2**30)
-    assert outcome.timed_out and outcome.returncode is None
-    child = int(marker.read_text())
-    assert not _alive(child)
-
-
-def test_an_allocation_over_the_memory_limit_raises_memory_error_in_the_command(tmp_path):
-    log = tmp_path / "log.txt"
-    script = "try:\n    b = b'x' * 2**31\nexcept MemoryError:\n    print('caught MemoryError')\n"
-    outcome = run_limited([sys.executable, "-c", script], timeout=60, memory_limit=2**30, log_path=log)
-    assert outcome.returncode == 0 and not outcome.timed_out
-    assert "caught MemoryError" in log.read_text()
-
-
-def test_the_same_allocation_under_the_limit_succeeds(tmp_path):
-    log = tmp_path / "log.txt"
-    script = "b = b'x' * 2**28\nprint(len(b))\n"
-    outcome = run_limited([sys.executable, "-c", script], timeout=60, memory_limit=2**30, log_path=log)
-    assert outcome.returncode == 0 and log.read_text().strip() == str(2**28)
-
-
-@pytest.mark.parametrize("argument", [{"timeout": 0}, {"memory_limit": -1}])
-def test_run_limited_rejects_non_positive_limits(argument):
-    limits = {"timeout": 1, "memory_limit": 2**30, **argument}
-    with pytest.raises(ValueError, match=next(iter(argument))):
-        run_limited([sys.executable, "-c", "pass"], **limits)
-
-
-def _alive(pid):
-    """Whether `pid` runs (a zombie, already dead but not yet reaped, does not count)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            state = pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        except FileNotFoundError:
-            return False
-        if state in "ZX":
-            return False
-        time.sleep(0.1)
-    return True
 
 
 # --- screening -------------------------------------------------------------------------------
@@ -125,7 +68,7 @@ GRADES = [
 
 
 def test_feedback_shows_public_details_and_hides_hidden_test_internals(tmp_path):
-    gradebook.write_feedback(GRADES, tmp_path)
+    exports.write_feedback(GRADES, tmp_path)
     ada = (tmp_path / "ada.txt").read_text()
     assert "test_public_shape (3 / 3)" in ada and "attention: 3 / 5" in ada and "Total: 8 / 10" in ada
     assert "[failed] hidden test (0 / 2)" in ada
@@ -135,7 +78,7 @@ def test_feedback_shows_public_details_and_hides_hidden_test_internals(tmp_path)
 
 
 def test_csv_has_points_per_exercise_total_and_status(tmp_path):
-    gradebook.write_csv(GRADES, tmp_path / "grades.csv")
+    exports.write_csv(GRADES, tmp_path / "grades.csv")
     rows = list(csv.DictReader(open(tmp_path / "grades.csv")))
     assert [(row["student"], row["attention"], row["masking"], row["total"], row["max"], row["status"])
             for row in rows] == [("ada", "3", "5", "8", "10", "graded"), ("bob", "0", "0", "0", "10", "timeout")]
@@ -143,7 +86,7 @@ def test_csv_has_points_per_exercise_total_and_status(tmp_path):
 
 
 def test_gradescope_results_mark_hidden_tests_hidden_without_output(tmp_path):
-    gradebook.write_gradescope(GRADES, tmp_path)
+    exports.write_gradescope(GRADES, tmp_path)
     results = json.loads((tmp_path / "ada" / "results.json").read_text())
     assert results["score"] == 8
     hidden = [test for test in results["tests"] if test["visibility"] == "hidden"]
@@ -296,7 +239,7 @@ def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, ca
     status = cli.main([
         "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
         "--exercises", ",".join(GRADED_EXERCISES), "--timeout", "60", "--memory", "3",
-        "--release", str(bundle), "--out", str(out / "grades.csv"),
+        "--release", str(bundle), "--out", str(out),
         "--gradescope", str(out / "gradescope"), "--plot", str(out / "scores.png"), "--no-progress",
     ])
     printed = capsys.readouterr().out
@@ -305,7 +248,7 @@ def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, ca
     rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}
     assert set(rows) == {*CLASS, "handed_in_nothing"}
     exercises = [name for name in rows["correct"] if name not in
-                 ("student", "total", "max", "status", "forbidden_imports", "notes")]
+                 ("student", "total", "max", "status", "isolated", "forbidden_imports", "notes")]
     correct = rows["correct"]
     assert correct["status"] == "graded" and correct["total"] == correct["max"] != "0"
     full = {name: correct[name] for name in exercises}
@@ -343,9 +286,9 @@ def _assert_feedback_hides_hidden_tests(out, student):
         return
     shown = (out / "feedback" / f"{student}.txt").read_text() + (out / "gradescope" / student / "results.json").read_text()
     tests = [test for exercise in json.loads(report.read_text()).values() for test in exercise["tests"]]
-    public_messages = {test["message"] for test in tests if not gradebook.is_hidden(test)}
+    public_messages = {test["message"] for test in tests if not exports.is_hidden(test)}
     for test in tests:
-        if gradebook.is_hidden(test):
+        if exports.is_hidden(test):
             assert test["name"] not in shown, (student, test["name"])
             if test["message"] and test["message"] not in public_messages:
                 assert test["message"] not in shown, (student, test["name"])
@@ -368,7 +311,7 @@ def test_the_model_exercise_of_a_class_is_graded_with_every_mistake_caught(tmp_p
     status = cli.main([
         "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
         "--exercises", "model", "--timeout", "120", "--memory", "3",
-        "--release", str(release.build_release(tmp_path / "release")), "--out", str(out / "grades.csv"), "--no-progress",
+        "--release", str(release.build_release(tmp_path / "release")), "--out", str(out), "--no-progress",
     ])
     assert status == 0
     rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}

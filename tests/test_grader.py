@@ -1,5 +1,5 @@
-"""The grader grades: full marks for the solutions, zero for the stubs, and one broken file
-costs one exercise. Grading runs in this process, on this process's backend."""
+"""The grader grades: full marks for the solutions, zero for the stubs, and a broken file costs
+its exercise and those that import it. Grading runs in this process, on this process's backend."""
 
 import doctest
 import itertools
@@ -79,18 +79,26 @@ def test_command_line_on_stubs_prints_the_table_and_exits_zero(tmp_path):
     assert json.loads(report.read_text())["seed"] == 7
 
 
-def test_broken_files_cost_only_their_exercise(tmp_path):
+def test_a_broken_file_costs_its_exercise_and_those_that_import_it(tmp_path):
     folder = submission(tmp_path, {
         "masking.py": [("def causal_mask(length):", "def causal_mask(length)")],
-        "attention.py": [("import keras\n", "import keras\nfrom keras.layers import MultiHeadAttention\n")],
         "positional_embedding.py": [("import keras\n", "import keras\n\nprint('total 0/100: all tests PASSED')\n")],
     })
     report = grade(tmp_path, "--submission", str(folder), "-k", "not reversal")
     points = {name: result["points"] for name, result in report["exercises"].items()}
-    assert points == {"positional_embedding": 20, "masking": 0, "attention": 0, "model": 24}
+    assert points == {"positional_embedding": 20, "masking": 0, "attention": 0, "model": 0}
     assert "syntax error on line" in messages(report, "masking")
+    for exercise in ("attention", "model"):
+        assert f"{exercise}.py cannot be graded until masking.py loads: masking.py has a syntax error" in messages(
+            report, exercise)
+
+
+def test_a_forbidden_shortcut_costs_its_exercise(tmp_path):
+    folder = submission(tmp_path, {
+        "attention.py": [("import keras\n", "import keras\nfrom keras.layers import MultiHeadAttention\n")]})
+    report = grade(tmp_path, "--submission", str(folder), "-k", "not reversal", exercises=["attention"])
+    assert report["exercises"]["attention"]["points"] == 0
     assert "MultiHeadAttention" in messages(report, "attention")
-    assert "masking.py" in report["exercises"]["model"]["note"]
 
 
 def test_endless_loop_costs_one_check(tmp_path):

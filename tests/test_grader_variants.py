@@ -54,6 +54,19 @@ MISTAKES = {
         "test_gpt_matches_reference", "final LayerNorm is missing"),
     "model without the causal mask": (
         "model.py", [("x = block(x, mask)", "x = block(x)")], "test_gpt_is_causal", "your mask lets positions see the future"),
+    "heads split without a transpose": (
+        "attention.py", [("    x = ops.reshape(x, (-1, length, num_heads, channels // num_heads))\n"
+                          "    return ops.transpose(x, (0, 2, 1, 3))\n",
+                          "    return ops.reshape(x, (-1, num_heads, length, channels // num_heads))\n")],
+        "test_split_heads", "cuts up the sequence"),
+    "tanh-approximate GELU": (
+        "model.py", [('self.ffn_in = keras.layers.Dense(ff_dim, activation="gelu")',
+                      "self.ffn_in = keras.layers.Dense(ff_dim, activation=ops.gelu)")],
+        "test_block_matches_reference", "ffn_in differs — exact GELU expected"),
+    "Keras' default LayerNorm epsilon": (
+        "model.py", [("self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)",
+                      "self.norm2 = keras.layers.LayerNormalization()")],
+        "test_block_sublayers", "expected LayerNormalization(epsilon=1e-5)"),
 }
 
 
@@ -66,6 +79,29 @@ def test_classic_mistake_fails_its_check_with_its_hint(mistake, tmp_path):
     [result] = report["exercises"][exercise]["tests"]
     assert (result["name"], result["points"]) == (check, 0)
     assert hint in result["message"]
+
+
+DIAGNOSES = {
+    # mistake: what the GPT check reports, from comparing each sublayer on the reference's inputs
+    "tanh-approximate GELU": 'blocks.0: norm1, attention and norm2 match; ffn_in differs — exact GELU expected '
+                             '(activation="gelu"); yours matches the tanh approximation',
+    "Keras' default LayerNorm epsilon": "blocks.0: norm1 and attention match; norm2 differs — "
+                                        "LayerNormalization(epsilon=1e-5) expected; yours matches Keras' default",
+    "no 1/sqrt(d) scaling": "blocks.0: norm1 matches; attention differs — the scores are not scaled",
+    "heads split without a transpose": "blocks.0: norm1 matches; attention differs — the heads are split or merged by a bare reshape",
+    "post-LN instead of pre-LN": "post-LN",
+    "missing residual": "residual connection around the attention is missing",
+}
+
+
+@pytest.mark.parametrize("mistake", DIAGNOSES)
+def test_the_gpt_check_names_the_first_sublayer_that_differs_and_why(mistake, tmp_path):
+    file, patches, _, _ = MISTAKES[mistake]
+    report = grade(tmp_path, "--submission", str(submission(tmp_path, {file: patches})), "-k", "gpt_matches_reference",
+                   exercises=["model"])
+    [result] = report["exercises"]["model"]["tests"]
+    assert result["points"] == 0
+    assert DIAGNOSES[mistake] in result["message"]
 
 
 def test_reversal_check_catches_a_model_that_looks_ahead(tmp_path):

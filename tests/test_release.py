@@ -106,9 +106,9 @@ def test_the_release_readme_speaks_to_students_only(bundle):
         assert topic in readme
     for word in ("solution", "instructor", "benchmark", "grade-all", "release"):
         assert word not in readme.lower(), word
-    from grader import submission
+    from grader import screening
 
-    for name in (*submission.FORBIDDEN_MODULES, *submission.FORBIDDEN_NAMES):
+    for name in (*screening.REFUSED_MODULES, *screening.FORBIDDEN_NAMES):
         assert f"`{name}`" in readme or f".{name}`" in readme, f"the README does not forbid {name}"
 
 

@@ -5,7 +5,7 @@ or a GPT-2 checkpoint -- and draws each head's attention weights as a heat
 map: row `i` is how much token `i` attends to each earlier token. One row of
 panels per layer, one panel per head.
 
-    keras-tx attention runs/shakespeare-char/model.keras --prompt "ROMEO: But soft" --out attention.png
+    keras-tx attention runs/shakespeare-char/model.keras --prompt "ROMEO: But soft"   # runs/attention.png
     keras-tx attention --checkpoint gpt2 --prompt "The cat sat on the mat because it was tired" --layer 5
 """
 
@@ -19,7 +19,10 @@ from keras_tx_tools.commands.generate import add_model_arguments
 def add_arguments(parser):
     add_model_arguments(parser)
     parser.add_argument("--prompt", required=True, help="the text whose attention is drawn")
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("attention.png"), help="the PNG to write")
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=pathlib.Path("runs", "attention.png"), metavar="PNG",
+        help="the picture to write (default: runs/attention.png)",
+    )
     parser.add_argument(
         "--layer", type=layer_choice, default="all", metavar="N|all",
         help="draw layer N (counted from 1) or all layers (default: all)",
@@ -48,6 +51,7 @@ def run(args):
         raise ValueError(f"--layer {args.layer} does not exist: the model has {model.num_layers} layers.")
     maps = model.attention_maps(ids[None])
     labels = [tokenizer.decode([token_id]) for token_id in ids]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     plots.plot_attention(
         [maps[layer - 1] for layer in layers], labels, args.out, title=f"Attention: {args.prompt!r}", layer_numbers=layers
     )

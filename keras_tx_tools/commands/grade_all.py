@@ -2,18 +2,19 @@
 
 Example::
 
-    keras-tx grade-all submissions/ --backend jax --jobs 8 --out grades.csv --plot scores.png
+    keras-tx grade-all submissions/ --backend jax --jobs 8 --plot runs/grade-all/scores.png
 
-writes ``grades.csv`` (one row per student), ``feedback/<student>.txt`` for the
-students, ``logs/<student>.log`` and ``.json`` (the grader's full output and
-report, hidden tests included) for the instructor, and with ``--gradescope DIR`` a Gradescope ``results.json`` per
-student; then prints a summary with a score histogram.
+writes into ``--out`` (default ``runs/grade-all``): ``grades.csv`` (one row
+per student), ``feedback/<student>.txt`` for the students,
+``logs/<student>.log`` and ``.json`` (the grader's full output and report,
+hidden tests included) for the instructor; with ``--gradescope DIR`` a
+Gradescope ``results.json`` per student. Then it prints a summary with a
+score histogram.
 """
 
 import argparse
 import json
 import pathlib
-import tempfile
 
 BACKENDS = ("tensorflow", "torch", "jax")
 
@@ -35,10 +36,11 @@ def add_arguments(parser):
                         help="wall-clock seconds allowed per submission (default: 600)")
     parser.add_argument("--memory", type=_positive(float), default=4.0,
                         help="GiB of memory allowed per submission (default: 4)")
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("grades.csv"),
-                        help="the CSV gradebook to write (default: grades.csv); feedback/ and logs/ go beside it")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs", "grade-all"), metavar="DIR",
+                        help="the folder for grades.csv, feedback/ and logs/ (default: runs/grade-all)")
     parser.add_argument("--release", type=pathlib.Path,
-                        help="a bundle from `keras-tx release` to grade with (default: build one now)")
+                        help="a bundle from `keras-tx release` to grade with, against its recorded references "
+                        "(default: this course repository, against the solutions run live on fresh inputs)")
     parser.add_argument("--gradescope", type=pathlib.Path, metavar="DIR",
                         help="also write DIR/<student>/results.json in Gradescope's format")
     parser.add_argument("--plot", type=pathlib.Path, metavar="PNG",
@@ -49,43 +51,45 @@ def add_arguments(parser):
 
 def run(args):
     """Grade the class, write the gradebook and feedback, print the summary; return the exit status."""
-    from keras_tx_tools.course import batch, gradebook, release, summary
+    from keras_tx_tools.course import batch, exports, release, summary
 
     backend = args.backend or _configured_backend()
-    with tempfile.TemporaryDirectory(prefix="keras-tx-release-") as scratch:
-        grading_root = args.release or release.build_release(pathlib.Path(scratch) / "release")
-        grades = batch.grade_all(
-            args.submissions,
-            grading_root=grading_root,
-            backend=backend,
-            jobs=args.jobs,
-            progress=args.progress,
-            exercises=args.exercises,
-            timeout=args.timeout,
-            memory_limit=int(args.memory * 2**30),
-            seed=args.seed,
-        )
+    grades = batch.grade_all(
+        args.submissions,
+        grading_root=args.release or release.repository_root(),
+        backend=backend,
+        jobs=args.jobs,
+        progress=args.progress,
+        exercises=args.exercises,
+        timeout=args.timeout,
+        memory_limit=int(args.memory * 2**30),
+        seed=args.seed,
+    )
     if not grades:
         raise ValueError(f"SUBMISSIONS_DIR must hold one folder per student; {str(args.submissions)!r} has none")
-    folder = args.out.parent
+    folder = args.out
     folder.mkdir(parents=True, exist_ok=True)
-    gradebook.write_csv(grades, args.out)
-    gradebook.write_feedback(grades, folder / "feedback")
+    exports.write_csv(grades, folder / "grades.csv")
+    exports.write_feedback(grades, folder / "feedback")
     (folder / "logs").mkdir(exist_ok=True)
     for grade in grades:
         (folder / "logs" / f"{grade.student}.log").write_text(grade.log, encoding="utf-8")
         if grade.exercises:
             (folder / "logs" / f"{grade.student}.json").write_text(json.dumps(grade.exercises, indent=1))
     if args.gradescope:
-        gradebook.write_gradescope(grades, args.gradescope)
-    max_points = sum(gradebook.course_maxima(grades).values())
+        exports.write_gradescope(grades, args.gradescope)
+    max_points = sum(exports.course_maxima(grades).values())
     if max_points:
         print(summary.summarize(grades, max_points))
         if args.plot:
+            args.plot.parent.mkdir(parents=True, exist_ok=True)
             summary.plot_histogram(grades, max_points, args.plot)
     else:
         print(f"no submission could be graded; see {folder / 'logs'}")
-    print(f"gradebook: {args.out}; feedback: {folder / 'feedback'}")
+    not_isolated = sum(exports.isolated(grade) == "NO" for grade in grades)
+    if not_isolated:
+        print(f"WARNING: {not_isolated} submissions ran NOT ISOLATED (bubblewrap unavailable): see the 'isolated' column")
+    print(f"gradebook: {folder / 'grades.csv'}; feedback: {folder / 'feedback'}")
     return 0
 
 

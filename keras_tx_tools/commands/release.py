@@ -2,8 +2,9 @@
 
 Example::
 
-    keras-tx release release/             # exercises, lessons, grader, library; no solutions
-    keras-tx release --nbgrader nbgrader/ # regenerate the nbgrader notebooks from solutions/
+    keras-tx release                      # runs/student-release/: exercises, lessons, grader, library; no solutions
+    keras-tx release bundle/              # the same, in bundle/
+    keras-tx release --nbgrader nbgrader/ # only regenerate the nbgrader notebooks from solutions/
 """
 
 import pathlib
@@ -13,7 +14,8 @@ def add_arguments(parser):
     """Declare the command line of ``keras-tx release``."""
     parser.description = "Build the student release (no solution code) and/or the nbgrader course."
     parser.add_argument("outdir", metavar="OUTDIR", type=pathlib.Path, nargs="?",
-                        help="new or empty folder for the student bundle")
+                        help="new or empty folder for the student bundle (default: runs/student-release, "
+                             "unless only --nbgrader is given)")
     parser.add_argument("--nbgrader", type=pathlib.Path, metavar="COURSE_DIR",
                         help="also write the nbgrader course layout (source/ notebooks and config) here")
 
@@ -22,11 +24,10 @@ def run(args):
     """Build what was asked for; return the exit status."""
     from keras_tx_tools.course import nbgrader_course, release
 
-    if args.outdir is None and args.nbgrader is None:
-        raise ValueError("give OUTDIR, --nbgrader COURSE_DIR, or both")
-    if args.outdir is not None:
-        release.build_release(args.outdir)
-        print(f"student release written to {args.outdir}; check it with: cd {args.outdir} && pytest grader")
+    outdir = args.outdir or (None if args.nbgrader else pathlib.Path("runs", "student-release"))
+    if outdir is not None:
+        release.build_release(outdir)
+        print(f"student release written to {outdir}; check it with: cd {outdir} && pytest grader")
     if args.nbgrader is not None:
         root = release.repository_root()
         written = nbgrader_course.write_course(args.nbgrader, root / "solutions", nbgrader_course.grader_tests(root))

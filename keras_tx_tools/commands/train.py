@@ -172,7 +172,7 @@ def command_line(args):
     for name, value in vars(args).items():
         if value is not None and name not in ("task", "verbose"):
             flag = "--backend" if name == "keras_backend" else "--" + name.replace("_", "-")
-            words += [flag, str(value)]
+            words += [flag, "x".join(map(str, value)) if name == "mesh" else str(value)]
     return " ".join(words)
 
 

@@ -1,66 +1,55 @@
-"""Grade a whole class: every submission in its own isolated, limited process.
+"""Grade a whole class: warm graders, and each hand-in's code in its own sandboxed process.
 
-Each student's hand-in is graded by ``pytest grader`` in a fresh temporary
-directory that holds only what grading needs: a private copy of the
-solution-free grading bundle (``grader/``, ``keras_tx/``, ``exercises/``, as
-built by :mod:`keras_tx_tools.course.release`) and the student's four exercise
-files — nothing else from the hand-in. So a submitted ``conftest.py``,
-``pytest.ini`` or ``sitecustomize.py`` is never even copied, let alone
-loaded; the solutions are not on disk near the student's process (the bundle
-grades against recorded reference outputs); and a student who tampers with
-the bundle spoils only their own copy.
+Each student's hand-in is graded by ``pytest grader --isolate`` (see ``grader/README.md``):
+the checks and the reference run in the grader, and the student's four exercise files, and
+nothing else from the hand-in, run in a fresh child process inside a bubblewrap sandbox
+(`grader.sandbox`). There they see the Python environment, read-only, their own files and the
+inputs they are given: no solutions, no recorded references, no gradebook, no other student's
+files, no network; and they have limits on CPU time, memory, processes and wall-clock time. So
+a submitted ``conftest.py``, ``pytest.ini`` or ``sitecustomize.py`` is never even copied, and a
+submission that prints ``PASSED``, patches NumPy's comparisons or looks for the answers gains
+nothing: the score is read from the report the grader writes to a randomly named file.
 
-The score is read from the report the grader writes with ``--grade-json`` to
-a randomly named file, never from what the process prints: a submission that
-prints ``PASSED`` gains nothing. A process that runs past the wall-clock
-limit is killed with everything it started and marked ``timeout``; one that
-crashes or leaves no report is marked ``failed``; either way the batch goes
-on and only that student is affected. Memory is capped per process (see
-:mod:`keras_tx_tools.course.sandbox`), so a memory hog fails its own test with a
-``MemoryError`` instead of starving its neighbours.
+`grade_all` keeps `jobs` graders warm, each with Keras imported once and one sandboxed
+process that forks a fresh child per hand-in; `grade_submission` grades one hand-in in a new
+``pytest`` process. When bubblewrap is missing or cannot create namespaces, grading still
+runs, with a loud warning, and every `StudentGrade` says its code was not isolated.
 
-A student directory holds the exercise files (``attention.py``, ...) or the
-nbgrader notebooks (``attention.ipynb``, ...) anywhere below it, the
-shallowest copy winning; for each exercise a ``.py`` file wins over a
-notebook.
+A student directory holds the exercise files (``attention.py``, ...) or the nbgrader
+notebooks (``attention.ipynb``, ...) anywhere below it, the shallowest copy winning; for each
+exercise a ``.py`` file wins over a notebook.
 
-Example (a bundle from ``keras-tx release``, one folder per student)::
+Example (run inside the course repository, one folder per student)::
 
-    grades = grade_all("submissions/", grading_root="release/", backend="jax", jobs=4)
+    grades = grade_all("submissions/", grading_root=".", backend="jax", jobs=2)
     for grade in grades:
         print(grade.student, grade.status, grade.total)
 """
 
-import ast
 import concurrent.futures
+import contextlib
 import dataclasses
+import io
 import json
+import multiprocessing
 import os
 import pathlib
-import re
 import secrets
-import shutil
+import subprocess
 import sys
 import tempfile
+import warnings
 
+from grader.gradebook import EXERCISES
+from grader.sandbox import NotIsolatedWarning, bubblewrap_works
+from grader.screening import forbidden_imports, imported_modules
 from keras_tx_tools.course import notebooks
-from keras_tx_tools.course.sandbox import run_limited
-from keras_tx_tools.course.screening import forbidden_imports, imported_modules
 
 GRADED, FAILED, TIMEOUT = "graded", "failed", "timeout"
 """The status of a graded submission: graded normally, no report, or out of time."""
 
-BUNDLE_PARTS = ("grader", "keras_tx", "exercises")
-"""What a grading root must hold, copied afresh for every submission."""
-
-PASSED_ENVIRONMENT = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "CUDA_VISIBLE_DEVICES",
-    "OMP_NUM_THREADS",
-)
-"""Environment variables a grading process inherits; everything else is dropped."""
+STARTUP_SECONDS = 300
+"""Time a ``pytest grader`` process may take to start, on top of a hand-in's time limit."""
 
 
 @dataclasses.dataclass
@@ -75,6 +64,7 @@ class StudentGrade:
         message: why the submission was not graded (empty when it was).
         findings: forbidden imports found in the submitted files.
         log: the grader's full output, for the instructor's eyes only.
+        isolation: how the student's code was kept apart (from the grader's report).
     """
 
     student: str
@@ -83,6 +73,7 @@ class StudentGrade:
     message: str = ""
     findings: list = dataclasses.field(default_factory=list)
     log: str = ""
+    isolation: str = ""
 
     @property
     def total(self):
@@ -94,30 +85,14 @@ class StudentGrade:
         return self.exercises.get(exercise, {}).get("points", 0)
 
 
-def course_order(folder):
-    """The exercise modules of `folder`, ordered by the number in their title ("Exercise 3: ...")."""
-
-    def number(path):
-        title = re.match(r"\s*Exercise (\d+)", ast.get_docstring(ast.parse(path.read_text())) or "")
-        return (int(title.group(1)) if title else sys.maxsize), path.name
-
-    return sorted((path for path in pathlib.Path(folder).glob("*.py") if not path.name.startswith("_")), key=number)
-
-
-def exercise_names(grading_root):
-    """The exercise names of a grading bundle, in course order: the modules of its ``exercises/``."""
-    return [path.stem for path in course_order(pathlib.Path(grading_root) / "exercises")]
-
-
-def select_exercises(grading_root, exercises=None):
-    """`exercises` (default: all of the bundle's) in course order, checked against the bundle's."""
-    known = exercise_names(grading_root)
+def select_exercises(exercises=None):
+    """`exercises` (default: all) in course order, checked against the course's."""
     if exercises is None:
-        return known
-    unknown = sorted(set(exercises) - set(known))
+        return list(EXERCISES)
+    unknown = sorted(set(exercises) - set(EXERCISES))
     if unknown or not exercises:
-        raise ValueError(f"exercises must be some of {', '.join(known)}; got {', '.join(exercises) or 'none'}")
-    return [name for name in known if name in exercises]
+        raise ValueError(f"exercises must be some of {', '.join(EXERCISES)}; got {', '.join(exercises) or 'none'}")
+    return [name for name in EXERCISES if name in exercises]
 
 
 def student_folders(submissions_dir):
@@ -156,90 +131,79 @@ def collect_submission(student_dir, exercises, destination):
     return found
 
 
-def grade_submission(
-    student_dir,
-    *,
-    grading_root,
-    backend,
-    exercises=None,
-    timeout=600,
-    memory_limit=4 * 2**30,
-    seed=None,
-    python=None,
-):
-    """Grade one student's folder in an isolated, limited ``pytest grader`` process.
+def screen(folder, found, grading_root):
+    """The forbidden imports of the exercise files `found` in `folder`, ``"file.py line N: ..."``."""
+    stubs = pathlib.Path(grading_root) / "exercises"
+    allowed = set().union(*(imported_modules(path.read_text()) for path in stubs.glob("[!_]*.py")))
+    return [
+        f"{name}.py {finding}"
+        for name in found
+        for finding in forbidden_imports((folder / f"{name}.py").read_text(encoding="utf-8"), allowed)
+    ]
+
+
+def grade_submission(student_dir, *, grading_root, backend, exercises=None, timeout=600,
+                     memory_limit=4 * 2**30, seed=None, run=None):
+    """Grade one student's folder with ``pytest grader --isolate``.
 
     Args:
         student_dir: the student's folder.
-        grading_root: a solution-free grading bundle (see module docstring).
+        grading_root: the course repository (or a bundle from ``keras-tx release``) whose
+            ``grader/`` grades; with ``solutions/`` there, the reference runs live on fresh inputs.
         backend: the Keras backend to grade with.
         exercises: the exercises to grade (default: all); the others' files
             are still handed to the grader, as later exercises import earlier ones.
-        timeout: wall-clock seconds the grading may take.
-        memory_limit: bytes of data the grading process may use.
+        timeout: wall-clock seconds the student's code may run in all.
+        memory_limit: bytes of data the student's process may use.
         seed: the grader's seed, to reproduce a run (default: a fresh one per run).
-        python: the interpreter to grade with (default: this one).
+        run: how to run ``pytest`` on a list of arguments, returning its output
+            (default: `run_pytest_process`; `grade_all`'s warm graders run it in-process).
 
     Returns:
         A `StudentGrade`.
     """
     student_dir = pathlib.Path(student_dir)
-    grading_root = pathlib.Path(grading_root)
-    selected = select_exercises(grading_root, exercises)
-    exercises = exercise_names(grading_root)
+    selected = select_exercises(exercises)
     with tempfile.TemporaryDirectory(prefix="keras-tx-grade-") as workdir:
-        workdir = pathlib.Path(workdir)
-        submission = workdir / "submission"
-        found = collect_submission(student_dir, exercises, submission)
+        submission = pathlib.Path(workdir) / "submission"
+        found = collect_submission(student_dir, EXERCISES, submission)
         if not found:
-            return StudentGrade(
-                student_dir.name,
-                FAILED,
-                message=f"no exercise files found (expected {', '.join(exercises)}, .py or .ipynb)",
-            )
-        allowed = _stub_imports(grading_root, exercises)
-        findings = [
-            f"{name}.py {finding}"
-            for name in found
-            for finding in forbidden_imports((submission / f"{name}.py").read_text(), allowed)
-        ]
-        bundle = workdir / "bundle"
-        for part in BUNDLE_PARTS:
-            shutil.copytree(
-                grading_root / part, bundle / part, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        report = workdir / f"report-{secrets.token_hex(16)}.json"
-        log_path = workdir / "grader.log"
-        home = workdir / "home"
-        home.mkdir()
-        tests = ["grader"] if selected == exercises else [f"grader/test_{name}.py" for name in selected]
-        command = [python or sys.executable, "-s", "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider",
-                   "--reference", "recorded", "--submission", str(submission), "--backend", backend,
-                   "--grade-json", str(report)]
-        outcome = run_limited(
-            command + ([] if seed is None else ["--seed", str(seed)]),
-            cwd=bundle,
-            env=_grading_environment(backend, home),
-            timeout=timeout,
-            memory_limit=memory_limit,
-            log_path=log_path,
-        )
-        log = log_path.read_text(errors="replace")
-        grade = StudentGrade(student_dir.name, FAILED, findings=findings, log=log)
+            return StudentGrade(student_dir.name, FAILED,
+                                message=f"no exercise files found (expected {', '.join(EXERCISES)}, .py or .ipynb)")
+        report = pathlib.Path(workdir) / f"report-{secrets.token_hex(16)}.json"
+        tests = ["grader"] if selected == list(EXERCISES) else [f"grader/test_{name}.py" for name in selected]
+        arguments = [*tests, "-q", "-p", "no:cacheprovider", "--isolate", "--submission", str(submission),
+                     "--backend", backend, "--grade-json", str(report), "--time-budget", f"{timeout:g}",
+                     "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}"]
+        if seed is not None:
+            arguments += ["--seed", str(seed)]
+        log = (run or run_pytest_process)(arguments, grading_root=grading_root, backend=backend, timeout=timeout)
+        grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log)
         missing = sorted(set(selected) - set(found))
-        if missing:
-            grade.message = f"missing exercise files: {', '.join(missing)}. "
-        if outcome.timed_out:
-            grade.status = TIMEOUT
-            grade.message += f"grading was stopped after the time limit of {timeout:g} s"
-            return grade
-        try:
-            grade.exercises = _read_report(report, selected)
-        except ValueError as error:
-            grade.message += f"the grader could not finish (exit status {outcome.returncode}): {error}"
-            return grade
-        grade.status = GRADED
-        return grade
+        grade.message = f"missing exercise files: {', '.join(missing)}. " if missing else ""
+        return _read_report(grade, report, selected, timeout)
+
+
+def run_pytest_process(arguments, *, grading_root, backend, timeout):
+    """Run ``pytest`` with `arguments` in a new process in `grading_root`; its output."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(pathlib.Path(grading_root).resolve())}
+    try:
+        finished = subprocess.run([sys.executable, "-m", "pytest", *arguments], cwd=grading_root, env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=timeout + STARTUP_SECONDS)
+    except subprocess.TimeoutExpired as error:
+        return (error.output or b"").decode(errors="replace") + "\nthe grader ran out of time"
+    return finished.stdout.decode(errors="replace")
+
+
+def run_pytest_here(arguments, **_):
+    """Run ``pytest`` with `arguments` in this (warm) process; its output."""
+    import pytest
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        pytest.main(arguments)
+    return output.getvalue()
 
 
 def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, **limits):
@@ -247,81 +211,80 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
 
     Args:
         submissions_dir: a folder with one subfolder per student.
-        grading_root: a solution-free grading bundle.
+        grading_root: the course repository, or a bundle from ``keras-tx release``.
         backend: the Keras backend to grade with.
-        jobs: how many submissions to grade in parallel.
+        jobs: how many submissions to grade in parallel, each by a warm grader.
         progress: show a progress bar over the submissions.
-        **limits: ``exercises``, ``timeout``, ``memory_limit``, ``seed`` and ``python``
-            for `grade_submission`.
+        **limits: ``exercises``, ``timeout``, ``memory_limit`` and ``seed`` for `grade_submission`.
 
     Returns:
         The `StudentGrade` of every student, sorted by student.
     """
     if not (isinstance(jobs, int) and jobs >= 1):
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    missing = [part for part in BUNDLE_PARTS if not (pathlib.Path(grading_root) / part).is_dir()]
-    if missing:
-        raise ValueError(
-            f"grading_root must be a grading bundle with {', '.join(BUNDLE_PARTS)}/ "
-            f"(see `keras-tx release`); {str(grading_root)!r} lacks {', '.join(missing)}/"
-        )
-    select_exercises(grading_root, limits.get("exercises"))  # fail before the first submission
+    grading_root = pathlib.Path(grading_root).resolve()
+    if not (grading_root / "grader" / "conftest.py").is_file():
+        raise ValueError(f"grading_root must hold the course's grader/ (see `keras-tx release`); "
+                         f"{str(grading_root)!r} does not")
+    select_exercises(limits.get("exercises"))  # fail before the first submission
+    if not bubblewrap_works():
+        warnings.warn("\n*** bubblewrap (bwrap) is missing or cannot create namespaces: students' code will run "
+                      "NOT ISOLATED and can read what this user can. Install the 'bubblewrap' package. ***",
+                      NotIsolatedWarning, stacklevel=2)
     students = student_folders(submissions_dir)
     bar = _progress_bar(len(students)) if progress and students else None
     grades = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [
-            pool.submit(grade_submission, student, grading_root=grading_root, backend=backend, **limits)
-            for student in students
-        ]
+    context = multiprocessing.get_context("spawn")  # a clean process: no threads, no Keras of ours
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_warm_up,
+                                                initargs=(str(grading_root), backend)) as pool:
+        futures = {pool.submit(grade_submission, student, grading_root=grading_root, backend=backend,
+                               run=run_pytest_here, **limits): student for student in students}
         for future in concurrent.futures.as_completed(futures):
-            grades.append(future.result())
+            grades.append(_result(future, futures[future]))
             if bar:
                 bar.add(1)
     return sorted(grades, key=lambda grade: grade.student)
 
 
-def _shallowest(folder, name):
-    """The file called `name` nearest to the top of `folder`, or ``None``."""
-    matches = [
-        path
-        for path in pathlib.Path(folder).rglob(name)
-        if path.is_file() and not any(part.startswith(".") for part in path.parts[len(pathlib.Path(folder).parts):])
-    ]
-    return min(matches, key=lambda path: (len(path.parts), str(path)), default=None)
+def _warm_up(grading_root, backend):
+    """Make a pool process a warm grader: the grading root's grader, Keras and the sandbox, ready."""
+    os.environ["KERAS_BACKEND"] = backend
+    os.chdir(grading_root)
+    sys.path.insert(0, grading_root)
+    for name in [name for name in sys.modules if name == "grader" or name.startswith("grader.")]:
+        del sys.modules[name]  # the grading root's grader, not the one this package came with
+    from grader.remote import warm_process
+
+    warm_process(backend)
 
 
-def _stub_imports(grading_root, exercises):
-    """Top-level modules the exercise stubs import themselves (always allowed)."""
-    folder = pathlib.Path(grading_root) / "exercises"
-    return set().union(*(imported_modules((folder / f"{name}.py").read_text()) for name in exercises))
+def _result(future, student):
+    """The grade a pool future holds; a grader that crashed fails only that student."""
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 -- a broken grader process must not stop the batch
+        return StudentGrade(student.name, FAILED, message=f"the grader crashed: {type(error).__name__}: {error}")
 
 
-def _grading_environment(backend, home):
-    """A minimal environment: the backend, a private home, no ``PYTHON*`` variables."""
-    env = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
-    env.update(
-        HOME=str(home),
-        TMPDIR=str(home),
-        MPLBACKEND="Agg",
-        # Several graders share one accelerator: take memory as needed, not all of it.
-        XLA_PYTHON_CLIENT_PREALLOCATE="false",
-        TF_FORCE_GPU_ALLOW_GROWTH="true",
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    if backend != "all":
-        env["KERAS_BACKEND"] = backend
-    return env
-
-
-def _read_report(path, exercises):
-    """The per-exercise results of a ``--grade-json`` report, checked for shape."""
+def _read_report(grade, path, exercises, timeout):
+    """Fill `grade` from the grader's ``--grade-json`` report at `path`."""
     try:
         report = json.loads(pathlib.Path(path).read_text())
-    except FileNotFoundError:
-        raise ValueError("it wrote no report") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"its report is unreadable ({error})") from None
+        results = _checked_results(report, exercises)
+    except (OSError, ValueError) as error:
+        grade.message += f"the grader could not finish: {error}"
+        return grade
+    grade.isolation = str(report.get("isolation", ""))
+    if report.get("out_of_time"):
+        grade.status = TIMEOUT
+        grade.message += f"grading was stopped after the time limit of {timeout:g} s"
+        return grade
+    grade.status, grade.exercises = GRADED, results
+    return grade
+
+
+def _checked_results(report, exercises):
+    """The per-exercise results of a report, checked for shape."""
     results = report.get("exercises") if isinstance(report, dict) else None
     if not isinstance(results, dict) or set(results) != set(exercises):
         raise ValueError(f"its report does not cover exactly the exercises {', '.join(exercises)}")
@@ -332,6 +295,16 @@ def _read_report(path, exercises):
         if not 0 <= result["points"] <= result["max"]:
             raise ValueError(f"its report gives {name} {result['points']} of {result['max']} points")
     return results
+
+
+def _shallowest(folder, name):
+    """The file called `name` nearest to the top of `folder`, or ``None``."""
+    matches = [
+        path
+        for path in pathlib.Path(folder).rglob(name)
+        if path.is_file() and not any(part.startswith(".") for part in path.parts[len(pathlib.Path(folder).parts):])
+    ]
+    return min(matches, key=lambda path: (len(path.parts), str(path)), default=None)
 
 
 def _progress_bar(count):

@@ -34,7 +34,8 @@ import pathlib
 
 import nbformat
 
-from keras_tx_tools.course import batch, gradebook, notebooks
+from grader.gradebook import EXERCISES
+from keras_tx_tools.course import batch, exports, notebooks
 
 ASSIGNMENT = "transformer"
 """The nbgrader assignment that holds the four exercise notebooks."""
@@ -86,8 +87,8 @@ def write_course(course_dir, solutions_dir, tests):
     folder = course_dir / "source" / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for order, solution in enumerate(batch.course_order(solutions_dir), start=1):
-        exercise = solution.stem
+    for order, exercise in enumerate(EXERCISES, start=1):
+        solution = pathlib.Path(solutions_dir) / f"{exercise}.py"
         if exercise not in tests:
             raise ValueError(f"tests must list the grader's tests of every exercise; {exercise!r} is missing")
         notebook = notebooks.module_to_notebook(solution.read_text(), exercise)
@@ -122,7 +123,7 @@ def test_cells(exercise, tests):
     )]
     for index, test in enumerate(tests):
         call = f"check({exercise!r}, {test['name']!r})"
-        if gradebook.is_hidden(test):
+        if exports.is_hidden(test):
             call = f"### BEGIN HIDDEN TESTS\n{call}\n### END HIDDEN TESTS"
         cell = nbformat.v4.new_code_cell(f"from keras_tx_tools.course.nbgrader_course import check\n\n{call}")
         cells.append(cell)
@@ -154,7 +155,7 @@ def check(exercise, test, folder="."):
         return 0
     for result in grade.exercises[exercise]["tests"]:
         if result["name"] == test:
-            if result["points"] < result["max"] and not gradebook.is_hidden(result):
+            if result["points"] < result["max"] and not exports.is_hidden(result):
                 print(result.get("message") or "failed")
             return result["points"]
     raise ValueError(f"test must be a test of the {exercise!r} exercise, got {test!r}")

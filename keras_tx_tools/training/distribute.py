@@ -45,7 +45,7 @@ def set_distribution(kind, mesh, config):
     """Sets Keras' distribution for `--distribute kind --mesh mesh` over all devices; prints the mesh."""
     if kind is None:
         if mesh is not None:
-            raise ValueError("--mesh needs --distribute model or auto.")
+            raise ValueError(f"--mesh needs --distribute, one of: {', '.join(KINDS)}.")
         return
     import keras
 

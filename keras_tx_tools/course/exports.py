@@ -1,4 +1,5 @@
-"""Export a batch's grades: a CSV gradebook, one feedback file per student, Gradescope JSON.
+"""Export a batch's grades for the instructor and the students: a CSV gradebook, one feedback
+file per student, Gradescope JSON.
 
 Students see their public tests in full — name, points and the grader's
 message — but of a hidden test (see :func:`is_hidden`) only that it exists,
@@ -44,11 +45,12 @@ def course_maxima(grades):
 
 
 def write_csv(grades, path):
-    """Write one row per student: points per exercise, total, maximum, status and notes."""
+    """Write one row per student: points per exercise, total, maximum, status, whether the code
+    ran isolated, forbidden imports and notes."""
     maxima = course_maxima(grades)
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(["student", *maxima, "total", "max", "status", "forbidden_imports", "notes"])
+        writer.writerow(["student", *maxima, "total", "max", "status", "isolated", "forbidden_imports", "notes"])
         for grade in grades:
             writer.writerow(
                 [
@@ -57,6 +59,7 @@ def write_csv(grades, path):
                     grade.total,
                     sum(maxima.values()),
                     grade.status,
+                    isolated(grade),
                     "; ".join(grade.findings),
                     grade.message,
                 ]
@@ -125,6 +128,13 @@ def write_gradescope(grades, folder):
         path = pathlib.Path(folder) / grade.student / "results.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(gradescope_results(grade), indent=2), encoding="utf-8")
+
+
+def isolated(grade):
+    """``yes`` when the student's code ran sandboxed, ``NO`` when it ran without, empty when unknown."""
+    if not grade.isolation:
+        return ""
+    return "yes" if grade.isolation.startswith("sandboxed") else "NO"
 
 
 def _passed(test):
