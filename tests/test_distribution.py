@@ -26,7 +26,7 @@ import pytest
 
 from keras_tx import GPT, TransformerClassifier
 from keras_tx.distribution import BATCH_AXIS, GPT_LAYOUT, MODEL_AXIS, gpt_layout_map
-from keras_tx.kv_cache import CachedDecoder
+from keras_tx.generation import CachedDecoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MESH = (2, 4)  # batch x model
