@@ -33,9 +33,8 @@ class GPT(TransformerStack):
     by ``1 / sqrt(2 * num_layers)`` so that the stream does not grow with depth.
     The logits are float32 under every dtype policy.
 
-    The exercise's GPT (`solutions/model.py`) has a separate `lm_head`;
-    `tie_weights=False` builds that one. Tying is the default because GPT-2
-    ties, so its checkpoints load only into a tied model.
+    Exercise 4's GPT (`exercises/model.py`) has a separate `lm_head`, which
+    `tie_weights=False` builds; tying is the default because GPT-2 ties.
 
     Args:
         vocab_size: number of distinct token ids.

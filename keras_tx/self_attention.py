@@ -55,15 +55,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     Returns `output`, or `(output, weights)` with `return_attention_scores`.
     Generation calls `decode` instead, which also writes a key/value cache.
 
-    Where the exercise (`solutions/attention.py`) does it differently:
+    Where exercise 3 (`exercises/attention.py`) differs, and why:
 
-    * heads are split to `(B, T, H, D)`, not `(B, H, T, D)`: that is the
-      layout `keras.ops.dot_product_attention` and the cache take, so only
-      the explicit path transposes;
-    * the mask argument is a `(B, T)` `padding_mask`, not a full
-      `attention_mask`: the layer builds the causal part itself (`causal`),
-      which lets the fused kernel generate it instead of reading a `T x T`
-      tensor.
+    * heads are `(B, T, H, D)`, not `(B, H, T, D)`: the layout that
+      `keras.ops.dot_product_attention` and the cache take;
+    * a `(B, T)` `padding_mask`, not a full `attention_mask`: the layer adds
+      the causal part itself (`causal`), so the fused kernel can build it.
 
     Example:
 

@@ -210,10 +210,32 @@ def test_block_rejects_an_unknown_activation():
         TransformerBlock(8, 2, 16, activation="relu")
 
 
-def test_block_returns_scores_when_asked(inputs):
+def test_block_returns_weights_when_asked(inputs):
     out, weights = TransformerBlock(16, 4, 32)(inputs, return_attention_scores=True)
     assert tuple(out.shape) == (2, 6, 16)
     assert tuple(weights.shape) == (2, 4, 6, 6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MultiHeadSelfAttention(16, 4, causal=True),
+        lambda: TransformerBlock(16, 4, 32, causal=True),
+        lambda: TransformerBlock(16, 4, 32, causal=True, norm_first=False),
+    ],
+)
+def test_decoding_with_a_cache_equals_the_causal_pass(inputs, make):
+    """A prompt, then one token at a time: the same outputs as one pass over the whole sequence."""
+    layer = make()
+    full = numpy(layer(inputs))
+    cache = ops.zeros((2, 2, 8, 4, 4))  # room for 8 positions; the sequence has 6
+    output, cache = layer.decode(ops.convert_to_tensor(inputs[:, :4]), cache, cache_index=0)
+    outputs = [numpy(output)]
+    for position in (4, 5):
+        output, cache = layer.decode(ops.convert_to_tensor(inputs[:, position : position + 1]), cache, position)
+        outputs.append(numpy(output))
+    np.testing.assert_allclose(np.concatenate(outputs, axis=1), full, rtol=1e-5, atol=1e-5)
+    assert np.all(numpy(cache)[:, :, 6:] == 0)  # the slots after the last token are untouched
 
 
 # --- the same checks Keras' own layers pass ---------------------------------
