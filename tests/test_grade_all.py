@@ -229,6 +229,7 @@ def _importers(exercise):
     return found
 
 
+@pytest.mark.slow
 def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, capsys):
     submissions = tmp_path / "submissions"
     for student, (patches, extra_files, _) in CLASS.items():
@@ -303,6 +304,7 @@ MODEL_CLASS = {
 }
 
 
+@pytest.mark.slow
 def test_the_model_exercise_of_a_class_is_graded_with_every_mistake_caught(tmp_path):
     submissions = tmp_path / "submissions"
     for student, patches in MODEL_CLASS.items():

@@ -89,6 +89,7 @@ def _write_modules(folder, bug=None):
     return folder
 
 
+@pytest.mark.slow
 def test_nbgrader_grades_a_correct_and_a_buggy_submission_like_pytest_grader(tmp_path):
     # pytest grader on the two submissions' code, as .py files.
     code = {"correct": _write_modules(tmp_path / "code" / "correct"),

@@ -67,6 +67,7 @@ def test_release_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_100(bundle, tmp_path):
     shutil.copytree(SOLUTIONS, tmp_path / "answers")
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
@@ -112,6 +113,7 @@ def test_the_release_readme_speaks_to_students_only(bundle):
         assert f"`{name}`" in readme or f".{name}`" in readme, f"the README does not forbid {name}"
 
 
+@pytest.mark.slow
 def test_every_command_of_the_release_readme_runs_in_the_release(bundle):
     """The set-up lines are those of the main README, which CI runs; every other line is run here."""
     commands = _commands((bundle / "README.md").read_text())
