@@ -208,6 +208,7 @@ def _load_modules(pytestconfig, settings):
     process = warm_process(keras.backend.backend())
     limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
     submission = RemoteSubmission(process, settings.folder, limits, pytestconfig.option.time_budget)
+    submission.follow_seeding()
     settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
                                     else "NOT ISOLATED: a separate process without bubblewrap")
     return submission.modules(), submission
@@ -245,14 +246,11 @@ def rngs(request, pytestconfig):
 
 @pytest.fixture(autouse=True)
 def seeded_keras(request, pytestconfig, graded):
-    """Seed Keras' own random initializers per test (here and in the submission's process), so a
-    run is reproducible from its seed."""
+    """Seed Keras' own random initializers per test (with --isolate, in the submission's process
+    too), so a run is reproducible from its seed."""
     import keras
 
-    seed = pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000
-    keras.utils.set_random_seed(seed)
-    if graded.submission is not None:
-        graded.submission.seed(seed)
+    keras.utils.set_random_seed(pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000)
 
 
 def _exercise(item):

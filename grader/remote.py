@@ -82,9 +82,21 @@ class RemoteSubmission:
         return {exercise: RemoteModule(self, exercise) for exercise in EXERCISES}
 
     def seed(self, value):
-        """Seed Keras in the child, as the grader seeds itself before each check."""
+        """Seed Keras in the child, as the grader seeds itself."""
         self.seed_value = value
         self.request({"op": "seed", "seed": value})
+
+    def follow_seeding(self):
+        """Until `close`, every ``keras.utils.set_random_seed`` of the grader also seeds the child,
+        so that the child's layers start from the weights they would have in the grader's process."""
+        original = keras.utils.set_random_seed
+
+        def set_random_seed(seed):
+            original(seed)
+            self.seed(seed)
+
+        keras.utils.set_random_seed = set_random_seed
+        self._restore_seeding = lambda: setattr(keras.utils, "set_random_seed", original)
 
     def request(self, message):
         """Send `message` to the child and return its value; re-raise what the student's code raised."""
@@ -117,6 +129,8 @@ class RemoteSubmission:
 
     def close(self):
         self.end_child()
+        if hasattr(self, "_restore_seeding"):
+            self._restore_seeding()
 
     def _seconds_left(self):
         """Seconds the next request may take; fails the check once the hand-in's time is up."""
