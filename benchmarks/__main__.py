@@ -8,18 +8,20 @@ version that checks the harness, not the speed.
     python -m benchmarks generation --backends jax
     python -m benchmarks accuracy --data path/to/tinyshakespeare.txt
     python -m benchmarks accelerator --out accelerator.json    # on a GPU machine
+    python -m benchmarks grade-all --students 300 --jobs 2      # a class graded, sandboxed
 """
 
 import argparse
 import sys
 
-from benchmarks import accelerator, accuracy, generation, grader_latency, harness, memory, training
+from benchmarks import accelerator, accuracy, generation, grade_all, grader_latency, harness, memory, training
 
 BENCHMARKS = {
     "training": training,
     "memory": memory,
     "generation": generation,
     "grader": grader_latency,
+    "grade-all": grade_all,
     "accuracy": accuracy,
     "accelerator": accelerator,
 }

@@ -189,6 +189,7 @@ def graded(pytestconfig):
     if submission is not None:
         submission.close()
         settings.gradebook.out_of_time = submission.out_of_time
+        settings.gradebook.student_seconds = submission.seconds
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
     for name in [name for name in sys.modules if name.startswith("graded_")]:

@@ -41,6 +41,7 @@ class Gradebook:
         self.reference = reference
         self.isolation = "none: the submission ran in the grader's process"
         self.out_of_time = False
+        self.student_seconds = None  # with --isolate: seconds spent in the submission's process
         self.results = {}
         self.notes = {}
 
@@ -72,6 +73,7 @@ class Gradebook:
             "reference": self.reference,
             "isolation": self.isolation,
             "out_of_time": self.out_of_time,
+            "student_seconds": self.student_seconds,
             "total": sum(result["points"] for result in exercises.values()),
             "max": sum(result["max"] for result in exercises.values()),
             "exercises": exercises,

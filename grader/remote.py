@@ -75,6 +75,8 @@ class RemoteSubmission:
         self.generation = 0
         self.problems = {}
         self.seed_value = None
+        self.seconds = 0.0
+        """Wall-clock seconds spent waiting for the child: loading the files, then running the student's code."""
 
     def modules(self):
         """``{exercise: RemoteModule}`` in course order."""
@@ -102,9 +104,11 @@ class RemoteSubmission:
         """Send `message` to the child and return its value; re-raise what the student's code raised."""
         self._ensure_child()
         self.connection.settimeout(self._seconds_left())
+        start = time.monotonic()
         try:
             wire.write_message(self.writer, message)
             reply = wire.read_message(self.reader)
+            self.seconds += time.monotonic() - start
         except (wire.WireError, OSError) as error:
             status = self.end_child()
             if self.deadline is not None and time.monotonic() >= self.deadline:

@@ -42,7 +42,7 @@ def main(argv):
     control = socket.socket(fileno=int(argv[0]))
     own_namespace = "--own-pid-namespace" in argv
     tempfile.tempdir = argv[argv.index("--scratch") + 1]
-    if own_namespace and os.getuid() == 0:  # root in the sandbox: become nobody, so that limits hold
+    if os.getuid() == 0:  # become nobody: process limits hold, and root-only files are out of reach
         os.chmod(tempfile.tempdir, 0o1777)
         os.setgroups([])
         os.setgid(NOBODY)

@@ -85,13 +85,13 @@ def test_csv_has_points_per_exercise_total_and_status(tmp_path):
     assert rows[0]["forbidden_imports"].startswith("attention.py line 1: os")
 
 
-def test_gradescope_results_mark_hidden_tests_hidden_without_output(tmp_path):
+def test_gradescope_results_show_hidden_tests_only_after_the_due_date(tmp_path):
     exports.write_gradescope(GRADES, tmp_path)
     results = json.loads((tmp_path / "ada" / "results.json").read_text())
     assert results["score"] == 8
-    hidden = [test for test in results["tests"] if test["visibility"] == "hidden"]
-    assert [(test["score"], test["max_score"], test["output"]) for test in hidden] == [(0, 2, "")]
-    assert "secret" not in json.dumps(results)
+    hidden = [test for test in results["tests"] if test["visibility"] != "visible"]
+    assert [(test["visibility"], test["score"], test["max_score"]) for test in hidden] == [("after_due_date", 0, 2)]
+    assert "secret" not in json.dumps([test for test in results["tests"] if test["visibility"] == "visible"])
     assert sum(test["max_score"] for test in results["tests"]) == 10
 
 
@@ -280,11 +280,14 @@ def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, ca
 
 
 def _assert_feedback_hides_hidden_tests(out, student):
-    """Feedback and Gradescope results show public tests by name, hidden ones without name or message."""
+    """Feedback and Gradescope results show public tests by name, hidden ones without name or message
+    (Gradescope shows them after the due date)."""
     report = out / "logs" / f"{student}.json"
     if not report.exists():  # not graded: there are no test results to show or hide
         return
-    shown = (out / "feedback" / f"{student}.txt").read_text() + (out / "gradescope" / student / "results.json").read_text()
+    results = json.loads((out / "gradescope" / student / "results.json").read_text())
+    visible = [test for test in results["tests"] if test["visibility"] == "visible"]
+    shown = (out / "feedback" / f"{student}.txt").read_text() + results["output"] + json.dumps(visible)
     tests = [test for exercise in json.loads(report.read_text()).values() for test in exercise["tests"]]
     public_messages = {test["message"] for test in tests if not exports.is_hidden(test)}
     for test in tests:

@@ -38,6 +38,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 
 from grader.gradebook import EXERCISES
@@ -65,6 +66,8 @@ class StudentGrade:
         findings: forbidden imports found in the submitted files.
         log: the grader's full output, for the instructor's eyes only.
         isolation: how the student's code was kept apart (from the grader's report).
+        seconds: wall-clock seconds the grading took, and of those the seconds spent
+            in the student's process: ``{"total": ..., "student": ...}``.
     """
 
     student: str
@@ -74,6 +77,7 @@ class StudentGrade:
     findings: list = dataclasses.field(default_factory=list)
     log: str = ""
     isolation: str = ""
+    seconds: dict = dataclasses.field(default_factory=dict)
 
     @property
     def total(self):
@@ -177,8 +181,10 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
                      "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}"]
         if seed is not None:
             arguments += ["--seed", str(seed)]
+        start = time.monotonic()
         log = (run or run_pytest_process)(arguments, grading_root=grading_root, backend=backend, timeout=timeout)
-        grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log)
+        grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log,
+                             seconds={"total": time.monotonic() - start})
         missing = sorted(set(selected) - set(found))
         grade.message = f"missing exercise files: {', '.join(missing)}. " if missing else ""
         return _read_report(grade, report, selected, timeout)
@@ -275,6 +281,7 @@ def _read_report(grade, path, exercises, timeout):
         grade.message += f"the grader could not finish: {error}"
         return grade
     grade.isolation = str(report.get("isolation", ""))
+    grade.seconds["student"] = report.get("student_seconds")
     if report.get("out_of_time"):
         grade.status = TIMEOUT
         grade.message += f"grading was stopped after the time limit of {timeout:g} s"
