@@ -79,6 +79,7 @@ def breakdown(grades, seconds, cpu, jobs):
     count = len(grades)
     graded = [grade.seconds["total"] for grade in grades if grade.seconds.get("total")]
     student = [grade.seconds["student"] for grade in grades if grade.seconds.get("student") is not None]
+    student_cpu = [grade.seconds["student_cpu"] for grade in grades if grade.seconds.get("student_cpu") is not None]
     busy = sum(graded)
     return {
         "hand_ins": count,
@@ -87,6 +88,7 @@ def breakdown(grades, seconds, cpu, jobs):
         "cpu_seconds_per_hand_in": cpu / count,
         "wall_seconds_per_hand_in_per_grader": busy / count,
         "of_which_student_process": sum(student) / count,
+        "student_process_cpu_seconds_per_hand_in": sum(student_cpu) / count,
         "of_which_grader": (busy - sum(student)) / count,
         "grader_start_seconds": max(0.0, seconds - busy / jobs),
         "statuses": {status: sum(grade.status == status for grade in grades) for status in ("graded", "failed", "timeout")},
@@ -121,9 +123,11 @@ def main(args):
             runs[backend].append(breakdown(grades, seconds, cpu, args.jobs))
         summary[backend] = runs[backend][-1]
     print(f"\nkeras-tx grade-all, {args.students} synthetic hand-ins, {args.jobs} warm graders, sandboxed")
-    header = ["backend", "hand-ins/min", "wall s", "CPU s/hand-in", "student s", "grader s", "start s"]
+    header = ["backend", "hand-ins/min", "wall s", "CPU s/hand-in", "student CPU s", "student s", "grader s",
+              "start s"]
     rows = [[backend, s["hand_ins_per_minute"], s["wall_seconds"], s["cpu_seconds_per_hand_in"],
-             s["of_which_student_process"], s["of_which_grader"], s["grader_start_seconds"]]
+             s["student_process_cpu_seconds_per_hand_in"], s["of_which_student_process"], s["of_which_grader"],
+             s["grader_start_seconds"]]
             for backend, s in summary.items()]
     print(harness.format_table(header, rows))
     config = {"students": args.students, "jobs": args.jobs, "rounds": args.rounds, "variants": list(VARIANTS)}

@@ -11,6 +11,7 @@ longer switch to (or ``all``) is graded by one ``pytest grader`` subprocess per 
 
 import dataclasses
 import functools
+import hashlib
 import json
 import pathlib
 import secrets
@@ -161,7 +162,7 @@ class Graded:
 def graded(pytestconfig):
     import keras
 
-    from grader.reference import LiveReference, RecordedReference, RecordingReference
+    from grader.reference import RecordedReference, RecordingReference
     from grader.submission import load_submission
 
     if keras.backend.backend() == "torch":
@@ -180,7 +181,7 @@ def graded(pytestconfig):
     if pytestconfig.option.record_reference:
         reference = RecordingReference(solutions, settings.seed)
     elif solutions:
-        reference = LiveReference(solutions, settings.seed)
+        reference = _live_reference(solutions, settings.seed)
     else:
         reference = RecordedReference(ROOT / "grader" / "reference")
     settings.gradebook.reference = reference.description
@@ -189,11 +190,27 @@ def graded(pytestconfig):
     if submission is not None:
         submission.close()
         settings.gradebook.out_of_time = submission.out_of_time
-        settings.gradebook.student_seconds = submission.seconds
+        settings.gradebook.student_seconds = {"wall": submission.seconds, "cpu": submission.cpu_seconds}
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
     for name in [name for name in sys.modules if name.startswith("graded_")]:
         del sys.modules[name]
+
+
+_LIVE_REFERENCES = {}
+
+
+def _live_reference(solutions, seed):
+    """The `LiveReference` of `seed`, kept for the next run in this process with the same solutions:
+    a warm grader (``keras-tx grade-all``) then computes the reference once for the whole batch."""
+    from grader.reference import LiveReference
+
+    code = b"".join(pathlib.Path(module.__file__).read_bytes() for module in solutions.values())
+    key = (seed, hashlib.sha256(code).hexdigest())
+    if key not in _LIVE_REFERENCES:
+        _LIVE_REFERENCES.clear()
+        _LIVE_REFERENCES[key] = LiveReference(solutions, seed)
+    return _LIVE_REFERENCES[key]
 
 
 def _load_modules(pytestconfig, settings):

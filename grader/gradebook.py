@@ -41,7 +41,7 @@ class Gradebook:
         self.reference = reference
         self.isolation = "none: the submission ran in the grader's process"
         self.out_of_time = False
-        self.student_seconds = None  # with --isolate: seconds spent in the submission's process
+        self.student_seconds = None  # with --isolate: {"wall", "cpu"} seconds of the submission's process
         self.results = {}
         self.notes = {}
 

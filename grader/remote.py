@@ -77,6 +77,8 @@ class RemoteSubmission:
         self.seed_value = None
         self.seconds = 0.0
         """Wall-clock seconds spent waiting for the child: loading the files, then running the student's code."""
+        self.cpu_seconds = 0.0
+        """CPU seconds the children used (counted when each ends)."""
 
     def modules(self):
         """``{exercise: RemoteModule}`` in course order."""
@@ -129,7 +131,9 @@ class RemoteSubmission:
         self.connection.close()
         self.connection = None
         self.generation += 1
-        return self.process.reap()
+        status, cpu_seconds = self.process.reap()
+        self.cpu_seconds += cpu_seconds
+        return status
 
     def close(self):
         self.end_child()
