@@ -6,7 +6,7 @@ puts the student's files in ``/autograder/submission`` and runs ``run_autograder
 must leave ``/autograder/results/results.json``.
 
 `build_bundle` writes that bundle: ``setup.sh`` (bubblewrap, the CPU builds of the pinned
-dependencies, this package), ``run_autograder``, and under ``source/`` the grader with the
+dependencies, this package), ``run_autograder``, and beside them the grader with the
 solutions (the autograder's files are never shown to students; with the solutions the
 reference runs live on fresh inputs, so recorded outputs are worth nothing). `grade` is what
 ``run_autograder`` calls: the submission is graded like a hand-in to ``keras-tx grade-all``,
@@ -34,7 +34,7 @@ BACKEND_PACKAGES = {"torch": {"torch": "torch"}, "jax": {"jax": "jax", "jaxlib":
 """What each backend needs: ``{package to install: installed package whose version it pins}``."""
 
 SOURCE_PARTS = ("keras_tx", "keras_tx_tools", "grader", "solutions", "exercises", "pyproject.toml", "README.md")
-"""What the bundle's ``source/`` holds, from the course repository."""
+"""What the bundle holds beside its two scripts, from the course repository."""
 
 SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, to build the autograder's image.
@@ -88,7 +88,7 @@ def build_bundle(out_zip, backend="torch", root=None):
             files = sorted(path.rglob("*")) if path.is_dir() else [path]
             for file in files:
                 if file.is_file() and "__pycache__" not in file.parts:
-                    bundle.write(file, f"source/{file.relative_to(root)}")
+                    bundle.write(file, str(file.relative_to(root)))
     return out_zip
 
 
