@@ -238,7 +238,7 @@ def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, ca
     out = tmp_path / "out"
     status = cli.main([
         "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
-        "--exercises", ",".join(GRADED_EXERCISES), "--timeout", "60", "--memory", "3",
+        "--exercises", ",".join(GRADED_EXERCISES), "--timeout", "90", "--memory", "3",
         "--release", str(bundle), "--out", str(out / "grades.csv"),
         "--gradescope", str(out / "gradescope"), "--plot", str(out / "scores.png"), "--no-progress",
     ])
