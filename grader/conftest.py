@@ -15,7 +15,6 @@ import json
 import pathlib
 import secrets
 import sys
-import zlib
 
 import pytest
 
@@ -153,6 +152,8 @@ class Graded:
 def graded(pytestconfig):
     import keras
 
+    from grader.checks import GRADED_PACKAGE
+    from grader.precision import full_float32_precision
     from grader.reference import LiveReference, RecordedReference, RecordingReference
     from grader.submission import load_submission
 
@@ -177,10 +178,11 @@ def graded(pytestconfig):
         reference = RecordedReference(ROOT / "grader" / "reference")
     settings.gradebook.reference = reference.description
     modules = load_submission(settings.folder)
-    yield Graded(modules, reference)
+    with full_float32_precision():  # restored afterwards: grading may run in the caller's process
+        yield Graded(modules, reference)
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
-    for name in [name for name in sys.modules if name.startswith("graded_")]:
+    for name in [name for name in sys.modules if name.startswith(GRADED_PACKAGE)]:
         del sys.modules[name]
 
 
@@ -206,12 +208,9 @@ def rngs(request, pytestconfig):
     Each also depends on the test's name. A property check runs on both, so that its verdict
     never rests on a lucky draw alone.
     """
-    import numpy as np
+    from grader.reference import check_rngs
 
-    from grader.reference import draws
-
-    name = zlib.crc32(request.node.name.encode())
-    return [np.random.default_rng([seed, name]) for seed in draws(pytestconfig.stash[SETTINGS].seed).values()]
+    return check_rngs(pytestconfig.stash[SETTINGS].seed, request.node.name)
 
 
 @pytest.fixture(autouse=True)
@@ -219,7 +218,9 @@ def seeded_keras(request, pytestconfig):
     """Seed Keras' own random initializers per test, so a run is reproducible from its seed."""
     import keras
 
-    keras.utils.set_random_seed(pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000)
+    from grader.reference import keras_seed
+
+    keras.utils.set_random_seed(keras_seed(pytestconfig.stash[SETTINGS].seed, request.node.name))
 
 
 def _exercise(item):

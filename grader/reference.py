@@ -70,18 +70,29 @@ def draw_distinct(rng, *bounds, taken=()):
     ...
     ValueError: no size in range(2, 4) is free of [2, 3]
     """
-    sizes = []
-    for low, high in bounds:
-        free = [size for size in range(low, high) if size not in sizes and size not in taken]
+    sizes = {}
+    for index in sorted(range(len(bounds)), key=lambda index: bounds[index][1] - bounds[index][0]):  # narrowest first
+        low, high = bounds[index]
+        free = [size for size in range(low, high) if size not in sizes.values() and size not in taken]
         if not free:
-            raise ValueError(f"no size in range({low}, {high}) is free of {sorted({*sizes, *taken})}")
-        sizes.append(int(rng.choice(free)))
-    return sizes
+            raise ValueError(f"no size in range({low}, {high}) is free of {sorted({*sizes.values(), *taken})}")
+        sizes[index] = int(rng.choice(free))
+    return [sizes[index] for index in range(len(bounds))]
 
 
 def draws(seed):
     """The seeds a check draws from: the run's, then `FIXED_SEED`; with their key suffixes."""
     return {"": seed, "@fixed": FIXED_SEED}
+
+
+def check_rngs(seed, check):
+    """The random generators of the property check named `check`: from `seed`, then the fixed seed."""
+    return [np.random.default_rng([drawn, zlib.crc32(check.encode())]) for drawn in draws(seed).values()]
+
+
+def keras_seed(seed, check):
+    """The seed of Keras' own initializers during check `check`, so a run is reproducible."""
+    return seed + zlib.crc32(check.encode()) % 10_000
 
 
 class LiveReference:
