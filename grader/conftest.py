@@ -216,11 +216,9 @@ def rngs(request, pytestconfig):
 @pytest.fixture(autouse=True)
 def seeded_keras(request, pytestconfig):
     """Seed Keras' own random initializers per test, so a run is reproducible from its seed."""
-    import keras
+    from grader.reference import seed_keras
 
-    from grader.reference import keras_seed
-
-    keras.utils.set_random_seed(keras_seed(pytestconfig.stash[SETTINGS].seed, request.node.name))
+    seed_keras(pytestconfig.stash[SETTINGS].seed, request.node.name)
 
 
 def _exercise(item):

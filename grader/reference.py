@@ -21,6 +21,7 @@ Example::
 """
 
 import hashlib
+import random
 import zlib
 
 import numpy as np
@@ -90,9 +91,25 @@ def check_rngs(seed, check):
     return [np.random.default_rng([drawn, zlib.crc32(check.encode())]) for drawn in draws(seed).values()]
 
 
-def keras_seed(seed, check):
-    """The seed of Keras' own initializers during check `check`, so a run is reproducible."""
-    return seed + zlib.crc32(check.encode()) % 10_000
+def seed_keras(seed, check):
+    """Seed Keras' own initializers for the check named `check`, so a run is reproducible.
+
+    Keras draws the seeds of unseeded initializers from Python's `random`. Like
+    ``keras.utils.set_random_seed``, this also seeds NumPy and the backend, but it imports
+    TensorFlow only on that backend: the import alone would cost seconds of every grading.
+    """
+    import keras
+
+    seed = seed + zlib.crc32(check.encode()) % 10_000
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
 
 
 class LiveReference:

@@ -2,7 +2,7 @@
 ten seeds, passes and fails the same checks for the same points.
 
 For speed the grader's checks are called in this process, with the fixtures the grader gives
-them (`grader.reference.check_rngs`, `keras_seed`, a live reference per seed shared by every
+them (`grader.reference.check_rngs`, `seed_keras`, a live reference per seed shared by every
 mistake); the reversal check draws nothing from the seed and runs once per mistake.
 """
 
@@ -10,11 +10,10 @@ import functools
 import importlib
 import inspect
 
-import keras
 import pytest
 
 from grader.gradebook import EXERCISES
-from grader.reference import LiveReference, check_rngs, keras_seed
+from grader.reference import LiveReference, check_rngs, seed_keras
 from grader.submission import load_submission
 from test_grader import ROOT, submission
 from test_grader_variants import MISTAKES
@@ -50,7 +49,7 @@ def points(function, student, exercise, name, seed, worth):
     """What the check `function` gives the `student` module on `seed`: its points, 0 on failure."""
     arguments = {"student": student, "reference": functools.partial(reference(seed).cases, exercise),
                  "rngs": check_rngs(seed, name)}
-    keras.utils.set_random_seed(keras_seed(seed, name))
+    seed_keras(seed, name)
     try:
         function(**{parameter: arguments[parameter] for parameter in inspect.signature(function).parameters})
     except Exception:
