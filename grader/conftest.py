@@ -137,6 +137,8 @@ def _forwarded_options(config, settings):
         forwarded.append("--solutions")
     if option.submission:
         forwarded += ["--submission", str(settings.folder)]
+    if option.keyword:
+        forwarded += ["-k", option.keyword]
     return forwarded
 
 

@@ -258,7 +258,8 @@ def test_reversal_task(student):
     rng = np.random.default_rng(FIXED_SEED)
     model = student.GPT(**REVERSAL_SIZES)
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=keras.backend.backend() == "jax")  # XLA costs TensorFlow more than it saves here
     train = reversal_sequences(rng, REVERSAL_STEPS * 64)
     model.fit(train[:, :-1], train[:, 1:], batch_size=64, epochs=1, verbose=0, shuffle=False)
     test = reversal_sequences(rng, 512)
