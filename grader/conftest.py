@@ -16,7 +16,6 @@ import json
 import pathlib
 import secrets
 import sys
-import zlib
 
 import pytest
 
@@ -146,6 +145,8 @@ def _forwarded_options(config, settings):
         forwarded.append("--solutions")
     if option.submission:
         forwarded += ["--submission", str(settings.folder)]
+    if option.keyword:
+        forwarded += ["-k", option.keyword]
     return forwarded
 
 
@@ -162,6 +163,8 @@ class Graded:
 def graded(pytestconfig):
     import keras
 
+    from grader.checks import GRADED_PACKAGE
+    from grader.precision import full_float32_precision
     from grader.reference import RecordedReference, RecordingReference
     from grader.submission import load_submission
 
@@ -186,14 +189,15 @@ def graded(pytestconfig):
         reference = RecordedReference(ROOT / "grader" / "reference")
     settings.gradebook.reference = reference.description
     modules, submission = _load_modules(pytestconfig, settings)
-    yield Graded(modules, reference, submission)
+    with full_float32_precision():  # restored afterwards: grading may run in the caller's process
+        yield Graded(modules, reference, submission)
     if submission is not None:
         submission.close()
         settings.gradebook.out_of_time = submission.out_of_time
         settings.gradebook.student_seconds = {"wall": submission.seconds, "cpu": submission.cpu_seconds}
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
-    for name in [name for name in sys.modules if name.startswith("graded_")]:
+    for name in [name for name in sys.modules if name.startswith(GRADED_PACKAGE)]:
         del sys.modules[name]
 
 
@@ -254,21 +258,18 @@ def rngs(request, pytestconfig):
     Each also depends on the test's name. A property check runs on both, so that its verdict
     never rests on a lucky draw alone.
     """
-    import numpy as np
+    from grader.reference import check_rngs
 
-    from grader.reference import draws
-
-    name = zlib.crc32(request.node.name.encode())
-    return [np.random.default_rng([seed, name]) for seed in draws(pytestconfig.stash[SETTINGS].seed).values()]
+    return check_rngs(pytestconfig.stash[SETTINGS].seed, request.node.name)
 
 
 @pytest.fixture(autouse=True)
 def seeded_keras(request, pytestconfig, graded):
     """Seed Keras' own random initializers per test (with --isolate, in the submission's process
     too), so a run is reproducible from its seed."""
-    import keras
+    from grader.reference import seed_keras
 
-    keras.utils.set_random_seed(pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000)
+    seed_keras(pytestconfig.stash[SETTINGS].seed, request.node.name)
 
 
 def _exercise(item):

@@ -33,7 +33,7 @@ import time
 import keras
 import numpy as np
 
-from grader import wire
+from grader import reference, wire
 from grader.checks import GradingFailure
 from grader.gradebook import EXERCISES
 from grader.sandbox import StudentProcess
@@ -74,7 +74,7 @@ class RemoteSubmission:
         self.connection = None
         self.generation = 0
         self.problems = {}
-        self.seed_value = None
+        self.seeding = None
         self.seconds = 0.0
         """Wall-clock seconds spent waiting for the child: loading the files, then running the student's code."""
         self.cpu_seconds = 0.0
@@ -85,22 +85,15 @@ class RemoteSubmission:
         self._ensure_child()
         return {exercise: RemoteModule(self, exercise) for exercise in EXERCISES}
 
-    def seed(self, value):
-        """Seed Keras in the child, as the grader seeds itself."""
-        self.seed_value = value
-        self.request({"op": "seed", "seed": value})
+    def seed(self, seed, check):
+        """Seed Keras in the child as `grader.reference.seed_keras` seeds the grader."""
+        self.seeding = (seed, check)
+        self.request({"op": "seed", "seed": seed, "check": check})
 
     def follow_seeding(self):
-        """Until `close`, every ``keras.utils.set_random_seed`` of the grader also seeds the child,
+        """Until `close`, every `grader.reference.seed_keras` of the grader also seeds the child,
         so that the child's layers start from the weights they would have in the grader's process."""
-        original = keras.utils.set_random_seed
-
-        def set_random_seed(seed):
-            original(seed)
-            self.seed(seed)
-
-        keras.utils.set_random_seed = set_random_seed
-        self._restore_seeding = lambda: setattr(keras.utils, "set_random_seed", original)
+        reference.SEEDING_HOOKS.append(self.seed)
 
     def request(self, message):
         """Send `message` to the child and return its value; re-raise what the student's code raised."""
@@ -137,8 +130,8 @@ class RemoteSubmission:
 
     def close(self):
         self.end_child()
-        if hasattr(self, "_restore_seeding"):
-            self._restore_seeding()
+        if self.seed in reference.SEEDING_HOOKS:
+            reference.SEEDING_HOOKS.remove(self.seed)
 
     def _seconds_left(self):
         """Seconds the next request may take; fails the check once the hand-in's time is up."""
@@ -158,8 +151,8 @@ class RemoteSubmission:
         self.connection.settimeout(CALL_SECONDS)
         self.reader, self.writer = self.connection.makefile("rb"), self.connection.makefile("wb")
         self.problems = self.request({"op": "load", "files": self.files})
-        if self.seed_value is not None:
-            self.request({"op": "seed", "seed": self.seed_value})
+        if self.seeding is not None:
+            self.request({"op": "seed", "seed": self.seeding[0], "check": self.seeding[1]})
 
     def send_in(self, value):
         """An argument for the child: tensors and arrays by value, stand-ins by handle, Keras objects by config."""

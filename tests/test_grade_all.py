@@ -176,11 +176,6 @@ CLASS = {
     # One student for each classic mistake the grader's own tests know, in these exercises.
     **{_student_name(mistake): ({file: patches}, {}, ("loses", file.removesuffix(".py")))
        for mistake, (file, patches, _, _) in MISTAKES.items() if file.removesuffix(".py") in GRADED_EXERCISES},
-    "split_heads_without_transpose": ({"attention.py": [
-        ("    x = ops.reshape(x, (-1, length, num_heads, channels // num_heads))\n"
-         "    return ops.transpose(x, (0, 2, 1, 3))",
-         "    return ops.reshape(x, (-1, num_heads, length, channels // num_heads))")]},
-        {}, ("loses", "attention")),
     "infinite_loop": ({"masking.py": [
         ("    query_positions = ops.arange(length)[:, None]", "    while True:\n        pass")]},
         {}, "timeout"),
