@@ -9,18 +9,20 @@ version that checks the harness, not the speed.
     python -m benchmarks accuracy --data path/to/tinyshakespeare.txt
     python -m benchmarks accelerator --out accelerator.json    # on a GPU machine
     python -m benchmarks distribution --out distribution.json  # 1, 2, 4, 8 devices (JAX)
+    python -m benchmarks grade-all --students 300 --jobs 2      # a class graded, sandboxed
 """
 
 import argparse
 import sys
 
-from benchmarks import accelerator, accuracy, distribution, generation, grader_latency, harness, memory, training
+from benchmarks import accelerator, accuracy, distribution, generation, grade_all, grader_latency, harness, memory, training
 
 BENCHMARKS = {
     "training": training,
     "memory": memory,
     "generation": generation,
     "grader": grader_latency,
+    "grade-all": grade_all,
     "accuracy": accuracy,
     "accelerator": accelerator,
     "distribution": distribution,

@@ -2,7 +2,8 @@
 
 What a student waits for after typing the command: a fresh Python process
 that imports pytest, the grader, Keras and the backend, then grades the
-reference solutions. Each backend is timed with `--backend B` and, when all
+reference solutions (a fully solved course) and, as "B stubs", the untouched
+exercise stubs. Each backend is timed with `--backend B` and, when all
 three are selected, the whole course with `--backend all`; rounds are
 interleaved. A run that does not pass (exit status other than 0) is an error,
 not a sample. `--quick` only collects the tests (`--collect-only`): it times
@@ -24,19 +25,22 @@ QUICK = {"collect_only": True, "rounds": 1}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def grader_command(backend, collect_only=False):
-    """The command a student runs, as an argument list for `subprocess`."""
-    command = [sys.executable, "-m", "pytest", "grader", "--solutions", "--backend", backend,
-               "-q", "-p", "no:cacheprovider"]
+def grader_command(backend, collect_only=False, stubs=False):
+    """The command a student runs, as an argument list for `subprocess`.
+
+    `stubs` grades the untouched exercises instead of the solutions.
+    """
+    command = [sys.executable, "-m", "pytest", "grader", *([] if stubs else ["--solutions"]),
+               "--backend", backend, "-q", "-p", "no:cacheprovider"]
     return command + ["--collect-only"] if collect_only else command
 
 
-def time_grader(backend, collect_only=False, threads=None):
+def time_grader(backend, collect_only=False, threads=None, stubs=False):
     """Seconds that one `pytest grader --solutions --backend BACKEND` run takes."""
     env = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
     env.update(harness.thread_environment(threads))
     start = time.perf_counter()
-    result = subprocess.run(grader_command(backend, collect_only), cwd=ROOT, env=env,
+    result = subprocess.run(grader_command(backend, collect_only, stubs), cwd=ROOT, env=env,
                             capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
@@ -55,13 +59,15 @@ def add_arguments(parser):
 def main(args):
     if not os.path.isdir(os.path.join(ROOT, "grader")):
         raise ValueError(f"there is no grader/ folder in {ROOT}")
-    contenders = list(args.backends)
-    if set(contenders) == set(harness.BACKENDS):
-        contenders.append("all")
-    runs = {backend: [] for backend in contenders}
+    contenders = {backend: (backend, False) for backend in args.backends}
+    if not args.collect_only:
+        contenders.update({f"{backend} stubs": (backend, True) for backend in args.backends})
+    if set(args.backends) == set(harness.BACKENDS):
+        contenders["all"] = ("all", False)
+    runs = {name: [] for name in contenders}
     for _ in range(args.rounds):
-        for backend in contenders:
-            runs[backend].append({"seconds": time_grader(backend, args.collect_only, args.threads)})
+        for name, (backend, stubs) in contenders.items():
+            runs[name].append({"seconds": time_grader(backend, args.collect_only, args.threads, stubs)})
     summary = {backend: harness.summarize([r["seconds"] for r in samples])
                for backend, samples in runs.items()}
     what = "collection only" if args.collect_only else "grading the solutions"
@@ -69,5 +75,5 @@ def main(args):
     print(harness.format_table(["--backend", "median s", "min s", "max s"],
                                [[b, s["median"], s["min"], s["max"]] for b, s in summary.items()]))
     config = {"command": " ".join(grader_command("B", args.collect_only)[1:]),
-              "rounds": args.rounds, "backends": contenders, "threads": args.threads}
+              "rounds": args.rounds, "backends": list(contenders), "threads": args.threads}
     return harness.write_report(args.out, "grader", config, runs, summary)

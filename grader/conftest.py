@@ -11,11 +11,11 @@ longer switch to (or ``all``) is graded by one ``pytest grader`` subprocess per 
 
 import dataclasses
 import functools
+import hashlib
 import json
 import pathlib
 import secrets
 import sys
-import zlib
 
 import pytest
 
@@ -145,6 +145,8 @@ def _forwarded_options(config, settings):
         forwarded.append("--solutions")
     if option.submission:
         forwarded += ["--submission", str(settings.folder)]
+    if option.keyword:
+        forwarded += ["-k", option.keyword]
     return forwarded
 
 
@@ -161,7 +163,9 @@ class Graded:
 def graded(pytestconfig):
     import keras
 
-    from grader.reference import LiveReference, RecordedReference, RecordingReference
+    from grader.checks import GRADED_PACKAGE
+    from grader.precision import full_float32_precision
+    from grader.reference import RecordedReference, RecordingReference
     from grader.submission import load_submission
 
     if keras.backend.backend() == "torch":
@@ -180,19 +184,37 @@ def graded(pytestconfig):
     if pytestconfig.option.record_reference:
         reference = RecordingReference(solutions, settings.seed)
     elif solutions:
-        reference = LiveReference(solutions, settings.seed)
+        reference = _live_reference(solutions, settings.seed)
     else:
         reference = RecordedReference(ROOT / "grader" / "reference")
     settings.gradebook.reference = reference.description
     modules, submission = _load_modules(pytestconfig, settings)
-    yield Graded(modules, reference, submission)
+    with full_float32_precision():  # restored afterwards: grading may run in the caller's process
+        yield Graded(modules, reference, submission)
     if submission is not None:
         submission.close()
         settings.gradebook.out_of_time = submission.out_of_time
+        settings.gradebook.student_seconds = {"wall": submission.seconds, "cpu": submission.cpu_seconds}
     if isinstance(reference, RecordingReference):
         reference.save(pathlib.Path(pytestconfig.option.record_reference))
-    for name in [name for name in sys.modules if name.startswith("graded_")]:
+    for name in [name for name in sys.modules if name.startswith(GRADED_PACKAGE)]:
         del sys.modules[name]
+
+
+_LIVE_REFERENCES = {}
+
+
+def _live_reference(solutions, seed):
+    """The `LiveReference` of `seed`, kept for the next run in this process with the same solutions:
+    a warm grader (``keras-tx grade-all``) then computes the reference once for the whole batch."""
+    from grader.reference import LiveReference
+
+    code = b"".join(pathlib.Path(module.__file__).read_bytes() for module in solutions.values())
+    key = (seed, hashlib.sha256(code).hexdigest())
+    if key not in _LIVE_REFERENCES:
+        _LIVE_REFERENCES.clear()
+        _LIVE_REFERENCES[key] = LiveReference(solutions, seed)
+    return _LIVE_REFERENCES[key]
 
 
 def _load_modules(pytestconfig, settings):
@@ -208,6 +230,7 @@ def _load_modules(pytestconfig, settings):
     process = warm_process(keras.backend.backend())
     limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
     submission = RemoteSubmission(process, settings.folder, limits, pytestconfig.option.time_budget)
+    submission.follow_seeding()
     settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
                                     else "NOT ISOLATED: a separate process without bubblewrap")
     return submission.modules(), submission
@@ -235,24 +258,18 @@ def rngs(request, pytestconfig):
     Each also depends on the test's name. A property check runs on both, so that its verdict
     never rests on a lucky draw alone.
     """
-    import numpy as np
+    from grader.reference import check_rngs
 
-    from grader.reference import draws
-
-    name = zlib.crc32(request.node.name.encode())
-    return [np.random.default_rng([seed, name]) for seed in draws(pytestconfig.stash[SETTINGS].seed).values()]
+    return check_rngs(pytestconfig.stash[SETTINGS].seed, request.node.name)
 
 
 @pytest.fixture(autouse=True)
 def seeded_keras(request, pytestconfig, graded):
-    """Seed Keras' own random initializers per test (here and in the submission's process), so a
-    run is reproducible from its seed."""
-    import keras
+    """Seed Keras' own random initializers per test (with --isolate, in the submission's process
+    too), so a run is reproducible from its seed."""
+    from grader.reference import seed_keras
 
-    seed = pytestconfig.stash[SETTINGS].seed + zlib.crc32(request.node.name.encode()) % 10_000
-    keras.utils.set_random_seed(seed)
-    if graded.submission is not None:
-        graded.submission.seed(seed)
+    seed_keras(pytestconfig.stash[SETTINGS].seed, request.node.name)
 
 
 def _exercise(item):

@@ -41,15 +41,11 @@ class Gradebook:
         self.reference = reference
         self.isolation = "none: the submission ran in the grader's process"
         self.out_of_time = False
+        self.student_seconds = None  # with --isolate: {"wall", "cpu"} seconds of the submission's process
         self.results = {}
-        self.notes = {}
 
     def add(self, exercise, name, points, outcome, message=""):
         self.results.setdefault(exercise, []).append(TestResult(name, points, outcome, message))
-
-    def note(self, exercise, text):
-        """Attach a remark to an exercise's line of the table (e.g. which reference pieces it used)."""
-        self.notes[exercise] = text
 
     def report(self):
         """The ``--grade-json`` report (see grader/README.md)."""
@@ -59,7 +55,6 @@ class Gradebook:
             exercises[exercise] = {
                 "points": sum(test.points for test in tests),
                 "max": sum(test.max for test in tests),
-                "note": self.notes.get(exercise, ""),
                 "tests": [
                     {"name": test.name, "points": test.points, "max": test.max, "outcome": test.outcome,
                      "message": test.message}
@@ -72,6 +67,7 @@ class Gradebook:
             "reference": self.reference,
             "isolation": self.isolation,
             "out_of_time": self.out_of_time,
+            "student_seconds": self.student_seconds,
             "total": sum(result["points"] for result in exercises.values()),
             "max": sum(result["max"] for result in exercises.values()),
             "exercises": exercises,
@@ -96,8 +92,6 @@ def report_table(report):
             lines.append(f"    every check: {failed[0]['message']}")  # a file that does not load, say
         else:
             lines += [f"    {test['name']}: {test['message'] or test['outcome']}" for test in failed]
-        if result["note"]:
-            lines.append(f"    ({result['note']})")
     lines.append(f"{'total':<22}{_points(report['total'], report['max']):>9}")
     return lines
 

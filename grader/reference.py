@@ -21,6 +21,7 @@ Example::
 """
 
 import hashlib
+import random
 import zlib
 
 import numpy as np
@@ -70,18 +71,51 @@ def draw_distinct(rng, *bounds, taken=()):
     ...
     ValueError: no size in range(2, 4) is free of [2, 3]
     """
-    sizes = []
-    for low, high in bounds:
-        free = [size for size in range(low, high) if size not in sizes and size not in taken]
+    sizes = {}
+    for index in sorted(range(len(bounds)), key=lambda index: bounds[index][1] - bounds[index][0]):  # narrowest first
+        low, high = bounds[index]
+        free = [size for size in range(low, high) if size not in sizes.values() and size not in taken]
         if not free:
-            raise ValueError(f"no size in range({low}, {high}) is free of {sorted({*sizes, *taken})}")
-        sizes.append(int(rng.choice(free)))
-    return sizes
+            raise ValueError(f"no size in range({low}, {high}) is free of {sorted({*sizes.values(), *taken})}")
+        sizes[index] = int(rng.choice(free))
+    return [sizes[index] for index in range(len(bounds))]
 
 
 def draws(seed):
     """The seeds a check draws from: the run's, then `FIXED_SEED`; with their key suffixes."""
     return {"": seed, "@fixed": FIXED_SEED}
+
+
+def check_rngs(seed, check):
+    """The random generators of the property check named `check`: from `seed`, then the fixed seed."""
+    return [np.random.default_rng([drawn, zlib.crc32(check.encode())]) for drawn in draws(seed).values()]
+
+
+SEEDING_HOOKS = []
+"""Called as ``hook(seed, check)`` after each `seed_keras` (``--isolate`` seeds the submission's process too)."""
+
+
+def seed_keras(seed, check):
+    """Seed Keras' own initializers for the check named `check`, so a run is reproducible.
+
+    Keras draws the seeds of unseeded initializers from Python's `random`. Like
+    ``keras.utils.set_random_seed``, this also seeds NumPy and the backend, but it imports
+    TensorFlow only on that backend: the import alone would cost seconds of every grading.
+    """
+    import keras
+
+    for hook in SEEDING_HOOKS:
+        hook(seed, check)
+    seed = seed + zlib.crc32(check.encode()) % 10_000
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
 
 
 class LiveReference:

@@ -33,7 +33,7 @@ import time
 import keras
 import numpy as np
 
-from grader import wire
+from grader import reference, wire
 from grader.checks import GradingFailure
 from grader.gradebook import EXERCISES
 from grader.sandbox import StudentProcess
@@ -74,25 +74,36 @@ class RemoteSubmission:
         self.connection = None
         self.generation = 0
         self.problems = {}
-        self.seed_value = None
+        self.seeding = None
+        self.seconds = 0.0
+        """Wall-clock seconds spent waiting for the child: loading the files, then running the student's code."""
+        self.cpu_seconds = 0.0
+        """CPU seconds the children used (counted when each ends)."""
 
     def modules(self):
         """``{exercise: RemoteModule}`` in course order."""
         self._ensure_child()
         return {exercise: RemoteModule(self, exercise) for exercise in EXERCISES}
 
-    def seed(self, value):
-        """Seed Keras in the child, as the grader seeds itself before each check."""
-        self.seed_value = value
-        self.request({"op": "seed", "seed": value})
+    def seed(self, seed, check):
+        """Seed Keras in the child as `grader.reference.seed_keras` seeds the grader."""
+        self.seeding = (seed, check)
+        self.request({"op": "seed", "seed": seed, "check": check})
+
+    def follow_seeding(self):
+        """Until `close`, every `grader.reference.seed_keras` of the grader also seeds the child,
+        so that the child's layers start from the weights they would have in the grader's process."""
+        reference.SEEDING_HOOKS.append(self.seed)
 
     def request(self, message):
         """Send `message` to the child and return its value; re-raise what the student's code raised."""
         self._ensure_child()
         self.connection.settimeout(self._seconds_left())
+        start = time.monotonic()
         try:
             wire.write_message(self.writer, message)
             reply = wire.read_message(self.reader)
+            self.seconds += time.monotonic() - start
         except (wire.WireError, OSError) as error:
             status = self.end_child()
             if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -113,10 +124,14 @@ class RemoteSubmission:
         self.connection.close()
         self.connection = None
         self.generation += 1
-        return self.process.reap()
+        status, cpu_seconds = self.process.reap()
+        self.cpu_seconds += cpu_seconds
+        return status
 
     def close(self):
         self.end_child()
+        if self.seed in reference.SEEDING_HOOKS:
+            reference.SEEDING_HOOKS.remove(self.seed)
 
     def _seconds_left(self):
         """Seconds the next request may take; fails the check once the hand-in's time is up."""
@@ -136,8 +151,8 @@ class RemoteSubmission:
         self.connection.settimeout(CALL_SECONDS)
         self.reader, self.writer = self.connection.makefile("rb"), self.connection.makefile("wb")
         self.problems = self.request({"op": "load", "files": self.files})
-        if self.seed_value is not None:
-            self.request({"op": "seed", "seed": self.seed_value})
+        if self.seeding is not None:
+            self.request({"op": "seed", "seed": self.seeding[0], "check": self.seeding[1]})
 
     def send_in(self, value):
         """An argument for the child: tensors and arrays by value, stand-ins by handle, Keras objects by config."""

@@ -15,7 +15,7 @@ Example::
     sandbox = StudentProcess.start(backend="torch")
     connection = sandbox.fork(limits)      # a fresh child for one hand-in
     ...
-    status = sandbox.reap()                 # the child and all it started are gone
+    status, cpu_seconds = sandbox.reap()    # the child and all it started are gone
 """
 
 import functools
@@ -148,12 +148,12 @@ class StudentProcess:
         return ours
 
     def reap(self):
-        """End the child with everything it started; its wait status (as from `os.waitpid`)."""
+        """End the child with everything it started: ``(wait status as from os.waitpid, CPU seconds)``."""
         self.control.sendall(b"reap")
         reply = self.control.recv(64).decode().split()
-        if not reply or reply[0] != "reaped":
+        if len(reply) != 3 or reply[0] != "reaped":
             raise RuntimeError("the process for students' code did not end its child")
-        return int(reply[1])
+        return int(reply[1]), float(reply[2])
 
     def alive(self):
         return self.process.poll() is None

@@ -10,7 +10,8 @@ then waits for commands on the control socket:
   files, read an attribute, call a function, seed Keras. Values go back as plain data
   (`grader.wire`); any other object stays here and the grader gets a numbered handle to it.
 * ``reap``: end the child and everything it started (in its own process namespace: every
-  process but this one), empty the shared scratch folder, and report how the child ended.
+  process but this one), empty the shared scratch folder, and report how the child ended and
+  the CPU time it used.
 
 The expected answers never come here: the grader compares what the child returns.
 """
@@ -42,7 +43,8 @@ def main(argv):
     control = socket.socket(fileno=int(argv[0]))
     own_namespace = "--own-pid-namespace" in argv
     tempfile.tempdir = argv[argv.index("--scratch") + 1]
-    if own_namespace and os.getuid() == 0:  # root in the sandbox: become nobody, so that limits hold
+    if os.getuid() == 0 and _readable_by_others(sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
+        # Become nobody: process limits hold, and root-only files are out of reach.
         os.chmod(tempfile.tempdir, 0o1777)
         os.setgroups([])
         os.setgid(NOBODY)
@@ -50,11 +52,15 @@ def main(argv):
     import keras  # noqa: F401 -- imported once, here, so that no child pays for it
 
     from grader import submission  # noqa: F401
+    from grader.precision import FULL, set_float32_precision
+
+    set_float32_precision(FULL[keras.backend.backend()])  # as the grader computes the reference
 
     if keras.backend.backend() == "torch":
         import torch
 
         torch.set_num_threads(1)  # the models are tiny: threads only stall when graders share a CPU
+        _warm_up(keras)
     control.sendall(b"ready")
     silence = os.open(os.devnull, os.O_WRONLY)  # what students print goes nowhere
     os.dup2(silence, 1)
@@ -68,9 +74,37 @@ def main(argv):
         if command[0] == "fork":
             child = _fork(control, fds[0], dict(zip(command[1::2], map(int, command[2::2]))))
         elif command[0] == "reap":
-            status = _reap(child, own_namespace)
+            status, cpu_seconds = _reap(child, own_namespace)
             child = None
-            control.sendall(f"reaped {status}".encode())
+            control.sendall(f"reaped {status} {cpu_seconds}".encode())
+
+
+def _readable_by_others(*paths):
+    """Whether a user with no rights of its own can read `paths` (every folder above them open to all)."""
+    import pathlib
+    import stat
+
+    for path in map(pathlib.Path, paths):
+        for folder in [path, *path.parents]:
+            if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+                return False
+    return True
+
+
+def _warm_up(keras):
+    """Train a tiny model once, so that every child starts with what Keras imports and PyTorch
+    loads on first use. (Only on PyTorch: JAX and TensorFlow start threads when they first
+    compute, and a process with threads must not fork; for them the import is the warm-up.)"""
+    import numpy as np
+
+    tokens = np.zeros((2, 3), "int32")
+    model = keras.Sequential([keras.layers.Embedding(5, 4), keras.layers.LayerNormalization(epsilon=1e-5),
+                              keras.layers.Dense(4, activation="gelu"), keras.layers.Dense(5, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(tokens, tokens, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    scores = keras.ops.matmul(model(tokens), keras.ops.swapaxes(model(tokens), -1, -2))
+    keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.where(scores > 0, scores, -1e9), axis=-1))
 
 
 def _fork(control, connection_fd, limits):
@@ -92,14 +126,14 @@ def _fork(control, connection_fd, limits):
 
 
 def _reap(pid, own_namespace):
-    """Kill the child with all it started; empty the scratch folder; the child's wait status."""
+    """Kill the child with all it started; empty the scratch folder; the child's wait status and CPU seconds."""
     if pid is None:
-        return 0
+        return 0, 0.0
     if own_namespace:
         _kill(-1)  # everything in this process namespace but this process and bubblewrap
     else:
         _kill(-pid)  # its process group (a process that left it is out of reach)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     while own_namespace:
         try:
             os.waitpid(-1, 0)
@@ -110,7 +144,7 @@ def _reap(pid, own_namespace):
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
             os.unlink(entry.path)
-    return status
+    return status, usage.ru_utime + usage.ru_stime
 
 
 def _kill(target):
@@ -146,9 +180,9 @@ class Child:
         if op == "load":
             return self.load(request["files"])
         if op == "seed":
-            import keras
+            from grader.reference import seed_keras
 
-            keras.utils.set_random_seed(request["seed"])
+            seed_keras(request["seed"], request["check"])
             return None
         target = self.objects[request["id"]]
         if op == "getattr":

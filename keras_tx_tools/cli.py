@@ -34,6 +34,7 @@ COMMANDS = {
     "params": ("keras_tx_tools.commands.params", "count a GPT configuration's parameters, weight by weight"),
     "release": ("keras_tx_tools.commands.release", "build the student release of the exercises"),
     "grade-all": ("keras_tx_tools.commands.grade_all", "grade every student submission"),
+    "autograder": ("keras_tx_tools.commands.autograder", "build a Gradescope autograder bundle"),
 }
 
 

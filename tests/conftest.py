@@ -7,6 +7,15 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _full_float32_precision():
+    """Float32 means float32: no reduced-precision (TF32-class) matmuls on any device."""
+    from grader.precision import full_float32_precision
+
+    with full_float32_precision():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _reset_keras_state():
     """Each test starts from the default float32 policy and a fixed seed."""

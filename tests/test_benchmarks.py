@@ -23,6 +23,7 @@ from benchmarks import training
 from benchmarks.__main__ import main
 from benchmarks.native_torch_gpt import NativeTorchGPT, copy_weights, keras_layout, paired_variables
 from benchmarks.stock_keras_gpt import StockKerasGPT
+from grader.sandbox import bubblewrap_works
 from keras_tx import GPT
 from keras_tx_tools.training.recipe import nanogpt_schedule
 
@@ -36,6 +37,7 @@ QUICK_RUNS = {
     "accuracy": ["--data", "{text}"],
     "accelerator": [],
     "distribution": ["--backends", "jax"],  # Keras' distribution API: JAX, whatever the test backend
+    **({"grade-all": []} if bubblewrap_works() else {}),  # it measures grading with the sandbox only
 }
 
 

@@ -79,6 +79,20 @@ def test_command_line_on_stubs_prints_the_table_and_exits_zero(tmp_path):
     assert json.loads(report.read_text())["seed"] == 7
 
 
+def test_backend_all_grades_each_backend_in_its_own_process_and_prints_the_times(tmp_path):
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "pytest", "grader", "-p", "no:cacheprovider", "--backend", "all",
+               "--reference", "recorded", "--seed", "7", "-k", "causal_mask", "--grade-json", str(report)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"^graded in subprocesses: tensorflow [\d.]+ s, torch [\d.]+ s, jax [\d.]+ s$", result.stdout,
+                     re.MULTILINE), result.stdout[-2000:]
+    assert "no tests ran" not in result.stdout
+    graded = json.loads(report.read_text())["backends"]
+    assert {backend: list(graded[backend]["exercises"]) for backend in graded} == {
+        backend: ["masking"] for backend in ("tensorflow", "torch", "jax")}
+
+
 def test_a_broken_file_costs_its_exercise_and_those_that_import_it(tmp_path):
     folder = submission(tmp_path, {
         "masking.py": [("def causal_mask(length):", "def causal_mask(length)")],

@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 
 from grader import sandbox
+from grader.gradebook import EXERCISES
 from keras_tx_tools import cli
 from keras_tx_tools.course import release
+from test_grader import grade, submission
+from test_grader_variants import ALTERNATIVES, MISTAKES
 
 pytestmark = [
     pytest.mark.slow,
@@ -172,9 +175,11 @@ def _recorded_table():
     """``{sha256 of a recorded query: (output, weights)}`` from the recordings every student has."""
     table = {}
     with np.load(release.repository_root() / "grader" / "reference" / "attention.npz") as recording:
-        for case in ("attention", "masked_attention"):
-            query = recording[f"{case}:in:query"]
-            table[_sha256(query)] = (recording[f"{case}:out:output"].tolist(), recording[f"{case}:out:weights"].tolist())
+        for key in recording.files:
+            if key.endswith(":in:query") and key.replace(":in:query", ":out:weights") in recording.files:
+                case = key.removesuffix(":in:query")
+                table[_sha256(recording[key])] = (recording[f"{case}:out:output"].tolist(),
+                                                  recording[f"{case}:out:weights"].tolist())
     return table
 
 
@@ -270,3 +275,24 @@ def test_without_the_sandbox_the_walk_up_finds_the_answers(tmp_path):
                     "--backend", keras.backend.backend()],
                    cwd=release.repository_root(), check=True, capture_output=True)
     assert json.loads(report.read_text())["exercises"]["masking"]["points"] == 20
+
+
+# --- honest hand-ins: the same scores with and without the sandbox ---------------------------
+
+
+def _results(report):
+    """Every test's name, points, outcome and message, per exercise."""
+    return {exercise: [(test["name"], test["points"], test["outcome"], test["message"]) for test in result["tests"]]
+            for exercise, result in report["exercises"].items()}
+
+
+def test_honest_hand_ins_score_the_same_with_and_without_the_sandbox(tmp_path):
+    hand_ins = {"correct": ({}, list(EXERCISES)), "alternatives": (ALTERNATIVES, ["positional_embedding", "masking", "attention"]),
+                **{mistake: ({file: patches}, [file.removesuffix(".py")])
+                   for mistake, (file, patches, _, _) in MISTAKES.items()}}
+    for index, (name, (patches, exercises)) in enumerate(hand_ins.items()):
+        folder = submission(tmp_path / str(index), patches)
+        plain = grade(tmp_path, "--submission", str(folder), exercises=exercises)
+        isolated = grade(tmp_path, "--submission", str(folder), "--isolate", exercises=exercises)
+        assert isolated["isolation"].startswith("sandboxed") and plain["isolation"].startswith("none")
+        assert _results(isolated) == _results(plain), name

@@ -38,6 +38,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 
 from grader.gradebook import EXERCISES
@@ -65,6 +66,9 @@ class StudentGrade:
         findings: forbidden imports found in the submitted files.
         log: the grader's full output, for the instructor's eyes only.
         isolation: how the student's code was kept apart (from the grader's report).
+        seconds: wall-clock seconds the grading took, of those the seconds spent waiting for
+            the student's process, and the CPU seconds that process used:
+            ``{"total": ..., "student": ..., "student_cpu": ...}``.
     """
 
     student: str
@@ -74,6 +78,7 @@ class StudentGrade:
     findings: list = dataclasses.field(default_factory=list)
     log: str = ""
     isolation: str = ""
+    seconds: dict = dataclasses.field(default_factory=dict)
 
     @property
     def total(self):
@@ -172,13 +177,15 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
                                 message=f"no exercise files found (expected {', '.join(EXERCISES)}, .py or .ipynb)")
         report = pathlib.Path(workdir) / f"report-{secrets.token_hex(16)}.json"
         tests = ["grader"] if selected == list(EXERCISES) else [f"grader/test_{name}.py" for name in selected]
-        arguments = [*tests, "-q", "-p", "no:cacheprovider", "--isolate", "--submission", str(submission),
+        arguments = [*tests, "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "--isolate", "--submission", str(submission),
                      "--backend", backend, "--grade-json", str(report), "--time-budget", f"{timeout:g}",
                      "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}"]
         if seed is not None:
             arguments += ["--seed", str(seed)]
+        start = time.monotonic()
         log = (run or run_pytest_process)(arguments, grading_root=grading_root, backend=backend, timeout=timeout)
-        grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log)
+        grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log,
+                             seconds={"total": time.monotonic() - start})
         missing = sorted(set(selected) - set(found))
         grade.message = f"missing exercise files: {', '.join(missing)}. " if missing else ""
         return _read_report(grade, report, selected, timeout)
@@ -215,7 +222,8 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
         backend: the Keras backend to grade with.
         jobs: how many submissions to grade in parallel, each by a warm grader.
         progress: show a progress bar over the submissions.
-        **limits: ``exercises``, ``timeout``, ``memory_limit`` and ``seed`` for `grade_submission`.
+        **limits: ``exercises``, ``timeout``, ``memory_limit`` and ``seed`` for `grade_submission`
+            (default seed: a fresh one for the batch).
 
     Returns:
         The `StudentGrade` of every student, sorted by student.
@@ -227,6 +235,11 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
         raise ValueError(f"grading_root must hold the course's grader/ (see `keras-tx release`); "
                          f"{str(grading_root)!r} does not")
     select_exercises(limits.get("exercises"))  # fail before the first submission
+    # One fresh seed for the whole batch: unknown to every student beforehand, like a seed per
+    # hand-in, and each grader computes the reference's outputs once for the whole class.
+    limits.setdefault("seed", None)
+    if limits["seed"] is None:
+        limits["seed"] = secrets.randbelow(1_000_000)
     if not bubblewrap_works():
         warnings.warn("\n*** bubblewrap (bwrap) is missing or cannot create namespaces: students' code will run "
                       "NOT ISOLATED and can read what this user can. Install the 'bubblewrap' package. ***",
@@ -275,6 +288,8 @@ def _read_report(grade, path, exercises, timeout):
         grade.message += f"the grader could not finish: {error}"
         return grade
     grade.isolation = str(report.get("isolation", ""))
+    student = report.get("student_seconds") or {}
+    grade.seconds.update(student=student.get("wall"), student_cpu=student.get("cpu"))
     if report.get("out_of_time"):
         grade.status = TIMEOUT
         grade.message += f"grading was stopped after the time limit of {timeout:g} s"

@@ -99,20 +99,20 @@ def write_feedback(grades, folder):
 def gradescope_results(grade):
     """`grade` in Gradescope's autograder ``results.json`` format.
 
-    Hidden tests get ``"visibility": "hidden"`` and no output.
+    Hidden tests get ``"visibility": "after_due_date"``: students see their name and
+    output only once the due date has passed.
     """
     tests = []
     for exercise, report in grade.exercises.items():
         for test in report["tests"]:
-            hidden = is_hidden(test)
             tests.append(
                 {
-                    "name": f"{exercise}: {'hidden test' if hidden else test['name']}",
+                    "name": f"{exercise}: {test['name']}",
                     "score": test["points"],
                     "max_score": test["max"],
                     "status": "passed" if _passed(test) else "failed",
-                    "output": "" if hidden else test.get("message", ""),
-                    "visibility": "hidden" if hidden else "visible",
+                    "output": test.get("message", ""),
+                    "visibility": "after_due_date" if is_hidden(test) else "visible",
                 }
             )
     return {

@@ -1,0 +1,30 @@
+"""``keras-tx autograder``: build a Gradescope autograder bundle for the course.
+
+Example::
+
+    keras-tx autograder autograder.zip --backend torch
+
+writes ``autograder.zip`` (``setup.sh``, ``run_autograder`` and the grader with the solutions)
+to upload as a Gradescope programming assignment's autograder.
+"""
+
+import pathlib
+
+BACKENDS = ("torch", "jax", "tensorflow")
+
+
+def add_arguments(parser):
+    """Declare the command line of ``keras-tx autograder``."""
+    parser.description = "Build a Gradescope autograder bundle that grades each submission like `keras-tx grade-all`."
+    parser.add_argument("out", metavar="OUT.zip", type=pathlib.Path, help="the bundle to write")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="Keras backend the autograder grades with (default: torch)")
+
+
+def run(args):
+    """Write the bundle; return the exit status."""
+    from keras_tx_tools.course import autograder
+
+    autograder.build_bundle(args.out, backend=args.backend)
+    print(f"Gradescope autograder written to {args.out}: upload it as the assignment's autograder")
+    return 0
