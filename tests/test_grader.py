@@ -20,12 +20,14 @@ _reports = itertools.count()
 def grade(tmp_path, *options, exercises=()):
     """Run ``pytest grader`` (or the checks of some exercises) in this process; return its JSON report.
 
-    The seed is fixed: the same shapes in every grading let JAX reuse its compilations.
+    The seed is fixed: the same shapes in every grading let JAX reuse its compilations. The time
+    limit of a check is generous, so that a busy machine cannot change a verdict (an interrupted
+    TensorFlow can also spoil the checks after it).
     """
     report = tmp_path / f"report-{next(_reports)}.json"
     targets = [ROOT / "grader" / f"test_{exercise}.py" for exercise in exercises] or [ROOT / "grader"]
     exit_code = pytest.main([*map(str, targets), "-q", "-p", "no:cacheprovider", "--seed", "1",
-                             "--grade-json", str(report), *options])
+                             "--grade-json", str(report), "--grade-timeout", "600", *options])
     assert exit_code == 0, f"grading did not complete (exit status {exit_code})"
     return json.loads(report.read_text())
 
@@ -119,7 +121,8 @@ def test_endless_loop_costs_one_check(tmp_path):
     folder = submission(tmp_path, {"attention.py": [("        if embed_dim % num_heads:\n",
                                                      "        while embed_dim % num_heads:\n            pass\n"
                                                      "        if embed_dim % num_heads:\n")]})
-    report = grade(tmp_path, "--submission", str(folder), "--grade-timeout", "2", exercises=["attention"])
+    report = grade(tmp_path, "--submission", str(folder), "--grade-timeout", "2", "-k", "indivisible or split",
+                   exercises=["attention"])
     failed = {test["name"]: test["message"] for test in report["exercises"]["attention"]["tests"] if test["points"] == 0}
     assert list(failed) == ["test_self_attention_rejects_indivisible_width"]
     assert "took longer than 2 s" in failed["test_self_attention_rejects_indivisible_width"]
