@@ -4,7 +4,8 @@ Writes `--students` hand-ins (the solutions, and the solutions with one of a few
 mistakes, a syntax error or nothing done, in turn), grades them with
 `keras_tx_tools.course.batch.grade_all` (`--jobs` warm graders, each hand-in's code in a
 fresh bubblewrap-sandboxed child), and reports hand-ins per minute, CPU seconds per hand-in
-(all processes) and where the time goes: starting the graders (Keras imported once per
+(the graders and the sandboxed children; not the one-off start of each grader's sandboxed
+process) and where the time goes: starting the graders (Keras imported once per
 grader and once per sandboxed process), the student's code in the sandbox (loading the files
 and every call into them) and the grader's own work (pytest, the live reference, the checks).
 Isolation is never switched off here: a machine without bubblewrap is an error.
@@ -85,7 +86,9 @@ def breakdown(grades, seconds, cpu, jobs):
         "hand_ins": count,
         "hand_ins_per_minute": 60 * count / seconds,
         "wall_seconds": seconds,
-        "cpu_seconds_per_hand_in": cpu / count,
+        # The graders' CPU (pytest, reference, checks, Keras imports) is counted by the operating
+        # system; the sandboxed children's by the process that forks them, reported per hand-in.
+        "cpu_seconds_per_hand_in": (cpu + sum(student_cpu)) / count,
         "wall_seconds_per_hand_in_per_grader": busy / count,
         "of_which_student_process": sum(student) / count,
         "student_process_cpu_seconds_per_hand_in": sum(student_cpu) / count,

@@ -89,3 +89,21 @@ def test_run_autograder_grades_like_pytest_grader_and_writes_gradescope_results(
     assert {name: scores[name] for name in expected} == expected
     assert expected["correct"] == 100 and expected["buggy"] < 100 and expected["broken"] < 100
     assert scores["hostile"] == scores["buggy"]  # in the grader's own process its trick would win (test_sandbox)
+
+
+def test_without_bubblewrap_grading_warns_and_runs_apart_but_not_isolated(monkeypatch):
+    from grader import sandbox
+    from grader.remote import RemoteSubmission
+    from keras_tx_tools.course import release
+
+    monkeypatch.setattr(sandbox, "bubblewrap_works", lambda: False)
+    with pytest.warns(sandbox.NotIsolatedWarning, match="NOT ISOLATED"):
+        process = sandbox.StudentProcess.start(keras.backend.backend())
+    try:
+        assert not process.isolated
+        submission = RemoteSubmission(process, release.repository_root() / "solutions")
+        mask = submission.modules()["masking"].causal_mask(3)
+        assert keras.ops.convert_to_numpy(mask).astype(int).tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+        submission.close()
+    finally:
+        process.close()
