@@ -151,6 +151,11 @@ def results(process, timeout=900):
     return json.loads(stdout.splitlines()[-1])
 
 
+# Each test below starts its own processes with the backend it needs, whatever the backend of
+# this one: `course` runs them once, not once per backend.
+RUN_ONCE = pytest.mark.course
+
+
 @pytest.fixture(scope="module")
 def eight_devices():
     return results(jax_process("devices"))
@@ -166,6 +171,7 @@ def expected_axes(layout, path, shape):
     return [None] * len(shape) if layout is None else list(layout.axes)
 
 
+@RUN_ONCE
 @pytest.mark.slow
 def test_data_and_model_parallel_training_match_one_device(eight_devices):
     losses = eight_devices["losses"]
@@ -174,6 +180,7 @@ def test_data_and_model_parallel_training_match_one_device(eight_devices):
     np.testing.assert_allclose(losses["model"], losses["single"], rtol=1e-5)
 
 
+@RUN_ONCE
 @pytest.mark.slow
 def test_weights_are_split_as_the_layout_says(eight_devices):
     layout, sizes = layout_map(), dict(zip((BATCH_AXIS, MODEL_AXIS), MESH))
@@ -186,6 +193,7 @@ def test_weights_are_split_as_the_layout_says(eight_devices):
     assert "cached_decoder/cache_0" in split and "transformer_classifier/head/kernel" not in split
 
 
+@RUN_ONCE
 @pytest.mark.slow
 def test_optimizer_moments_are_split_like_their_weights(eight_devices):
     optimizer = eight_devices["optimizer"]
@@ -196,12 +204,14 @@ def test_optimizer_moments_are_split_like_their_weights(eight_devices):
                 assert optimizer[slot]["axes"] == found["axes"] and optimizer[slot]["shard"] == found["shard"]
 
 
+@RUN_ONCE
 @pytest.mark.slow
 def test_cached_generation_on_a_sharded_model_matches_one_device(eight_devices):
     assert eight_devices["generated"] == eight_devices["expected"]
     assert len(eight_devices["generated"]["2"][0]) == 5 + 8
 
 
+@RUN_ONCE
 @pytest.mark.slow
 def test_two_processes_train_to_the_same_losses_as_one(eight_devices):
     with socket.socket() as probe:  # a free port for the coordinator
@@ -257,6 +267,7 @@ def keras_tx_train(*flags, devices=DEVICES):
     return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
+@RUN_ONCE
 @pytest.mark.slow
 def test_train_splits_the_model_over_a_2x4_mesh(tmp_path):
     run = keras_tx_train("--backend", "jax", "--distribute", "model", "--mesh", "2x4", "--out", str(tmp_path))
@@ -266,6 +277,7 @@ def test_train_splits_the_model_over_a_2x4_mesh(tmp_path):
     assert "--distribute model --mesh 2x4" in record["command"] and record["history"]["loss"]
 
 
+@RUN_ONCE
 @pytest.mark.parametrize("backend, instead", [("torch", "torch.distributed"), ("tensorflow", "tf.distribute")])
 def test_distribute_off_jax_stops_with_one_line_saying_what_to_use(backend, instead, tmp_path):
     run = keras_tx_train("--backend", backend, "--distribute", "data", "--out", str(tmp_path))
