@@ -77,8 +77,6 @@ def feedback_text(grade):
         for exercise, report in grade.exercises.items():
             lines.append(f"{exercise}: {_number(report['points'])} / {_number(report['max'])}")
             lines += ["  " + _test_line(test) for test in report["tests"]]
-            if report.get("note"):
-                lines.append(f"  ({report['note']})")
             lines.append("")
         total = sum(report["max"] for report in grade.exercises.values())
         lines.append(f"Total: {_number(grade.total)} / {_number(total)}")
