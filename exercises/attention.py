@@ -128,7 +128,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     Lesson: sections 1 to 4.
 
     Args:
-        embed_dim: model width ``C``; must be divisible by `num_heads`.
+        embed_dim: model width ``C``; must be divisible by `num_heads`, or the
+            constructor raises a `ValueError` that names both.
         num_heads: number of heads ``H``.
 
     Call arguments:

@@ -89,7 +89,7 @@ def report_table(report):
             continue
         failed = [test for test in tests if test["outcome"] != PASSED]
         if len(failed) > 1 and len({test["message"] for test in failed}) == 1:
-            lines.append(f"    every check: {failed[0]['message']}")  # a file that does not load, say
+            lines.append(f"    every failed check: {failed[0]['message']}")  # a file that does not load, say
         else:
             lines += [f"    {test['name']}: {test['message'] or test['outcome']}" for test in failed]
     lines.append(f"{'total':<22}{_points(report['total'], report['max']):>9}")
