@@ -5,7 +5,6 @@ import csv
 import json
 import re
 
-import keras
 import pytest
 
 from keras_tx_tools import cli
@@ -15,6 +14,8 @@ from grader.screening import forbidden_imports
 from test_grader_variants import MISTAKES
 
 pytestmark = pytest.mark.course
+# Classes are graded, sandboxed, on the backend the sandbox is supported on (grader/README.md).
+CLASS_BACKEND = "torch"
 
 
 # --- screening -------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, ca
     bundle = release.build_release(tmp_path / "release")
     out = tmp_path / "out"
     status = cli.main([
-        "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
+        "grade-all", str(submissions), "--backend", CLASS_BACKEND, "--jobs", "2",
         "--exercises", ",".join(GRADED_EXERCISES), "--timeout", "90", "--memory", "3",
         "--release", str(bundle), "--out", str(out),
         "--gradescope", str(out / "gradescope"), "--plot", str(out / "scores.png"), "--no-progress",
@@ -309,7 +310,7 @@ def test_the_model_exercise_of_a_class_is_graded_with_every_mistake_caught(tmp_p
         _make_student(submissions / student, patches, {})
     out = tmp_path / "out"
     status = cli.main([
-        "grade-all", str(submissions), "--backend", keras.backend.backend(), "--jobs", "2",
+        "grade-all", str(submissions), "--backend", CLASS_BACKEND, "--jobs", "2",
         "--exercises", "model", "--timeout", "120", "--memory", "3",
         "--release", str(release.build_release(tmp_path / "release")), "--out", str(out), "--no-progress",
     ])
