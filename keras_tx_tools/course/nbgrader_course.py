@@ -89,6 +89,8 @@ def write_course(course_dir, solutions_dir, tests):
     written = []
     for order, exercise in enumerate(EXERCISES, start=1):
         solution = pathlib.Path(solutions_dir) / f"{exercise}.py"
+        if not solution.exists():
+            continue  # a course of some of the exercises, in their order
         if exercise not in tests:
             raise ValueError(f"tests must list the grader's tests of every exercise; {exercise!r} is missing")
         notebook = notebooks.module_to_notebook(solution.read_text(), exercise)
