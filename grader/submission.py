@@ -41,10 +41,12 @@ class StudentModule:
     loaded, or lacks the name, it raises `GradingFailure` with a message for the student.
     """
 
-    def __init__(self, exercise, module=None, problem=None, broken_files=None):
+    def __init__(self, exercise, module=None, problem=None, broken_files=None, untouched=False):
         self._exercise = exercise
         self._module = module
         self._problem = problem
+        self.untouched = untouched
+        """True for a file that loads and is still the exercise's stub: every use raises NotImplementedError."""
         self.broken_files = broken_files or ({f"{exercise}.py": problem} if problem else {})
         """``{file: problem}``: this file when it does not load, else the broken files it imports."""
 
@@ -120,4 +122,39 @@ def _load_exercise(folder, exercise, loaded):
             module.__spec__.loader.exec_module(module)
     except (Exception, TimeLimitExceeded) as error:
         return StudentModule(exercise, problem=f"importing {path.name} failed: {describe_exception(error, folder)}")
-    return StudentModule(exercise, module)
+    return StudentModule(exercise, module, untouched=is_untouched_stub(tree))
+
+
+def is_untouched_stub(tree):
+    """True when every function of a parsed file only raises NotImplementedError: a stub not started.
+
+    A function may keep its docstring and a ``super().__init__(...)`` call before the raise.
+
+    >>> is_untouched_stub(ast.parse("def f():\\n    'Doc.'\\n    raise NotImplementedError('Exercise')"))
+    True
+    >>> is_untouched_stub(ast.parse("def f():\\n    return 1"))
+    False
+    """
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return bool(functions) and all(_only_raises_not_implemented(function.body) for function in functions)
+
+
+def _only_raises_not_implemented(body):
+    *before, last = body
+    if not isinstance(last, ast.Raise):
+        return False
+    raised = last.exc.func if isinstance(last.exc, ast.Call) else last.exc
+    if not (isinstance(raised, ast.Name) and raised.id == "NotImplementedError"):
+        return False
+    return all(_is_docstring(statement) or _is_super_init(statement) for statement in before)
+
+
+def _is_docstring(statement):
+    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) \
+        and isinstance(statement.value.value, str)
+
+
+def _is_super_init(statement):
+    call = statement.value if isinstance(statement, ast.Expr) else None
+    return isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "__init__" \
+        and isinstance(call.func.value, ast.Call) and getattr(call.func.value.func, "id", None) == "super"

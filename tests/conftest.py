@@ -1,10 +1,14 @@
 """Shared fixtures for the project's own tests (run once per Keras backend)."""
 
 import os
+import tempfile
 
 import keras
 import numpy as np
 import pytest
+
+# JAX's compilations while grading are cached here, not in the user's cache (grader/compilation.py).
+os.environ.setdefault("KERAS_TX_JAX_CACHE", os.path.join(tempfile.gettempdir(), "keras-tx-tests-jax-cache"))
 
 
 @pytest.fixture(autouse=True, scope="session")

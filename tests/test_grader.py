@@ -63,6 +63,26 @@ def test_stubs_score_zero_and_say_not_attempted(tmp_path):
     assert outcomes == {"not attempted"}
 
 
+def test_an_untouched_stub_is_not_attempted_as_its_checks_would_find(tmp_path):
+    """Untouched files skip their checks; with a helper added, every check runs and ends the same."""
+    import ast
+
+    from grader.submission import is_untouched_stub
+
+    folder = tmp_path / "started"
+    shutil.copytree(ROOT / "exercises", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for exercise in MAXIMA:
+        path = folder / f"{exercise}.py"
+        assert is_untouched_stub(ast.parse(path.read_text()))
+        assert not is_untouched_stub(ast.parse((ROOT / "solutions" / path.name).read_text()))
+        path.write_text(path.read_text() + "\n\ndef helper():\n    return 0\n")
+        assert not is_untouched_stub(ast.parse(path.read_text()))
+    report = grade(tmp_path, "--submission", str(folder))
+    assert report["total"] == 0
+    outcomes = {test["outcome"] for result in report["exercises"].values() for test in result["tests"]}
+    assert outcomes == {"not attempted"}
+
+
 def test_recorded_reference_grades_solutions_fully(tmp_path):
     # The reversal check never consults the reference; it runs in the test above.
     report = grade(tmp_path, "--solutions", "--reference", "recorded", "-k", "not reversal")
