@@ -69,7 +69,7 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
         what: the value's name in the message ("the attention weights").
         dtype: the compute dtype, which sets the tolerance.
         hint: optional callable run only on a mismatch; the message it returns (if any)
-            replaces the generic "differs from the reference" one.
+            replaces the generic "not the reference's values" one.
     """
     check_shape(actual, np.shape(expected), what)
     if is_close(actual, expected, dtype):
@@ -79,7 +79,7 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
         actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
         index = np.unravel_index(np.argmax(np.abs(actual - expected)), actual.shape) if actual.size else ()
         message = (
-            f"{what} differs from the reference: at index {tuple(int(i) for i in index)} it is "
+            f"{what}: not the reference's values; at index {tuple(int(i) for i in index)} yours is "
             f"{actual[index]:.5g}, expected {expected[index]:.5g}"
         )
     raise GradingFailure(message)
@@ -98,12 +98,15 @@ def describe_exception(error, folder):
     """
     if hasattr(error, "student_description"):
         return error.student_description
-    location = ""
+    location, package = "", None
     traceback = error.__traceback__
     while traceback is not None:
         filename = traceback.tb_frame.f_code.co_filename
         if filename.startswith(str(folder)):
             location = f" ({filename[len(str(folder)) + 1:]}, line {traceback.tb_lineno})"
+        package = traceback.tb_frame.f_globals.get("__name__", "").partition(".")[0]
         traceback = traceback.tb_next
+    if not location and package and not package.startswith(GRADED_PACKAGE):
+        location = f" (raised inside {package} while running your code, not in your files)"
     message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", str(error)).replace(f"{folder}{os.sep}", "")
     return f"{type(error).__name__}: {message}{location}"

@@ -4,6 +4,8 @@ Example::
 
     with time_limit(5, "your split_heads"):
         student.split_heads(x, 2)      # raises TimeLimitExceeded after 5 s
+        with alarm_held():
+            ...                        # not interrupted: an exchange that must not be cut in half
 """
 
 import contextlib
@@ -31,7 +33,11 @@ def time_limit(seconds, what):
         return
 
     def interrupt(signum, frame):
-        raise TimeLimitExceeded(f"{what} took longer than {seconds:g} s: an endless loop?")
+        message = f"{what} took longer than {seconds:g} s: an endless loop?"
+        if _held:
+            _held[-1] = message
+            return
+        raise TimeLimitExceeded(message)
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
@@ -40,3 +46,19 @@ def time_limit(seconds, what):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+_held = []
+"""One entry per `alarm_held` block in progress: None, or the message of the alarm it held back."""
+
+
+@contextlib.contextmanager
+def alarm_held():
+    """Run the block without interruption by `time_limit`; an alarm held back interrupts right after it."""
+    _held.append(None)
+    try:
+        yield
+    finally:
+        message = _held.pop()
+    if message:
+        raise TimeLimitExceeded(message)

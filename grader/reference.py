@@ -47,7 +47,7 @@ def check_matches(actual, expected, what, dtype="float32", hint=None):
     if isinstance(expected, Digest) or not np.issubdtype(np.asarray(expected).dtype, np.floating):
         expected_digest = expected if isinstance(expected, Digest) else Digest.of(expected)
         if Digest.of(actual).hexdigest != expected_digest.hexdigest:
-            raise GradingFailure((hint() if hint else None) or f"{what} differs from the reference")
+            raise GradingFailure((hint() if hint else None) or f"{what}: not the reference's values")
     else:
         check_close(actual, expected, what, dtype, hint)
 

@@ -4,7 +4,7 @@ The sandbox (`bwrap`, the Debian package ``bubblewrap``) gives that process a ro
 the Python environment read-only, the grader's code without its recorded references, an empty
 private ``/tmp``, no network, its own process namespace. No course repository, no solutions,
 no gradebook, no other student's files: they are simply not there. When run as root it drops
-to the ``nobody`` user before any student code runs, so that process limits hold.
+to a user id of its own before any student code runs, so that process limits hold.
 
 Where bubblewrap is missing or cannot create namespaces, `start` runs the same process without
 it (`isolated` is then ``False``) and warns loudly: the student's code then still runs in a
@@ -28,10 +28,13 @@ import sys
 import tempfile
 import warnings
 
+from grader.limits import alarm_held
+
 GRADER = pathlib.Path(__file__).resolve().parent
-NOBODY = 65534
 STARTUP_SECONDS = 300
 """How long the process may take to import Keras before the grader gives up."""
+REPLY_SECONDS = 120
+"""How long the process may take to fork a child, or to end one with everything it started."""
 
 PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
 """Environment variables the student's process inherits; everything else is dropped."""
@@ -141,19 +144,33 @@ class StudentProcess:
         """
         ours, theirs = socket.socketpair()
         words = " ".join(f"{name} {int(value)}" for name, value in limits.items())
-        socket.send_fds(self.control, [f"fork {words}".encode()], [theirs.fileno()])
-        theirs.close()
-        if self.control.recv(64) != b"forked":
-            raise RuntimeError("the process for students' code did not fork")
+        with alarm_held():  # a reply left unread would answer the next command
+            socket.send_fds(self.control, [f"fork {words}".encode()], [theirs.fileno()])
+            theirs.close()
+            if self._reply() != b"forked":
+                self.process.kill()  # out of step: the next grading starts a fresh process
+                raise RuntimeError("the process for students' code did not fork")
         return ours
 
     def reap(self):
         """End the child with everything it started: ``(wait status as from os.waitpid, CPU seconds)``."""
-        self.control.sendall(b"reap")
-        reply = self.control.recv(64).decode().split()
+        with alarm_held():  # a reply left unread would answer the next command
+            self.control.sendall(b"reap")
+            reply = self._reply().decode().split()
         if len(reply) != 3 or reply[0] != "reaped":
+            self.process.kill()  # out of step: the next grading starts a fresh process
             raise RuntimeError("the process for students' code did not end its child")
         return int(reply[1]), float(reply[2])
+
+    def _reply(self):
+        """The process's answer to a command; empty if it sent none within `REPLY_SECONDS`."""
+        self.control.settimeout(REPLY_SECONDS)
+        try:
+            return self.control.recv(64)
+        except OSError:
+            return b""
+        finally:
+            self.control.settimeout(None)
 
     def alive(self):
         return self.process.poll() is None

@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 
 from grader import wire
 
@@ -36,7 +37,8 @@ LIMITS = {
 """The limits a child takes, by the name the grader gives them."""
 
 
-NOBODY = 65534
+UNUSED_IDS = range(2**20, 2**30)
+"""User and group ids no account has: the process for students' code, started as root, takes one."""
 
 
 def main(argv):
@@ -44,11 +46,13 @@ def main(argv):
     own_namespace = "--own-pid-namespace" in argv
     tempfile.tempdir = argv[argv.index("--scratch") + 1]
     if os.getuid() == 0 and _readable_by_others(sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
-        # Become nobody: process limits hold, and root-only files are out of reach.
+        # Become a user of its own: root-only files are out of reach, and the process limit counts
+        # this process and its children only (a shared user such as nobody would let a fork bomb
+        # in another grader's sandbox leave a child here unable to start a thread).
         os.chmod(tempfile.tempdir, 0o1777)
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setgid(UNUSED_IDS[secrets.randbelow(len(UNUSED_IDS))])
+        os.setuid(UNUSED_IDS[secrets.randbelow(len(UNUSED_IDS))])
     import keras  # noqa: F401 -- imported once, here, so that no child pays for it
 
     from grader import submission  # noqa: F401
@@ -139,12 +143,24 @@ def _reap(pid, own_namespace):
             os.waitpid(-1, 0)
         except ChildProcessError:
             break
+    if own_namespace:
+        _wait_until_alone()
     for entry in os.scandir(tempfile.tempdir):
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
             os.unlink(entry.path)
     return status, usage.ru_utime + usage.ru_stime
+
+
+def _wait_until_alone(seconds=10):
+    """Wait until the namespace's init has reaped every orphan the child left: until then they
+    count against the process limit of the next child."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not [entry for entry in os.listdir("/proc") if entry.isdigit() and int(entry) not in (1, os.getpid())]:
+            return
+        time.sleep(0.01)
 
 
 def _kill(target):

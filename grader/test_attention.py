@@ -53,13 +53,16 @@ def row_sum_hint(weights):
     return f"attention weights rows sum to {worst:.2f}, expected 1 — softmax over the wrong axis?"
 
 
-def scale_hint(weights, query, key):
-    """Name a wrong score scaling, read off the weights: log w = scale * (q . k) + row constant."""
+def scale_hint(weights, query, key, mask=None):
+    """Name a wrong score scaling, read off the weights: log w = scale * (q . k) + row constant.
+
+    With a `mask`, only the keys each query may attend to take part.
+    """
     depth = query.shape[-1]
     raw = np.einsum("...qd,...kd->...qk", query.astype(float), key.astype(float))
     logs = np.log(np.maximum(weights.astype(float), 1e-300))
-    centred_logs = logs - logs.mean(axis=-1, keepdims=True)
-    centred_raw = raw - raw.mean(axis=-1, keepdims=True)
+    allowed = np.ones(raw.shape, bool) if mask is None else np.broadcast_to(mask, raw.shape)
+    centred_logs, centred_raw = (row_centred(values, allowed) for values in (logs, raw))
     scale = float((centred_logs * centred_raw).sum() / (centred_raw**2).sum())
     if abs(scale - 1) < 0.05:
         return f"the scores are not scaled: divide Q @ K^T by sqrt(d) = sqrt({depth}) before the softmax"
@@ -68,6 +71,12 @@ def scale_hint(weights, query, key):
     if abs(scale * np.sqrt(depth) - 1) > 0.05:
         return f"your weights behave like softmax({scale:.3g} * Q @ K^T); expected the factor 1/sqrt(d) = {depth ** -0.5:.3g}"
     return None
+
+
+def row_centred(values, allowed):
+    """`values` minus each row's mean over its `allowed` entries; 0 where not allowed."""
+    means = np.where(allowed, values, 0).sum(axis=-1, keepdims=True) / allowed.sum(axis=-1, keepdims=True)
+    return np.where(allowed, values - means, 0)
 
 
 def masked_hint(weights, mask):
@@ -119,7 +128,8 @@ def test_attention_masked_keys_get_zero_weight(student, reference):
         hint = masked_hint(weights, inputs["mask"])
         if hint:
             raise GradingFailure(hint)
-        check_close(weights, expected["weights"], "the masked attention weights")
+        check_close(weights, expected["weights"], "the masked attention weights",
+                    hint=lambda: scale_hint(weights, inputs["query"], inputs["key"], inputs["mask"]))
         check_close(actual["output"], expected["output"], "the masked attention output")
 
 

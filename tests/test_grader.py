@@ -148,6 +148,22 @@ def test_endless_loop_costs_one_check(tmp_path):
     assert "took longer than 2 s" in failed["test_self_attention_rejects_indivisible_width"]
 
 
+def test_a_held_alarm_waits_for_the_end_of_the_exchange():
+    """The sandbox's command-and-reply exchanges are not cut in half by a check's time limit."""
+    import time
+
+    from grader.limits import TimeLimitExceeded, alarm_held, time_limit
+
+    finished = []
+    with pytest.raises(TimeLimitExceeded, match="took longer than 0.2 s"):
+        with time_limit(0.2, "this check"):
+            with alarm_held():
+                time.sleep(0.5)
+                finished.append(True)
+            finished.append("after")  # never reached: the alarm rings as the hold ends
+    assert finished == [True]
+
+
 def test_exception_in_student_code_points_at_its_line(tmp_path):
     folder = submission(tmp_path, {"masking.py": [("    query_positions = ops.arange(length)[:, None]\n",
                                                    "    query_positions = ops.arange(length)[:, None]\n"
@@ -155,6 +171,19 @@ def test_exception_in_student_code_points_at_its_line(tmp_path):
     report = grade(tmp_path, "--submission", str(folder), "-k", "causal", exercises=["masking"])
     line = next(number for number, text in enumerate((folder / "masking.py").read_text().splitlines(), 1) if "oops" in text)
     assert f"your code raised TypeError: oops (masking.py, line {line})" in messages(report, "masking")
+
+
+def test_exception_raised_beyond_student_code_names_the_library(tmp_path):
+    """An error from inside a library (PyTorch refusing a layer name with a dot, say) says so."""
+    import json as library
+
+    from grader.checks import describe_exception
+
+    try:
+        library.loads("{")
+    except ValueError as error:
+        description = describe_exception(error, tmp_path)
+    assert description.endswith("(raised inside json while running your code, not in your files)"), description
 
 
 @pytest.mark.parametrize("exercise", MAXIMA)

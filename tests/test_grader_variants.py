@@ -81,6 +81,15 @@ def test_classic_mistake_fails_its_check_with_its_hint(mistake, tmp_path):
     assert hint in result["message"]
 
 
+def test_the_masked_attention_check_names_unscaled_scores_too(tmp_path):
+    file, patches, _, _ = MISTAKES["no 1/sqrt(d) scaling"]
+    report = grade(tmp_path, "--submission", str(submission(tmp_path, {file: patches})), "-k", "masked_keys",
+                   exercises=["attention"])
+    [result] = report["exercises"]["attention"]["tests"]
+    assert result["points"] == 0
+    assert "the scores are not scaled" in result["message"]
+
+
 DIAGNOSES = {
     # mistake: what the GPT check reports, from comparing each sublayer on the reference's inputs
     "tanh-approximate GELU": 'blocks.0: norm1, attention and norm2 match; ffn_in differs — exact GELU expected '
