@@ -10,7 +10,8 @@ import keras
 from keras import ops
 
 from keras_tx.masking import padding_mask
-from keras_tx.transformer import TransformerStack, check_positive_integers
+from keras_tx.transformer import TransformerStack
+from keras_tx.validation import check_positive_integers
 
 
 @keras.saving.register_keras_serializable(package="keras_tx")

@@ -11,6 +11,8 @@ table of "Attention Is All You Need" (section 3.5).
 import keras
 from keras import ops
 
+from keras_tx.validation import check_positive_integers
+
 POSITIONAL_KINDS = ("learned", "sinusoidal")
 
 
@@ -133,9 +135,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("vocab_size", vocab_size), ("max_length", max_length), ("embed_dim", embed_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}.")
+        check_positive_integers(vocab_size=vocab_size, max_length=max_length, embed_dim=embed_dim)
         if positional not in POSITIONAL_KINDS:
             raise ValueError(f"`positional` must be one of {POSITIONAL_KINDS}, got positional={positional!r}.")
         if positional == "sinusoidal" and embed_dim % 2:

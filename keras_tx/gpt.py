@@ -21,7 +21,8 @@ from keras import ops
 
 from keras_tx.embedding import padded_positions
 from keras_tx.generation import check_padding_mask, generate
-from keras_tx.transformer import TransformerStack, check_positive_integers
+from keras_tx.transformer import TransformerStack
+from keras_tx.validation import check_positive_integers
 
 
 @keras.saving.register_keras_serializable(package="keras_tx")

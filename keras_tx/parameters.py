@@ -36,6 +36,7 @@ import math
 from typing import NamedTuple
 
 from keras_tx.embedding import POSITIONAL_KINDS
+from keras_tx.validation import check_positive_integers
 
 PRESETS = {
     "gpt2": dict(vocab_size=50257, max_length=1024, embed_dim=768, num_heads=12, num_layers=12),
@@ -122,11 +123,8 @@ def parameter_count(*args, **kwargs):
 
 
 def _validate(vocab_size, max_length, embed_dim, num_heads, num_layers, ff_dim, positional):
-    sizes = dict(vocab_size=vocab_size, max_length=max_length, embed_dim=embed_dim, num_heads=num_heads)
-    sizes.update(num_layers=num_layers, ff_dim=ff_dim)
-    for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}.")
+    check_positive_integers(vocab_size=vocab_size, max_length=max_length, embed_dim=embed_dim, num_heads=num_heads,
+                            num_layers=num_layers, ff_dim=ff_dim)
     if embed_dim % num_heads:
         raise ValueError(
             f"`embed_dim` must be divisible by `num_heads`, got embed_dim={embed_dim}, num_heads={num_heads}."

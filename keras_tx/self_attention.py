@@ -29,6 +29,7 @@ from keras import ops
 
 from keras_tx.attention import attention_weights
 from keras_tx.masking import attention_mask
+from keras_tx.validation import check_positive_integers
 
 
 @keras.saving.register_keras_serializable(package="keras_tx")
@@ -81,11 +82,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(embed_dim, int) or not isinstance(num_heads, int) or embed_dim < 1 or num_heads < 1:
-            raise ValueError(
-                "`embed_dim` and `num_heads` must be positive integers, "
-                f"got embed_dim={embed_dim!r}, num_heads={num_heads!r}."
-            )
+        check_positive_integers(embed_dim=embed_dim, num_heads=num_heads)
         if embed_dim % num_heads:
             raise ValueError(
                 f"`embed_dim` must be divisible by `num_heads`, got embed_dim={embed_dim}, num_heads={num_heads}."

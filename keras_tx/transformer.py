@@ -16,6 +16,7 @@ from keras import ops
 
 from keras_tx.embedding import TokenAndPositionEmbedding
 from keras_tx.transformer_block import TransformerBlock
+from keras_tx.validation import check_positive_integers
 
 
 class TransformerStack(keras.Model):
@@ -125,16 +126,3 @@ class TransformerStack(keras.Model):
             activation=self.activation,
         )
         return config
-
-
-def check_positive_integers(**values):
-    """Raise a `ValueError` naming the first argument that is not a positive integer.
-
-    >>> check_positive_integers(num_layers=2, num_classes=0)
-    Traceback (most recent call last):
-    ...
-    ValueError: `num_classes` must be a positive integer, got num_classes=0.
-    """
-    for name, value in values.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {name}={value!r}.")

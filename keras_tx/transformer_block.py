@@ -20,6 +20,7 @@ branch (pre-LN, ``x + f(norm(x))``), which trains more stably.
 import keras
 
 from keras_tx.self_attention import MultiHeadSelfAttention
+from keras_tx.validation import check_positive_integers
 
 ACTIVATIONS = ("gelu", "gelu_approximate")
 
@@ -67,8 +68,7 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(ff_dim, int) or ff_dim < 1:
-            raise ValueError(f"`ff_dim` must be a positive integer, got ff_dim={ff_dim!r}.")
+        check_positive_integers(ff_dim=ff_dim)
         if activation not in ACTIVATIONS:
             raise ValueError(f"`activation` must be one of {ACTIVATIONS}, got activation={activation!r}.")
         self.embed_dim = embed_dim
