@@ -52,6 +52,7 @@ def test_embedding_adds_the_position_vector_to_the_token_vector(positional):
         (dict(vocab_size=10, max_length=8, embed_dim=5, positional="sinusoidal"), "embed_dim"),
         (dict(vocab_size=10, max_length=8, embed_dim=4, positional="rotary"), "positional"),
         (dict(vocab_size=0, max_length=8, embed_dim=4), "vocab_size"),
+        (dict(vocab_size=10, max_length=8.0, embed_dim=4), "`max_length` must be a positive integer"),
     ],
 )
 def test_embedding_rejects_bad_arguments(kwargs, argument):
@@ -163,6 +164,7 @@ def test_attention_weights_have_one_map_per_head_and_rows_sum_to_one(inputs):
     [
         (dict(embed_dim=10, num_heads=3), "divisible"),
         (dict(embed_dim=8, num_heads=0), "num_heads"),
+        (dict(embed_dim=8, num_heads=True), "`num_heads` must be a positive integer, got num_heads=True"),
         (dict(embed_dim=8, num_heads=2, dropout=1.5), "dropout"),
     ],
 )

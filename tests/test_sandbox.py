@@ -30,10 +30,6 @@ from test_grader_variants import ALTERNATIVES, MISTAKES
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sandbox.bubblewrap_works(), reason="needs bubblewrap (bwrap) with namespaces"),
-    # Known defect, not a pass: on JAX, a forked sandboxed child was seen killed by SIGABRT
-    # (honest hand-ins then lose the checks it ran), so class grading is supported and tested
-    # on the PyTorch backend only until that is fixed (grader/README.md, "The sandbox").
-    pytest.mark.skipif(keras.backend.backend() != "torch", reason="the sandbox is supported on PyTorch only for now"),
 ]
 
 SOLUTIONS = release.repository_root() / "solutions"
