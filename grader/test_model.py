@@ -233,8 +233,10 @@ def test_gpt_is_causal(student, rngs):
         for position in range(length):
             leaked = np.flatnonzero(difference[position, :position] > 1e-5)
             if leaked.size:
-                raise GradingFailure(f"output at position {leaked[0]} changed when token {position} changed: "
-                                     "your mask lets positions see the future")
+                raise GradingFailure(
+                    f"output at position {leaked[0]} changed when token {position} changed: your mask lets "
+                    "positions see the future, or split_heads/merge_heads reshape without moving the head axis, "
+                    "which mixes positions")
             if difference[position, position] == 0:
                 raise GradingFailure(f"changing token {position} did not change the output at position {position}: "
                                      "does the model use its input?")
@@ -269,7 +271,8 @@ def test_reversal_task(student):
     if first_half > chance + 0.15:
         raise GradingFailure(
             f"trained to reverse sequences, your GPT predicts {first_half:.0%} of the random first half "
-            f"(chance: {chance:.0%}): it is looking at the future — check the causal mask in GPT.call"
+            f"(chance: {chance:.0%}): it is looking at the future — check the causal mask in GPT.call, "
+            "and that split_heads/merge_heads move the head axis (a bare reshape mixes positions)"
         )
     if second_half < 0.9:
         raise GradingFailure(
