@@ -14,7 +14,7 @@ from grader.screening import forbidden_imports
 from test_grader_variants import MISTAKES
 
 pytestmark = pytest.mark.course
-# Classes are graded, sandboxed, on the backend the sandbox is supported on (grader/README.md).
+# These course tests run once, not per backend: the class is graded, sandboxed, on PyTorch, the fastest here.
 CLASS_BACKEND = "torch"
 
 
