@@ -107,6 +107,6 @@ def describe_exception(error, folder):
         package = traceback.tb_frame.f_globals.get("__name__", "").partition(".")[0]
         traceback = traceback.tb_next
     if not location and package and not package.startswith(GRADED_PACKAGE):
-        location = f" (raised inside {package} while running your code, not in your files)"
+        location = f" (raised inside {package}, with no line of your files on the way: look at what your code gave it)"
     message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", str(error)).replace(f"{folder}{os.sep}", "")
     return f"{type(error).__name__}: {message}{location}"

@@ -53,9 +53,10 @@ Every head has its own slice of the projection matrices and every layer has its 
 projections, so each can learn a different question to ask (one follows the previous token,
 another the matching bracket, ...). Sharing them would make the heads identical.
 
-``MultiHeadSelfAttention`` owns four ``Dense(embed_dim)`` sublayers (with biases), named
-exactly ``query_dense``, ``key_dense``, ``value_dense`` and ``output_dense``: the grader
-copies the same weights into your layer and the reference through these names. It is
+``MultiHeadSelfAttention`` owns four ``Dense(embed_dim)`` sublayers (with biases), kept in
+attributes named exactly ``query_dense``, ``key_dense``, ``value_dense`` and ``output_dense``
+(``self.query_dense = ...``; their Keras ``name=`` is up to you): the grader copies the same
+weights into your layer and the reference through these names. It is
 *self*-attention because queries, keys and values all come from the same sequence ``x``. Its
 mask argument is called ``attention_mask``: Keras reserves the name ``mask`` for its own mask
 propagation. Its ``call`` returns only the output, ``(B, T, C)``, not the attention weights

@@ -50,9 +50,10 @@ causal mask -> ``final_norm`` -> ``lm_head``, a ``Dense(vocab_size)`` without bi
 every vector into one score (logit) per vocabulary entry, ``(B, T, vocab_size)``. ``GPT`` owns
 exactly these sublayers: ``embedding``, a ``TokenAndPositionEmbedding`` (exercise 1);
 ``blocks``, a Python list of ``num_layers`` ``TransformerBlock`` layers; ``final_norm``, a
-``LayerNormalization(epsilon=1e-5)``; and ``lm_head``, ``Dense(vocab_size, use_bias=False)``. This
-"unembedding" is often the transposed token embedding matrix ("weight tying"); here it is a
-separate layer. ``softmax(logits[:, t])`` is the model's guess for the token at ``t + 1``, so
+``LayerNormalization(epsilon=1e-5)``; and ``lm_head``, ``Dense(vocab_size, use_bias=False)``
+(attribute names; if you give a layer a Keras ``name=``, keep dots out of it: PyTorch refuses
+them, so ``name="block.0"`` fails on that backend alone). This "unembedding" is often the
+transposed token embedding matrix ("weight tying"); here it is a separate layer. ``softmax(logits[:, t])`` is the model's guess for the token at ``t + 1``, so
 one forward pass trains the prediction of *every* next token at once, and the causal mask keeps
 that honest.
 

@@ -183,7 +183,7 @@ def test_exception_raised_beyond_student_code_names_the_library(tmp_path):
         library.loads("{")
     except ValueError as error:
         description = describe_exception(error, tmp_path)
-    assert description.endswith("(raised inside json while running your code, not in your files)"), description
+    assert description.endswith("(raised inside json, with no line of your files on the way: look at what your code gave it)"), description
 
 
 @pytest.mark.parametrize("exercise", MAXIMA)
