@@ -51,8 +51,9 @@ def main(argv):
         # in another grader's sandbox leave a child here unable to start a thread).
         os.chmod(tempfile.tempdir, 0o1777)
         os.setgroups([])
-        os.setgid(UNUSED_IDS[secrets.randbelow(len(UNUSED_IDS))])
-        os.setuid(UNUSED_IDS[secrets.randbelow(len(UNUSED_IDS))])
+        identity = UNUSED_IDS[secrets.randbelow(len(UNUSED_IDS))]
+        os.setgid(identity)
+        os.setuid(identity)
     import keras  # noqa: F401 -- imported once, here, so that no child pays for it
 
     from grader import submission  # noqa: F401

@@ -70,22 +70,25 @@ MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", MISTAKES)
-def test_classic_mistake_fails_its_check_with_its_hint(mistake, tmp_path):
-    file, patches, check, hint = MISTAKES[mistake]
-    exercise = file.removesuffix(".py")
+def graded_check(tmp_path, mistake, check, exercise):
+    """The one result of the checks matching `check` (``-k``), on the solutions with `mistake` made."""
+    file, patches, _, _ = MISTAKES[mistake]
     report = grade(tmp_path, "--submission", str(submission(tmp_path, {file: patches})), "-k", check,
                    exercises=[exercise])
     [result] = report["exercises"][exercise]["tests"]
+    return result
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_classic_mistake_fails_its_check_with_its_hint(mistake, tmp_path):
+    file, _, check, hint = MISTAKES[mistake]
+    result = graded_check(tmp_path, mistake, check, file.removesuffix(".py"))
     assert (result["name"], result["points"]) == (check, 0)
     assert hint in result["message"]
 
 
 def test_the_masked_attention_check_names_unscaled_scores_too(tmp_path):
-    file, patches, _, _ = MISTAKES["no 1/sqrt(d) scaling"]
-    report = grade(tmp_path, "--submission", str(submission(tmp_path, {file: patches})), "-k", "masked_keys",
-                   exercises=["attention"])
-    [result] = report["exercises"]["attention"]["tests"]
+    result = graded_check(tmp_path, "no 1/sqrt(d) scaling", "masked_keys", "attention")
     assert result["points"] == 0
     assert "the scores are not scaled" in result["message"]
 
@@ -105,19 +108,13 @@ DIAGNOSES = {
 
 @pytest.mark.parametrize("mistake", DIAGNOSES)
 def test_the_gpt_check_names_the_first_sublayer_that_differs_and_why(mistake, tmp_path):
-    file, patches, _, _ = MISTAKES[mistake]
-    report = grade(tmp_path, "--submission", str(submission(tmp_path, {file: patches})), "-k", "gpt_matches_reference",
-                   exercises=["model"])
-    [result] = report["exercises"]["model"]["tests"]
+    result = graded_check(tmp_path, mistake, "gpt_matches_reference", "model")
     assert result["points"] == 0
     assert DIAGNOSES[mistake] in result["message"]
 
 
 def test_reversal_check_catches_a_model_that_looks_ahead(tmp_path):
-    file, patches, _, _ = MISTAKES["model without the causal mask"]
-    report = grade(tmp_path, "--submission", str(submission(tmp_path, {file: patches})), "-k", "reversal",
-                   exercises=["model"])
-    [result] = report["exercises"]["model"]["tests"]
+    result = graded_check(tmp_path, "model without the causal mask", "reversal", "model")
     assert result["points"] == 0
     assert "it is looking at the future" in result["message"]
 
