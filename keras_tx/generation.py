@@ -5,7 +5,7 @@ Each step takes the logits at the last position, samples a token
 whole sequence through the model again: N new tokens cost N ever longer
 passes. But the keys and values of the tokens already seen never change (the
 causal mask stops them from looking at the new tokens), so each block can
-keep them in a **key/value cache** of `max_length` slots, and a step then
+keep them in a **key/value cache**, one slot per position, and a step then
 feeds only the newest token: one row of attention per step instead of a
 growing square.
 
@@ -16,6 +16,13 @@ compile the step (XLA on JAX, a graph on TensorFlow; eager on PyTorch) and
 keeps the caches where the model's weights live: only the new token ids go in
 and only the logits come out. This module knows the model only through that
 step and `predict_on_batch`; it imports no model.
+
+A cache needs no more slots than the tokens it will hold. `generate` sizes it
+to the prompt plus the new tokens, rounded up to a power of two
+(`cache_length`), so that writing the cache and attending over it cost what
+the generation needs, not what the model's context allows (1,024 positions
+for GPT-2), while the compiled backends compile one step per power of two,
+not one per length.
 """
 
 import keras
@@ -24,6 +31,7 @@ from keras import ops
 
 from keras_tx.embedding import validate_token_ids
 from keras_tx.sampling import sample_next_token, validate_sampling
+from keras_tx.validation import check_positive_integers
 
 
 def generate(
@@ -46,13 +54,14 @@ def generate(
     prompt_ids = np.asarray(ops.convert_to_numpy(prompt_ids))
     _check_lengths(prompt_ids, max_new_tokens, model.max_length)
     validate_token_ids(prompt_ids, model.vocab_size, model.max_length)
-    slots_mask = None  # which of the max_length positions hold real tokens
+    slots = cache_length(prompt_ids.shape[1] + max_new_tokens, model.max_length)
+    slots_mask = None  # which of the cache's slots hold real tokens
     if padding_mask is not None:
-        slots_mask = _slots_mask(padding_mask, prompt_ids, model.max_length)
+        slots_mask = _slots_mask(padding_mask, prompt_ids, slots)
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=keras.random.SeedGenerator(seed))
     tokens = prompt_ids.astype("int32")
     unseen = tokens  # the tokens the cache has not seen yet
-    decoder = _cached_decoder(model, len(tokens)) if use_cache else None
+    decoder = _cached_decoder(model, len(tokens), slots) if use_cache else None
     for _ in range(max_new_tokens):
         if use_cache:
             logits = decoder.step(unseen, cache_index=tokens.shape[1] - unseen.shape[1], padding_mask=slots_mask)
@@ -91,47 +100,65 @@ def _check_lengths(prompt_ids, max_new_tokens, max_length):
         )
 
 
-def _slots_mask(padding_mask, prompt_ids, max_length):
-    """The prompts' `padding_mask`, checked, extended over all `max_length` slots: `(B, max_length)`."""
+def cache_length(length, max_length, shortest=16):
+    """The slots of a cache for `length` tokens: the next power of two, from `shortest` up to `max_length`.
+
+    >>> cache_length(40, max_length=1024), cache_length(5, max_length=1024), cache_length(600, max_length=1024)
+    (64, 16, 1024)
+    """
+    return min(max_length, max(shortest, 1 << (length - 1).bit_length()))
+
+
+def _slots_mask(padding_mask, prompt_ids, slots):
+    """The prompts' `padding_mask`, checked, extended over the cache's `slots`: `(B, slots)`."""
     padding_mask = np.asarray(ops.convert_to_numpy(padding_mask)).astype(bool)
     check_padding_mask(padding_mask, prompt_ids)
     if (padding_mask[:, :-1] > padding_mask[:, 1:]).any():
         raise ValueError("Prompts must be padded on the left: in `padding_mask`, no False may follow a True.")
     if not padding_mask[:, -1].all():
         raise ValueError("`padding_mask` must mark the last token of every prompt as real: each prompt needs a token.")
-    generated = np.ones((len(padding_mask), max_length - padding_mask.shape[1]), bool)
+    generated = np.ones((len(padding_mask), slots - padding_mask.shape[1]), bool)
     return np.concatenate([padding_mask, generated], axis=1)
 
 
-def _cached_decoder(model, batch_size):
-    """The compiled decoding step of `model` for this batch size, made once and reused."""
+def _cached_decoder(model, batch_size, length):
+    """The compiled decoding step of `model` for this batch size and cache length, made once and reused."""
     # Kept out of Keras' layer tracking: the decoder wraps the model, it is not part of it.
-    decoders = model.__dict__.setdefault("_decoders_by_batch_size", {})
-    if batch_size not in decoders:
-        decoders[batch_size] = CachedDecoder(model, batch_size)
-    return decoders[batch_size]
+    decoders = model.__dict__.setdefault("_cached_decoders", {})
+    if (batch_size, length) not in decoders:
+        decoders[batch_size, length] = CachedDecoder(model, batch_size, length)
+    return decoders[batch_size, length]
 
 
 class CachedDecoder(keras.Model):
     """One decoding step of `model` (a `GPT`) for a batch of `batch_size` sequences.
+
+    The caches have `length` slots (default: the model's `max_length`): room
+    for that many tokens, prompt included.
 
     Example:
 
     >>> import numpy as np
     >>> from keras_tx import GPT
     >>> gpt = GPT(vocab_size=50, max_length=16, embed_dim=32, num_heads=4, num_layers=2)
-    >>> decoder = CachedDecoder(gpt, batch_size=1)
+    >>> decoder = CachedDecoder(gpt, batch_size=1, length=8)
     >>> decoder.step(np.array([[3, 1, 4]]), cache_index=0).shape  # the prompt
     (1, 50)
     >>> decoder.step(np.array([[1]]), cache_index=3).shape        # one new token
     (1, 50)
     """
 
-    def __init__(self, model, batch_size, **kwargs):
+    def __init__(self, model, batch_size, length=None, **kwargs):
         super().__init__(**kwargs)
+        length = model.max_length if length is None else length
+        check_positive_integers(batch_size=batch_size, length=length)
+        if length > model.max_length:
+            raise ValueError(f"`length` must be at most the model's max_length={model.max_length}, got length={length}.")
         self.model = model  # tracked, so that the compiled step reads the model's current weights
+        self.batch_size = batch_size
+        self.length = length
         head_dim = model.embed_dim // model.num_heads
-        shape = (batch_size, 2, model.max_length, model.num_heads, head_dim)
+        shape = (batch_size, 2, length, model.num_heads, head_dim)
         self.caches = [
             self.add_weight(shape=shape, initializer="zeros", trainable=False, dtype=model.compute_dtype, name=f"cache_{i}")
             for i in range(model.num_layers)
@@ -145,7 +172,7 @@ class CachedDecoder(keras.Model):
             inputs["token_ids"],
             [cache.value for cache in self.caches],
             inputs["cache_index"][0],
-            inputs["padding_mask"],
+            inputs.get("padding_mask"),
         )
         for cache, updated in zip(self.caches, caches):
             cache.assign(updated)
@@ -154,9 +181,14 @@ class CachedDecoder(keras.Model):
     def step(self, token_ids, cache_index, padding_mask=None):
         """Next-token logits `(B, vocab_size)` after `token_ids`, which start at
         position `cache_index` and are added to the cache. `padding_mask`,
-        `(B, max_length)`, marks the slots of real tokens (default: all)."""
+        `(B, length)`, marks the slots of real tokens; without it, all are real."""
         token_ids = np.asarray(token_ids, "int32")
-        if padding_mask is None:
-            padding_mask = np.ones((len(token_ids), self.model.max_length), bool)
-        inputs = {"token_ids": token_ids, "cache_index": np.array([cache_index], "int32"), "padding_mask": padding_mask}
+        if token_ids.shape[0] != self.batch_size or cache_index + token_ids.shape[1] > self.length:
+            raise ValueError(
+                f"`token_ids` of shape {token_ids.shape} at `cache_index`={cache_index} do not fit the "
+                f"decoder's caches: batch_size={self.batch_size}, length={self.length} slots."
+            )
+        inputs = {"token_ids": token_ids, "cache_index": np.array([cache_index], "int32")}
+        if padding_mask is not None:  # a separate compiled step: unpadded batches skip the mask
+            inputs["padding_mask"] = np.asarray(padding_mask, bool)
         return self.predict_on_batch(inputs)

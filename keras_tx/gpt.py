@@ -162,9 +162,9 @@ class GPT(TransformerStack):
         """One step of cached decoding: `(logits, caches)`.
 
         `token_ids` `(B, T)` sit at positions `cache_index .. cache_index + T - 1`;
-        `caches` holds one `(B, 2, max_length, num_heads, head_dim)` tensor of
-        keys and values per block; `padding_mask`, `(B, max_length)`, marks
-        the real tokens among the cache's slots when the prompts were padded.
+        `caches` holds one `(B, 2, S, num_heads, head_dim)` tensor of keys and
+        values per block, with `S <= max_length` slots; `padding_mask`, `(B, S)`,
+        marks the real tokens among the slots when the prompts were padded.
         Returns the logits `(B, vocab_size)` that predict the token after
         `token_ids`, and the caches with their keys and values written in.
         `keras_tx.generation.CachedDecoder` runs this compiled.

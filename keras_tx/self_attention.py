@@ -131,11 +131,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         Args:
             x: `(B, T, embed_dim)` the new tokens, at positions
                 `cache_index .. cache_index + T - 1`.
-            cache: `(B, 2, max_length, num_heads, head_dim)` the keys and values
-                of the tokens before `x` (the slots after them are unused).
+            cache: `(B, 2, S, num_heads, head_dim)` the keys and values of the
+                tokens before `x`, in `S` slots (the slots after them are unused).
             cache_index: the position of the first token of `x`.
-            padding_mask: optional `(B, max_length)` bool, True for the real
-                tokens among the cache's slots (a left-padded batch of prompts).
+            padding_mask: optional `(B, S)` bool, True for the real tokens
+                among the cache's slots (a left-padded batch of prompts).
 
         Returns:
             `(output, cache)`: the `(B, T, embed_dim)` output, and the cache
@@ -145,7 +145,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
         >>> from keras import ops
         >>> layer = MultiHeadSelfAttention(embed_dim=16, num_heads=4, causal=True)
-        >>> cache = ops.zeros((2, 2, 8, 4, 4))  # (B, keys and values, max_length, H, D)
+        >>> cache = ops.zeros((2, 2, 8, 4, 4))  # (B, keys and values, slots, H, D)
         >>> output, cache = layer.decode(ops.ones((2, 3, 16)), cache, cache_index=0)
         >>> tuple(output.shape), tuple(cache.shape)
         ((2, 3, 16), (2, 2, 8, 4, 4))

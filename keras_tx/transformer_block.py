@@ -135,7 +135,7 @@ class TransformerBlock(keras.layers.Layer):
 
         >>> from keras import ops
         >>> block = TransformerBlock(embed_dim=16, num_heads=2, ff_dim=64, causal=True)
-        >>> cache = ops.zeros((1, 2, 8, 2, 8))  # (B, keys and values, max_length, H, D)
+        >>> cache = ops.zeros((1, 2, 8, 2, 8))  # (B, keys and values, slots, H, D)
         >>> output, cache = block.decode(ops.ones((1, 3, 16)), cache, cache_index=0)
         >>> tuple(output.shape)
         (1, 3, 16)

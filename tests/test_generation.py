@@ -25,15 +25,41 @@ def test_cached_greedy_generation_equals_recomputation(model, prompt):
     assert cached.shape == (2, 13) and cached.dtype == np.int32
 
 
-def test_cached_logits_equal_the_full_forward_pass(model, prompt):
+@pytest.mark.parametrize("masked", [False, True], ids=["no padding mask", "padding mask of all True"])
+def test_cached_logits_equal_the_full_forward_pass(model, prompt, masked):
     """Each compiled cached step gives the logits of a pass over the whole sequence."""
     sequence = model.generate(prompt, max_new_tokens=6, temperature=0)
     full = ops.convert_to_numpy(model(sequence))
-    decoder = CachedDecoder(model, batch_size=2)
-    np.testing.assert_allclose(decoder.step(sequence[:, :5], cache_index=0), full[:, 4], rtol=1e-4, atol=1e-4)
+    decoder = CachedDecoder(model, batch_size=2, length=16)
+    mask = {"padding_mask": np.ones((2, 16), bool)} if masked else {}
+    logits = decoder.step(sequence[:, :5], cache_index=0, **mask)
+    np.testing.assert_allclose(logits, full[:, 4], rtol=1e-4, atol=1e-4)
     for position in range(5, 11):
-        logits = decoder.step(sequence[:, position : position + 1], cache_index=position)
+        logits = decoder.step(sequence[:, position : position + 1], cache_index=position, **mask)
         np.testing.assert_allclose(logits, full[:, position], rtol=1e-4, atol=1e-4)
+
+
+def test_the_cache_holds_the_generation_not_the_whole_context(model, prompt, monkeypatch):
+    """Slots for prompt and new tokens, rounded up to a power of two: one decoder per size, reused."""
+    lengths = []
+    make = CachedDecoder.__init__
+    monkeypatch.setattr(CachedDecoder, "__init__", lambda self, *a, **kw: make(self, *a, **kw) or lengths.append(self.length))
+    model.generate(prompt, max_new_tokens=8, temperature=0)  # 13 tokens: 16 slots
+    model.generate(prompt, max_new_tokens=11, temperature=0)  # 16 tokens: the same decoder
+    longest = model.generate(prompt, max_new_tokens=27, temperature=0)  # 32 tokens: all of max_length
+    assert lengths == [16, 32]
+    np.testing.assert_array_equal(longest, model.generate(prompt, max_new_tokens=27, temperature=0, use_cache=False))
+
+
+def test_a_decoder_refuses_tokens_past_its_slots(model):
+    decoder = CachedDecoder(model, batch_size=1, length=8)
+    decoder.step(np.zeros((1, 6), "int32"), cache_index=0)
+    with pytest.raises(ValueError, match="length=8 slots"):
+        decoder.step(np.zeros((1, 3), "int32"), cache_index=6)
+    with pytest.raises(ValueError, match="batch_size=1"):
+        decoder.step(np.zeros((2, 1), "int32"), cache_index=6)
+    with pytest.raises(ValueError, match="max_length=32"):
+        CachedDecoder(model, batch_size=1, length=64)
 
 
 def test_cache_feeds_each_token_through_the_model_once(model, prompt, monkeypatch):
