@@ -9,7 +9,8 @@ recomputation once per prefix length. The benchmark times
 `generate` from a 64-token prompt to 256 new tokens on each backend, with the
 model of a training shape (`--shape`: nanoGPT's "CPU" model, 4 layers, 4
 heads, 128 dims, by default; or the large one, 6 layers, 6 heads, 384 dims),
-its context widened to 320 so that prompt and continuation fit, and derives:
+its context widened to 320 so that prompt and continuation fit (`--context`
+sets it; GPT-2's own is 1,024), and derives:
 
 * tokens/s and mean latency per token of the whole call, prompt included;
 * the latency of tokens 2-33 and of the last 32 tokens, each as the
@@ -26,7 +27,7 @@ Run it:
 
     python -m benchmarks generation --rounds 3 --out generation.json
     python -m benchmarks generation --shape large --rounds 2 --out generation-large.json
-    python -m benchmarks generation --shape gpt2_small --backends torch,jax \
+    python -m benchmarks generation --shape gpt2_small --context 1024 --backends torch,jax \
         --implementations keras_tx,transformers --prompt-length 16 --new-tokens 48 --window 8
 """
 
@@ -40,13 +41,13 @@ CONTEXT = 320
 QUICK = {"shape": "tiny", "prompt_length": 4, "new_tokens": 4, "window": 1, "rounds": 2}
 
 
-def model_of(shape):
-    """The GPT of a training shape, without its batch size, with a 320-token context.
+def model_of(shape, context=CONTEXT):
+    """The GPT of a training shape, without its batch size, with a `context`-token context.
 
     >>> model_of("cpu")
     {'vocab_size': 65, 'max_length': 320, 'embed_dim': 128, 'num_heads': 4, 'num_layers': 4}
     """
-    model = {**training.SHAPES[shape], "max_length": CONTEXT}
+    model = {**training.SHAPES[shape], "max_length": context}
     del model["batch_size"]
     return model
 
@@ -143,6 +144,8 @@ def derive(seconds, new_tokens, window):
 def add_arguments(parser):
     parser.add_argument("--shape", default="cpu", choices=tuple(training.SHAPES),
                         help="model shape, as in the training benchmark (default: cpu)")
+    parser.add_argument("--context", type=int, default=CONTEXT,
+                        help=f"the model's max_length (default: {CONTEXT})")
     parser.add_argument("--prompt-length", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--window", type=int, default=32,
@@ -186,7 +189,7 @@ def main(args):
     if not 1 <= args.window <= (args.new_tokens - 1) // 2:
         raise ValueError(f"--window must be between 1 and (new_tokens - 1) / 2 = "
                          f"{(args.new_tokens - 1) // 2}, got {args.window}")
-    model = model_of(args.shape)
+    model = model_of(args.shape, args.context)
     if args.prompt_length + args.new_tokens > model["max_length"]:
         raise ValueError(f"--prompt-length + --new-tokens must be at most "
                          f"{model['max_length']}, got {args.prompt_length + args.new_tokens}")
@@ -214,7 +217,7 @@ def main(args):
     print(harness.format_table(
         ["speed ratio, tokens/s (per round)", "median", "min", "max"],
         [[label, r["median"], r["min"], r["max"]] for label, r in speedups.items()]))
-    config = {"shape": args.shape, "model": model, "prompt_length": args.prompt_length,
+    config = {"shape": args.shape, "context": args.context, "model": model, "prompt_length": args.prompt_length,
               "new_tokens": args.new_tokens, "window": args.window, "rounds": args.rounds,
               "backends": args.backends, "implementations": args.implementations,
               "threads": args.threads}
