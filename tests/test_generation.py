@@ -44,11 +44,11 @@ def test_the_cache_holds_the_generation_not_the_whole_context(model, prompt, mon
     lengths = []
     make = CachedDecoder.__init__
     monkeypatch.setattr(CachedDecoder, "__init__", lambda self, *a, **kw: make(self, *a, **kw) or lengths.append(self.length))
-    model.generate(prompt, max_new_tokens=8, temperature=0)  # 13 tokens: 16 slots
+    short = model.generate(prompt, max_new_tokens=8, temperature=0)  # 13 tokens: 16 slots
     model.generate(prompt, max_new_tokens=11, temperature=0)  # 16 tokens: the same decoder
     longest = model.generate(prompt, max_new_tokens=27, temperature=0)  # 32 tokens: all of max_length
     assert lengths == [16, 32]
-    np.testing.assert_array_equal(longest, model.generate(prompt, max_new_tokens=27, temperature=0, use_cache=False))
+    np.testing.assert_array_equal(short, longest[:, :13])  # greedy: the two caches agree
 
 
 def test_a_decoder_refuses_tokens_past_its_slots(model):
