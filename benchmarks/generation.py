@@ -18,10 +18,11 @@ sets it; GPT-2's own is 1,024), and derives:
   tokens, to 224 and 256), and their ratio: flat (about 1) means the cost of
   a token does not grow with the prefix, which is what the cache is for.
 
-Decoding is greedy. With `--implementations keras_tx,transformers` the same
-model, built as Hugging Face's `GPT2LMHeadModel` (PyTorch, its own
-`generate` and cache), runs beside keras_tx, and the per-token latency of
-keras_tx's cached generation is compared with it round by round.
+Decoding is greedy, or sampled with `--temperature` (and `--top-k`). With
+`--implementations keras_tx,transformers` the same model, built as Hugging
+Face's `GPT2LMHeadModel` (PyTorch, its own `generate` and cache), runs beside
+keras_tx, and the per-token latency of keras_tx's cached generation is
+compared with it round by round.
 
 Run it:
 
@@ -85,9 +86,10 @@ class Job:
     """
 
     def __init__(self, model, prompt_length, new_tokens, window, implementation="keras_tx",
-                 modes=tuple(MODES), seed=0):
+                 modes=tuple(MODES), seed=0, temperature=0.0, top_k=None):
         self.prompt = np.random.default_rng(seed).integers(
             0, model["vocab_size"], (1, prompt_length), dtype="int32")
+        self.temperature, self.top_k = temperature, top_k
         if implementation == "transformers":
             self.model = transformers_gpt2(model)
             parameters = self.model.num_parameters()
@@ -106,11 +108,15 @@ class Job:
 
     def _generate(self, new_tokens, use_cache):
         if self.implementation == "keras_tx":
-            return self.model.generate(self.prompt, new_tokens, temperature=0, use_cache=use_cache)
+            return self.model.generate(self.prompt, new_tokens, temperature=self.temperature, top_k=self.top_k,
+                                       seed=0, use_cache=use_cache)
         import torch
 
         prompt = torch.from_numpy(self.prompt).long().to(self.model.device)
-        tokens = self.model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+        sampling = {"do_sample": False}
+        if self.temperature > 0:  # top_k=0: no top-k filter (transformers' default is 50)
+            sampling = {"do_sample": True, "temperature": self.temperature, "top_k": self.top_k or 0}
+        tokens = self.model.generate(prompt, attention_mask=torch.ones_like(prompt), **sampling,
                                      max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                                      use_cache=use_cache, pad_token_id=0)
         return tokens.cpu().numpy()  # like keras_tx: the tokens on the host
@@ -150,6 +156,9 @@ def add_arguments(parser):
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--window", type=int, default=32,
                         help="tokens in the first and last latency windows (default: 32)")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="0 (the default) decodes greedily; above 0, tokens are sampled")
+    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
     parser.add_argument("--implementations", default="keras_tx",
                         help="comma-separated from keras_tx, transformers (default: keras_tx)")
 
@@ -160,8 +169,8 @@ def start_workers(args, model):
     unknown = [name for name in implementations if name not in IMPLEMENTATIONS]
     if unknown:
         raise ValueError(f"--implementations: unknown {unknown[0]!r}; choose from {', '.join(IMPLEMENTATIONS)}")
-    config = {"model": model, "prompt_length": args.prompt_length,
-              "new_tokens": args.new_tokens, "window": args.window}
+    config = {"model": model, "prompt_length": args.prompt_length, "new_tokens": args.new_tokens,
+              "window": args.window, "temperature": args.temperature, "top_k": args.top_k}
     specs = [("benchmarks.generation", {**config, "implementation": "keras_tx"}, backend,
               f"keras_tx[{backend}]") for backend in args.backends if "keras_tx" in implementations]
     if "transformers" in implementations:
@@ -206,7 +215,8 @@ def main(args):
                for label, values in derived.items()}
     speedups = compare(derived, list(runs))
 
-    print(f"\nGreedy generation of {args.new_tokens} tokens from a {args.prompt_length}-token "
+    decoding = "Greedy" if args.temperature == 0 else f"Sampled (temperature {args.temperature}, top-k {args.top_k})"
+    print(f"\n{decoding} generation of {args.new_tokens} tokens from a {args.prompt_length}-token "
           f"prompt, model {model}")
     print(harness.format_table(
         ["model", "tokens/s", "ms/token", f"first {args.window} ms/token",
@@ -220,7 +230,7 @@ def main(args):
     config = {"shape": args.shape, "context": args.context, "model": model, "prompt_length": args.prompt_length,
               "new_tokens": args.new_tokens, "window": args.window, "rounds": args.rounds,
               "backends": args.backends, "implementations": args.implementations,
-              "threads": args.threads}
+              "temperature": args.temperature, "top_k": args.top_k, "threads": args.threads}
     results = {"workers": {w.label: w.info for w in workers}, "runs": runs, "derived": derived}
     return harness.write_report(args.out, "generation", config, results,
                                 {"per_model": summary, "ratios": speedups})

@@ -25,6 +25,8 @@ for GPT-2), while the compiled backends compile one step per power of two,
 not one per length.
 """
 
+import numbers
+
 import keras
 import numpy as np
 from keras import ops
@@ -50,24 +52,28 @@ def generate(
     >>> generate(model, prompts, max_new_tokens=4, temperature=0, padding_mask=real).shape
     (2, 7)
     """
-    validate_sampling(temperature, top_k, top_p)
+    temperature, top_k, top_p = validate_sampling(temperature, top_k, top_p)
     prompt_ids = np.asarray(ops.convert_to_numpy(prompt_ids))
-    _check_lengths(prompt_ids, max_new_tokens, model.max_length)
+    max_new_tokens = _check_lengths(prompt_ids, max_new_tokens, model.max_length)
     validate_token_ids(prompt_ids, model.vocab_size, model.max_length)
     slots = cache_length(prompt_ids.shape[1] + max_new_tokens, model.max_length)
     slots_mask = None  # which of the cache's slots hold real tokens
     if padding_mask is not None:
         slots_mask = _slots_mask(padding_mask, prompt_ids, slots)
-    sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=keras.random.SeedGenerator(seed))
     tokens = prompt_ids.astype("int32")
+    if use_cache:
+        sampler = _cached_sampler(model, len(tokens), slots, temperature, top_k, top_p)
+        sampler.reseed(seed)
+    else:
+        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed_generator(seed))
     unseen = tokens  # the tokens the cache has not seen yet
-    decoder = _cached_decoder(model, len(tokens), slots) if use_cache else None
     for _ in range(max_new_tokens):
         if use_cache:
-            logits = decoder.step(unseen, cache_index=tokens.shape[1] - unseen.shape[1], padding_mask=slots_mask)
+            cache_index = tokens.shape[1] - unseen.shape[1]
+            unseen = sampler.next_tokens(unseen, cache_index, padding_mask=slots_mask)[:, None]
         else:
             logits = _recomputed_logits(model, tokens, slots_mask)
-        unseen = ops.convert_to_numpy(sample_next_token(logits, **sampling))[:, None]
+            unseen = ops.convert_to_numpy(sample_next_token(logits, **sampling))[:, None]
         tokens = np.concatenate([tokens, unseen], axis=1)
     return tokens
 
@@ -88,16 +94,44 @@ def check_padding_mask(padding_mask, token_ids):
         )
 
 
+def seed_generator(seed=None):
+    """A `keras.random.SeedGenerator` for `seed` (an integer >= 0, or None for a random one).
+
+    Keras' PyTorch backend seeds the n-th draw with ``seed + n``, so seeds 3 and 4
+    would draw the same tokens, one step apart. The seed is hashed first
+    (`numpy.random.SeedSequence`), which keeps neighbouring seeds unrelated on
+    every backend.
+
+    Example:
+
+    >>> from keras import ops
+    >>> from keras_tx.sampling import sample_next_token
+    >>> logits = ops.zeros((1, 1000))
+    >>> def draws(seed):
+    ...     generator = seed_generator(seed)
+    ...     return [int(ops.convert_to_numpy(sample_next_token(logits, seed=generator))[0]) for _ in range(3)]
+    >>> draws(3) == draws(3), draws(3)[1:] == draws(4)[:2]
+    (True, False)
+    """
+    if seed is not None:
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"`seed` must be None or an integer >= 0, got seed={seed!r}.")
+        seed = int(np.random.SeedSequence(int(seed)).generate_state(1)[0] >> 1)  # < 2**31: any backend's seed dtype
+    return keras.random.SeedGenerator(seed)
+
+
 def _check_lengths(prompt_ids, max_new_tokens, max_length):
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+    """Raise unless the prompts and `max_new_tokens` fit `max_length`; returns `max_new_tokens` as an int."""
+    if not isinstance(max_new_tokens, numbers.Integral) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
         raise ValueError(f"`max_new_tokens` must be an integer >= 0, got max_new_tokens={max_new_tokens!r}.")
-    if prompt_ids.ndim != 2 or prompt_ids.shape[1] == 0:
-        raise ValueError(f"`prompt_ids` must have shape (batch, length >= 1), got shape {prompt_ids.shape}.")
+    if prompt_ids.ndim != 2 or 0 in prompt_ids.shape:
+        raise ValueError(f"`prompt_ids` must have shape (batch >= 1, length >= 1), got shape {prompt_ids.shape}.")
     if prompt_ids.shape[1] + max_new_tokens > max_length:
         raise ValueError(
             f"The prompt ({prompt_ids.shape[1]} tokens) plus `max_new_tokens`={max_new_tokens} "
             f"exceeds `max_length`={max_length}."
         )
+    return int(max_new_tokens)
 
 
 def cache_length(length, max_length, shortest=16):
@@ -121,13 +155,20 @@ def _slots_mask(padding_mask, prompt_ids, slots):
     return np.concatenate([padding_mask, generated], axis=1)
 
 
-def _cached_decoder(model, batch_size, length):
-    """The compiled decoding step of `model` for this batch size and cache length, made once and reused."""
-    # Kept out of Keras' layer tracking: the decoder wraps the model, it is not part of it.
+def _cached_sampler(model, batch_size, length, temperature, top_k, top_p):
+    """The compiled step and sampling of `model` for these sizes and settings, made once and reused.
+
+    The samplers of one batch size and cache length share one `CachedDecoder`: one set of caches.
+    """
+    # Kept out of Keras' layer tracking: they wrap the model, they are not part of it.
     decoders = model.__dict__.setdefault("_cached_decoders", {})
+    samplers = model.__dict__.setdefault("_cached_samplers", {})
     if (batch_size, length) not in decoders:
         decoders[batch_size, length] = CachedDecoder(model, batch_size, length)
-    return decoders[batch_size, length]
+    key = (batch_size, length, temperature, top_k, top_p)
+    if key not in samplers:
+        samplers[key] = CachedSampler(decoders[batch_size, length], temperature, top_k, top_p)
+    return samplers[key]
 
 
 class CachedDecoder(keras.Model):
@@ -153,10 +194,11 @@ class CachedDecoder(keras.Model):
         length = model.max_length if length is None else length
         check_positive_integers(batch_size=batch_size, length=length)
         if length > model.max_length:
-            raise ValueError(f"`length` must be at most the model's max_length={model.max_length}, got length={length}.")
+            raise ValueError(f"`length` must be at most the model's max_length={model.max_length}, got {length}.")
         self.model = model  # tracked, so that the compiled step reads the model's current weights
         self.batch_size = batch_size
         self.length = length
+        self.filled = 0  # slots 0 .. filled - 1 hold the sequence so far
         head_dim = model.embed_dim // model.num_heads
         shape = (batch_size, 2, length, model.num_heads, head_dim)
         self.caches = [
@@ -168,6 +210,8 @@ class CachedDecoder(keras.Model):
         self.built = True  # all the state there is: the caches above and the model's weights
 
     def call(self, inputs):
+        if not isinstance(inputs, dict):
+            raise TypeError("A CachedDecoder runs one step at a time: call `decoder.step(token_ids, cache_index)`.")
         logits, caches = self.model.decode(
             inputs["token_ids"],
             [cache.value for cache in self.caches],
@@ -180,15 +224,86 @@ class CachedDecoder(keras.Model):
 
     def step(self, token_ids, cache_index, padding_mask=None):
         """Next-token logits `(B, vocab_size)` after `token_ids`, which start at
-        position `cache_index` and are added to the cache. `padding_mask`,
-        `(B, length)`, marks the slots of real tokens; without it, all are real."""
-        token_ids = np.asarray(token_ids, "int32")
-        if token_ids.shape[0] != self.batch_size or cache_index + token_ids.shape[1] > self.length:
-            raise ValueError(
-                f"`token_ids` of shape {token_ids.shape} at `cache_index`={cache_index} do not fit the "
-                f"decoder's caches: batch_size={self.batch_size}, length={self.length} slots."
-            )
-        inputs = {"token_ids": token_ids, "cache_index": np.array([cache_index], "int32")}
+        position `cache_index` and are added to the cache.
+
+        `cache_index` 0 starts a new sequence; otherwise it continues from a
+        slot already written, usually the next one. `padding_mask`,
+        `(B, length)`, marks the slots of real tokens; without it, all are real.
+        """
+        return self.predict_on_batch(self.step_inputs(token_ids, cache_index, padding_mask))
+
+    def step_inputs(self, token_ids, cache_index, padding_mask=None):
+        """The compiled step's inputs for the arguments of `step`, checked; the
+        caches count as written up to the end of `token_ids` from then on."""
+        token_ids = np.asarray(ops.convert_to_numpy(token_ids))
+        self._check_step(token_ids, cache_index, padding_mask)
+        inputs = {"token_ids": token_ids.astype("int32"), "cache_index": np.array([cache_index], "int32")}
         if padding_mask is not None:  # a separate compiled step: unpadded batches skip the mask
             inputs["padding_mask"] = np.asarray(padding_mask, bool)
-        return self.predict_on_batch(inputs)
+        self.filled = int(cache_index) + token_ids.shape[1]
+        return inputs
+
+    def _check_step(self, token_ids, cache_index, padding_mask):
+        """Raise a `ValueError` unless a step's arguments fit the caches and what they hold."""
+        integer = isinstance(cache_index, numbers.Integral) and not isinstance(cache_index, bool)
+        if not integer or not 0 <= cache_index <= self.filled:
+            raise ValueError(
+                f"`cache_index` must be an integer from 0 (a new sequence) to {self.filled} "
+                f"(the slots written so far), got cache_index={cache_index!r}."
+            )
+        validate_token_ids(token_ids, self.model.vocab_size, self.model.max_length)
+        batch, length = token_ids.shape
+        if batch != self.batch_size or length == 0 or cache_index + length > self.length:
+            raise ValueError(
+                f"`token_ids` of shape {token_ids.shape} at `cache_index`={cache_index} do not fit the "
+                f"decoder's caches: batch_size={self.batch_size}, length={self.length} slots, at least one token."
+            )
+        if padding_mask is not None and np.shape(padding_mask) != (self.batch_size, self.length):
+            raise ValueError(
+                f"`padding_mask` must have shape (batch_size, length) = {(self.batch_size, self.length)}, "
+                f"got shape {np.shape(padding_mask)}."
+            )
+
+
+class CachedSampler(keras.Model):
+    """A `CachedDecoder`'s step and the choice of the next token, compiled together.
+
+    The logits never leave the device: only the chosen token ids come back,
+    and on JAX and TensorFlow the sampling runs inside the step's compiled
+    program rather than op by op. The sampling settings are fixed when the
+    step is compiled, so `generate` keeps one sampler per setting; the
+    samplers of one decoder share its caches.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_tx import GPT
+    >>> gpt = GPT(vocab_size=50, max_length=16, embed_dim=32, num_heads=4, num_layers=2)
+    >>> sampler = CachedSampler(CachedDecoder(gpt, batch_size=2, length=8), temperature=0.8, top_k=10)
+    >>> sampler.reseed(7)
+    >>> first = sampler.next_tokens(np.array([[3, 1, 4], [1, 5, 9]]), cache_index=0)
+    >>> first.shape, first.dtype
+    ((2,), dtype('int32'))
+    >>> sampler.next_tokens(first[:, None], cache_index=3).shape
+    (2,)
+    """
+
+    def __init__(self, decoder, temperature=1.0, top_k=None, top_p=None, **kwargs):
+        super().__init__(**kwargs)
+        self.decoder = decoder  # tracked: its caches and its model's weights are this step's state
+        self.temperature, self.top_k, self.top_p = validate_sampling(temperature, top_k, top_p)
+        self.draws = seed_generator()
+        self.built = True
+
+    def call(self, inputs):
+        logits = self.decoder(inputs)
+        return sample_next_token(logits, self.temperature, self.top_k, self.top_p, seed=self.draws)
+
+    def reseed(self, seed=None):
+        """Start the draws afresh from `seed` (an integer >= 0; None: a random one)."""
+        self.draws.state.assign(seed_generator(seed).state.value)
+
+    def next_tokens(self, token_ids, cache_index, padding_mask=None):
+        """`(B,)` int32: the tokens sampled after `token_ids`; arguments as in `CachedDecoder.step`."""
+        return self.predict_on_batch(self.decoder.step_inputs(token_ids, cache_index, padding_mask))
+

@@ -12,21 +12,36 @@ Everything here runs in float32, whatever the model's compute dtype.
 """
 
 import math
+import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_tx.masking import masked_fill_value
 
 
 def validate_sampling(temperature=1.0, top_k=None, top_p=None):
-    """Raise `ValueError` naming the argument if a sampling setting is invalid."""
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+    """Raise `ValueError` naming the argument if a sampling setting is invalid.
+
+    Returns the settings as Python numbers (NumPy scalars are welcome).
+
+    >>> import numpy as np
+    >>> validate_sampling(np.float32(0.5), np.int64(40), None)
+    (0.5, 40, None)
+    """
+    if not _is_number(temperature, numbers.Real) or not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"`temperature` must be a finite number >= 0 (0 is greedy), got temperature={temperature!r}.")
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+    if top_k is not None and (not _is_number(top_k, numbers.Integral) or top_k < 1):
         raise ValueError(f"`top_k` must be None or an integer >= 1, got top_k={top_k!r}.")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+    if top_p is not None and (not _is_number(top_p, numbers.Real) or not 0 < top_p <= 1):
         raise ValueError(f"`top_p` must be None or a number in (0, 1], got top_p={top_p!r}.")
+    return float(temperature), None if top_k is None else int(top_k), None if top_p is None else float(top_p)
+
+
+def _is_number(value, kind):
+    """Whether `value` is a `kind` (`numbers.Real`, `numbers.Integral`) and not a bool."""
+    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
 
 
 def top_k_filter(logits, k):
@@ -79,7 +94,7 @@ def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, seed=None
     >>> ops.convert_to_numpy(sample_next_token(logits, temperature=0))
     array([1], dtype=int32)
     """
-    validate_sampling(temperature, top_k, top_p)
+    temperature, top_k, top_p = validate_sampling(temperature, top_k, top_p)
     logits = ops.cast(logits, "float32")
     if temperature == 0:
         return ops.cast(ops.argmax(logits, axis=-1), "int32")

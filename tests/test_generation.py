@@ -51,22 +51,40 @@ def test_the_cache_holds_the_generation_not_the_whole_context(model, prompt, mon
     np.testing.assert_array_equal(short, longest[:, :13])  # greedy: the two caches agree
 
 
-def test_a_decoder_refuses_tokens_past_its_slots(model):
+def test_a_decoder_refuses_steps_that_do_not_fit_its_caches(model):
     decoder = CachedDecoder(model, batch_size=1, length=8)
+    with pytest.raises(ValueError, match=r"from 0 \(a new sequence\) to 0"):
+        decoder.step(np.zeros((1, 1), "int32"), cache_index=3)  # a fresh cache holds nothing to continue
     decoder.step(np.zeros((1, 6), "int32"), cache_index=0)
+    for cache_index in (-2, 7, 2.0):  # before the start, past the written slots, not an integer
+        with pytest.raises(ValueError, match="`cache_index` must be an integer from 0"):
+            decoder.step(np.zeros((1, 1), "int32"), cache_index=cache_index)
     with pytest.raises(ValueError, match="length=8 slots"):
         decoder.step(np.zeros((1, 3), "int32"), cache_index=6)
+    with pytest.raises(ValueError, match="length=8 slots, at least one token"):
+        decoder.step(np.zeros((1, 0), "int32"), cache_index=6)
     with pytest.raises(ValueError, match="batch_size=1"):
         decoder.step(np.zeros((2, 1), "int32"), cache_index=6)
+    with pytest.raises(ValueError, match="must be integers"):
+        decoder.step(np.array([[1.9]]), cache_index=6)
+    with pytest.raises(ValueError, match=r"in \[0, 31\)"):
+        decoder.step(np.array([[31]]), cache_index=6)
+    with pytest.raises(ValueError, match=r"`padding_mask` must have shape \(batch_size, length\) = \(1, 8\)"):
+        decoder.step(np.zeros((1, 1), "int32"), cache_index=6, padding_mask=np.ones((1, 7), bool))
+    with pytest.raises(TypeError, match="decoder.step"):
+        decoder(np.zeros((1, 1), "int32"))
     with pytest.raises(ValueError, match="max_length=32"):
         CachedDecoder(model, batch_size=1, length=64)
+    decoder.step(np.zeros((1, 1), "int32"), cache_index=6)  # the refused steps changed nothing
+    decoder.step(np.zeros((1, 1), "int32"), cache_index=7)
 
 
 def test_cache_feeds_each_token_through_the_model_once(model, prompt, monkeypatch):
     """O(N): with the cache, the prompt and then one token per step; without it, the whole prefix each step."""
     cached_lengths, full_lengths = [], []
-    step, forward = CachedDecoder.step, GPT.predict_on_batch
-    monkeypatch.setattr(CachedDecoder, "step", lambda self, ids, **kw: cached_lengths.append(ids.shape[1]) or step(self, ids, **kw))
+    step_inputs, forward = CachedDecoder.step_inputs, GPT.predict_on_batch
+    monkeypatch.setattr(CachedDecoder, "step_inputs",
+                        lambda self, ids, *args, **kw: cached_lengths.append(ids.shape[1]) or step_inputs(self, ids, *args, **kw))
     monkeypatch.setattr(GPT, "predict_on_batch", lambda self, ids: full_lengths.append(ids.shape[1]) or forward(self, ids))
     model.generate(prompt, max_new_tokens=8, temperature=0)
     assert cached_lengths == [5] + [1] * 7
@@ -82,6 +100,22 @@ def test_seed_makes_sampling_reproducible(model, prompt):
     assert not np.array_equal(first, other)
 
 
+@pytest.mark.parametrize("settings", [dict(temperature=1.5), dict(temperature=0.8, top_k=5), dict(top_p=0.8)])
+def test_sampling_inside_the_compiled_step_draws_what_sampling_after_a_recomputation_draws(model, prompt, settings):
+    """The cached path samples inside its compiled step: with the same seed, the same tokens."""
+    cached = model.generate(prompt, max_new_tokens=10, seed=11, **settings)
+    recomputed = model.generate(prompt, max_new_tokens=10, seed=11, use_cache=False, **settings)
+    np.testing.assert_array_equal(cached, recomputed)
+    greedy = model.generate(prompt, max_new_tokens=10, temperature=0)  # another setting, the same caches
+    np.testing.assert_array_equal(greedy, model.generate(prompt, max_new_tokens=10, temperature=0, use_cache=False))
+
+
+def test_neighbouring_seeds_draw_unrelated_tokens(model, prompt):
+    """Keras' PyTorch backend seeds the n-th draw with seed + n: seed 8 must not replay seed 7 one step later."""
+    first, second = (model.generate(prompt, max_new_tokens=15, temperature=2.0, seed=seed)[:, 5:] for seed in (7, 8))
+    assert (first[:, 1:] == second[:, :-1]).mean() < 0.5  # 1.0 when the streams are shifted copies
+
+
 def test_generation_limits_and_arguments_are_checked(model, prompt):
     with pytest.raises(ValueError, match="max_length"):
         model.generate(prompt, max_new_tokens=28)
@@ -95,8 +129,18 @@ def test_generation_limits_and_arguments_are_checked(model, prompt):
         model.generate(prompt, max_new_tokens=2, top_k=0)
     with pytest.raises(ValueError, match="prompt_ids"):
         model.generate(np.zeros((2, 0), "int32"), max_new_tokens=2)
-    with pytest.raises(ValueError, match="max_new_tokens"):
-        model.generate(prompt, max_new_tokens=-1)
+    for max_new_tokens in (-1, True, 2.0):
+        with pytest.raises(ValueError, match="max_new_tokens"):
+            model.generate(prompt, max_new_tokens=max_new_tokens)
+    with pytest.raises(ValueError, match=r"batch >= 1"):
+        model.generate(np.zeros((0, 3), "int32"), max_new_tokens=2)
+    with pytest.raises(ValueError, match="seed"):
+        model.generate(prompt, max_new_tokens=2, seed=-1)
+    # NumPy scalars are numbers too.
+    greedy = model.generate(prompt, max_new_tokens=np.int64(2), temperature=np.float32(0))
+    np.testing.assert_array_equal(greedy, model.generate(prompt, max_new_tokens=2, temperature=0))
+    assert model.generate(prompt, np.int32(2), temperature=np.float64(0.5), top_k=np.int64(3), top_p=np.float32(0.9),
+                          seed=np.int64(1)).shape == (2, 7)
     with pytest.raises(ValueError, match=r"\[0, 31\)"):
         model.generate(prompt + 40, max_new_tokens=2)
 
