@@ -13,9 +13,10 @@ growing square.
 each block's cache -- inside a small Keras model whose caches are
 non-trainable variables. Calling it through `predict_on_batch` lets Keras
 compile the step (XLA on JAX, a graph on TensorFlow; eager on PyTorch) and
-keeps the caches where the model's weights live: only the new token ids go in
-and only the logits come out. This module knows the model only through that
-step and `predict_on_batch`; it imports no model.
+keeps the caches where the model's weights live. `CachedSampler` compiles the
+sampling into the same step: only the new token ids go in and only the chosen
+ones come out. This module knows the model only through that step and
+`predict_on_batch`; it imports no model.
 
 A cache needs no more slots than the tokens it will hold. `generate` sizes it
 to the prompt plus the new tokens, rounded up to a power of two

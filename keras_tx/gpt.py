@@ -143,7 +143,8 @@ class GPT(TransformerStack):
             top_k: sample only among the `top_k` most likely tokens.
             top_p: sample only among the most likely tokens whose
                 probabilities add up to `top_p` (nucleus sampling).
-            seed: an int makes sampling reproducible.
+            seed: an integer >= 0 makes sampling reproducible (neighbouring
+                seeds draw unrelated tokens).
             use_cache: keep a key/value cache (one attention step per new
                 token); False recomputes the whole prefix at every step,
                 through `predict_on_batch` (compiled on JAX and TensorFlow,
