@@ -63,7 +63,7 @@ def generate(
         slots_mask = _slots_mask(padding_mask, prompt_ids, slots)
     tokens = prompt_ids.astype("int32")
     if use_cache:
-        sampler = _cached_sampler(model, len(tokens), slots, temperature, top_k, top_p)
+        sampler = _cached_sampler(model, len(tokens), slots, temperature == 0, top_k, top_p)
         sampler.reseed(seed)
     else:
         sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed_generator(seed))
@@ -71,7 +71,7 @@ def generate(
     for _ in range(max_new_tokens):
         if use_cache:
             cache_index = tokens.shape[1] - unseen.shape[1]
-            unseen = sampler.next_tokens(unseen, cache_index, padding_mask=slots_mask)[:, None]
+            unseen = sampler.next_tokens(unseen, cache_index, slots_mask, temperature)[:, None]
         else:
             logits = _recomputed_logits(model, tokens, slots_mask)
             unseen = ops.convert_to_numpy(sample_next_token(logits, **sampling))[:, None]
@@ -156,19 +156,21 @@ def _slots_mask(padding_mask, prompt_ids, slots):
     return np.concatenate([padding_mask, generated], axis=1)
 
 
-def _cached_sampler(model, batch_size, length, temperature, top_k, top_p):
+def _cached_sampler(model, batch_size, length, greedy, top_k, top_p):
     """The compiled step and sampling of `model` for these sizes and settings, made once and reused.
 
     The samplers of one batch size and cache length share one `CachedDecoder`: one set of caches.
     """
+    if greedy:
+        top_k = top_p = None  # greedy decoding filters nothing
     # Kept out of Keras' layer tracking: they wrap the model, they are not part of it.
     decoders = model.__dict__.setdefault("_cached_decoders", {})
     samplers = model.__dict__.setdefault("_cached_samplers", {})
     if (batch_size, length) not in decoders:
         decoders[batch_size, length] = CachedDecoder(model, batch_size, length)
-    key = (batch_size, length, temperature, top_k, top_p)
+    key = (batch_size, length, greedy, top_k, top_p)
     if key not in samplers:
-        samplers[key] = CachedSampler(decoders[batch_size, length], temperature, top_k, top_p)
+        samplers[key] = CachedSampler(decoders[batch_size, length], greedy, top_k, top_p)
     return samplers[key]
 
 
@@ -271,40 +273,53 @@ class CachedSampler(keras.Model):
 
     The logits never leave the device: only the chosen token ids come back,
     and on JAX and TensorFlow the sampling runs inside the step's compiled
-    program rather than op by op. The sampling settings are fixed when the
-    step is compiled, so `generate` keeps one sampler per setting; the
-    samplers of one decoder share its caches.
+    program rather than op by op. Greedy decoding, `top_k` and `top_p` shape
+    that program, so each combination is a sampler of its own (the samplers
+    of one decoder share its caches); the temperature is an input of the
+    step, so a new one needs no new compilation.
 
     Example:
 
     >>> import numpy as np
     >>> from keras_tx import GPT
     >>> gpt = GPT(vocab_size=50, max_length=16, embed_dim=32, num_heads=4, num_layers=2)
-    >>> sampler = CachedSampler(CachedDecoder(gpt, batch_size=2, length=8), temperature=0.8, top_k=10)
+    >>> sampler = CachedSampler(CachedDecoder(gpt, batch_size=2, length=8), top_k=10)
     >>> sampler.reseed(7)
-    >>> first = sampler.next_tokens(np.array([[3, 1, 4], [1, 5, 9]]), cache_index=0)
+    >>> first = sampler.next_tokens(np.array([[3, 1, 4], [1, 5, 9]]), cache_index=0, temperature=0.8)
     >>> first.shape, first.dtype
     ((2,), dtype('int32'))
-    >>> sampler.next_tokens(first[:, None], cache_index=3).shape
+    >>> sampler.next_tokens(first[:, None], cache_index=3, temperature=1.2).shape
     (2,)
     """
 
-    def __init__(self, decoder, temperature=1.0, top_k=None, top_p=None, **kwargs):
+    def __init__(self, decoder, greedy=False, top_k=None, top_p=None, **kwargs):
         super().__init__(**kwargs)
         self.decoder = decoder  # tracked: its caches and its model's weights are this step's state
-        self.temperature, self.top_k, self.top_p = validate_sampling(temperature, top_k, top_p)
+        _, self.top_k, self.top_p = validate_sampling(1.0, top_k, top_p)
+        self.greedy = greedy
         self.draws = seed_generator()
         self.built = True
 
     def call(self, inputs):
         logits = self.decoder(inputs)
-        return sample_next_token(logits, self.temperature, self.top_k, self.top_p, seed=self.draws)
+        if self.greedy:
+            return sample_next_token(logits, temperature=0)
+        # Divided here, by an input, rather than by a constant inside `sample_next_token`.
+        return sample_next_token(logits / inputs["temperature"], 1.0, self.top_k, self.top_p, seed=self.draws)
 
     def reseed(self, seed=None):
         """Start the draws afresh from `seed` (an integer >= 0; None: a random one)."""
         self.draws.state.assign(seed_generator(seed).state.value)
 
-    def next_tokens(self, token_ids, cache_index, padding_mask=None):
-        """`(B,)` int32: the tokens sampled after `token_ids`; arguments as in `CachedDecoder.step`."""
-        return self.predict_on_batch(self.decoder.step_inputs(token_ids, cache_index, padding_mask))
+    def next_tokens(self, token_ids, cache_index, padding_mask=None, temperature=1.0):
+        """`(B,)` int32: the tokens chosen after `token_ids`; arguments as in `CachedDecoder.step`.
 
+        `temperature` must be above 0; a greedy sampler ignores it.
+        """
+        temperature, _, _ = validate_sampling(temperature)
+        if temperature == 0 and not self.greedy:
+            raise ValueError("This sampler samples: `temperature` must be above 0 (greedy is `greedy=True`).")
+        inputs = self.decoder.step_inputs(token_ids, cache_index, padding_mask)
+        if not self.greedy:
+            inputs["temperature"] = np.array([temperature], "float32")
+        return self.predict_on_batch(inputs)

@@ -4,7 +4,7 @@ import pytest
 from keras import ops
 
 from keras_tx import GPT, sample_next_token, top_k_filter, top_p_filter
-from keras_tx.generation import CachedDecoder
+from keras_tx.generation import CachedDecoder, CachedSampler
 
 
 @pytest.fixture
@@ -108,6 +108,23 @@ def test_sampling_inside_the_compiled_step_draws_what_sampling_after_a_recomputa
     np.testing.assert_array_equal(cached, recomputed)
     greedy = model.generate(prompt, max_new_tokens=10, temperature=0)  # another setting, the same caches
     np.testing.assert_array_equal(greedy, model.generate(prompt, max_new_tokens=10, temperature=0, use_cache=False))
+
+
+def test_a_new_temperature_reuses_the_compiled_sampler(model, prompt, monkeypatch):
+    """The temperature is an input of the compiled step; greedy decoding and top-k shape it."""
+    made = []
+    make = CachedSampler.__init__
+    monkeypatch.setattr(CachedSampler, "__init__", lambda self, *a, **kw: make(self, *a, **kw) or made.append(self))
+    for temperature in (0.5, 0.7, 2.0):  # each one applied, none compiled anew
+        cached = model.generate(prompt, max_new_tokens=4, temperature=temperature, seed=0)
+        recomputed = model.generate(prompt, max_new_tokens=4, temperature=temperature, seed=0, use_cache=False)
+        np.testing.assert_array_equal(cached, recomputed)
+    assert len(made) == 1
+    model.generate(prompt, max_new_tokens=4, temperature=0)
+    model.generate(prompt, max_new_tokens=4, temperature=0.5, top_k=3)
+    assert len(made) == 3
+    with pytest.raises(ValueError, match="greedy=True"):
+        made[0].next_tokens(prompt, cache_index=0, temperature=0)
 
 
 def test_neighbouring_seeds_draw_unrelated_tokens(model, prompt):
