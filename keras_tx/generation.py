@@ -34,7 +34,7 @@ from keras import ops
 
 from keras_tx.embedding import validate_token_ids
 from keras_tx.sampling import sample_next_token, validate_sampling
-from keras_tx.validation import check_positive_integers
+from keras_tx.validation import check_positive_integers, is_number
 
 
 def generate(
@@ -115,7 +115,7 @@ def seed_generator(seed=None):
     (True, False)
     """
     if seed is not None:
-        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        if not is_number(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"`seed` must be None or an integer >= 0, got seed={seed!r}.")
         seed = int(np.random.SeedSequence(int(seed)).generate_state(1)[0] >> 1)  # < 2**31: any backend's seed dtype
     return keras.random.SeedGenerator(seed)
@@ -123,7 +123,7 @@ def seed_generator(seed=None):
 
 def _check_lengths(prompt_ids, max_new_tokens, max_length):
     """Raise unless the prompts and `max_new_tokens` fit `max_length`; returns `max_new_tokens` as an int."""
-    if not isinstance(max_new_tokens, numbers.Integral) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+    if not is_number(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
         raise ValueError(f"`max_new_tokens` must be an integer >= 0, got max_new_tokens={max_new_tokens!r}.")
     if prompt_ids.ndim != 2 or 0 in prompt_ids.shape:
         raise ValueError(f"`prompt_ids` must have shape (batch >= 1, length >= 1), got shape {prompt_ids.shape}.")
@@ -248,8 +248,7 @@ class CachedDecoder(keras.Model):
 
     def _check_step(self, token_ids, cache_index, padding_mask):
         """Raise a `ValueError` unless a step's arguments fit the caches and what they hold."""
-        integer = isinstance(cache_index, numbers.Integral) and not isinstance(cache_index, bool)
-        if not integer or not 0 <= cache_index <= self.filled:
+        if not is_number(cache_index, numbers.Integral) or not 0 <= cache_index <= self.filled:
             raise ValueError(
                 f"`cache_index` must be an integer from 0 (a new sequence) to {self.filled} "
                 f"(the slots written so far), got cache_index={cache_index!r}."

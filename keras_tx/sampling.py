@@ -15,10 +15,10 @@ import math
 import numbers
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_tx.masking import masked_fill_value
+from keras_tx.validation import is_number
 
 
 def validate_sampling(temperature=1.0, top_k=None, top_p=None):
@@ -30,18 +30,13 @@ def validate_sampling(temperature=1.0, top_k=None, top_p=None):
     >>> validate_sampling(np.float32(0.5), np.int64(40), None)
     (0.5, 40, None)
     """
-    if not _is_number(temperature, numbers.Real) or not math.isfinite(temperature) or temperature < 0:
+    if not is_number(temperature) or not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"`temperature` must be a finite number >= 0 (0 is greedy), got temperature={temperature!r}.")
-    if top_k is not None and (not _is_number(top_k, numbers.Integral) or top_k < 1):
+    if top_k is not None and (not is_number(top_k, numbers.Integral) or top_k < 1):
         raise ValueError(f"`top_k` must be None or an integer >= 1, got top_k={top_k!r}.")
-    if top_p is not None and (not _is_number(top_p, numbers.Real) or not 0 < top_p <= 1):
+    if top_p is not None and (not is_number(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"`top_p` must be None or a number in (0, 1], got top_p={top_p!r}.")
     return float(temperature), None if top_k is None else int(top_k), None if top_p is None else float(top_p)
-
-
-def _is_number(value, kind):
-    """Whether `value` is a `kind` (`numbers.Real`, `numbers.Integral`) and not a bool."""
-    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
 
 
 def top_k_filter(logits, k):

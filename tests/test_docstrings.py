@@ -18,6 +18,7 @@ MODULES = [
     "keras_tx.self_attention",
     "keras_tx.transformer",
     "keras_tx.transformer_block",
+    "keras_tx.validation",
     *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
     *(f"keras_tx_tools.training.{name}" for name in ("tasks", "settings", "saved", "callbacks", "plots", "recipe", "loss", "text_generation", "distribute")),
     "keras_tx_tools.commands",
