@@ -89,8 +89,8 @@ SINUSOID = {
     "twice_column": "the exponent is 2c / dim with c the column index: in the formula 2i is the even column index "
                     "itself, and columns 2i and 2i+1 both use 10000 ** (2i / dim)",
     "base": "the base of the power is 1000; the formula's is 10000: p / 10000 ** (2i / dim)",
-    "unparenthesised": "the exponent's parentheses are missing: the formula divides by 10000 ** (2i / dim), "
-                       "not by 10000 ** 2i / dim",
+    "unparenthesised": "the exponent's parentheses are missing: the formula is p / 10000 ** (2i / dim), "
+                       "not p / 10000 ** 2i / dim",
     "from_one": "the positions start at 1: row p of the table is position p, from 0",
 }
 

@@ -55,16 +55,19 @@ def scale_hint(weights, raw, depth, mask=None):
     """Name a wrong score scaling, read off the weights: log w = scale * raw + row constant.
 
     `raw` holds the unscaled scores Q @ K^T (recorded with the reference), `depth` is d. With a
-    `mask`, only the keys each query may attend to take part.
+    `mask`, only the keys each query may attend to take part; so do only the weights that did not
+    underflow to 0, whose logarithm says nothing.
     """
     logs = np.log(np.maximum(weights.astype(float), 1e-300))
-    allowed = np.ones(raw.shape, bool) if mask is None else np.broadcast_to(mask, raw.shape)
+    allowed = (np.ones(raw.shape, bool) if mask is None else np.broadcast_to(mask, raw.shape)) & (weights > 1e-30)
     centred_logs, centred_raw = (row_centred(values, allowed) for values in (logs, raw))
     scale = float((centred_logs * centred_raw).sum() / (centred_raw**2).sum())
     if abs(scale - 1) < 0.05:
         return f"the scores are not scaled: divide Q @ K^T by sqrt(d) = sqrt({depth}) before the softmax"
     if abs(scale * depth - 1) < 0.05:
         return f"you divided the scores by d = {depth}; divide them by sqrt(d)"
+    if abs(scale / np.sqrt(depth) - 1) < 0.05:
+        return f"you multiplied the scores by sqrt(d) = sqrt({depth}); divide them by it"
     if abs(scale * np.sqrt(depth) - 1) > 0.05:
         return f"your weights behave like softmax({scale:.3g} * Q @ K^T); expected the factor 1/sqrt(d) = {depth ** -0.5:.3g}"
     return None

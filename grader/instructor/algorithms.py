@@ -77,14 +77,14 @@ def sinusoid(length, dim, exponent="pair", base=10000.0, interleaved=True, sine_
              parenthesised=True):
     """The sine/cosine position table ``(length, dim)``.
 
-    `parenthesised` False divides by ``base ** 2i / dim`` instead of ``base ** (2i / dim)``.
+    `parenthesised` False computes ``p / base ** 2i / dim`` instead of ``p / base ** (2i / dim)``.
     """
     positions = np.arange(first_position, first_position + length)[:, None]
     columns = np.arange(dim)[None, :]
     if parenthesised:
         angles = positions / base ** EXPONENTS[exponent](columns, dim)
     else:
-        angles = positions / (base ** (columns - columns % 2) / dim)
+        angles = positions / base ** (columns - columns % 2) / dim
     first, second = (np.sin, np.cos) if sine_first else (np.cos, np.sin)
     if not interleaved:
         pairs = angles[:, 0::2]
