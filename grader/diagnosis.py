@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from grader.checks import is_close, tensor, to_numpy
+from grader.checks import exception_message, is_close, tensor, to_numpy
+from grader.feedback import Feedback
 from grader.layout import FFN_ACTIVATION, LAYER_NORM_EPSILON
 
 BLOCK_STEPS = ("norm1", "attention", "norm2", "ffn_in", "ffn_out")
@@ -90,7 +91,7 @@ def first_divergence(layer, steps, expected, weights, first_input, mask, num_hea
         num_heads: the attention heads of each block.
 
     Returns:
-        A message, or None when every sublayer matches (then the wiring of ``call`` differs).
+        A `Feedback`, or None when every sublayer matches (then the wiring of ``call`` differs).
     """
     matched = {}
     for path in steps:
@@ -101,7 +102,7 @@ def first_divergence(layer, steps, expected, weights, first_input, mask, num_hea
             args = (tensor(value), mask) if name == "attention" else (tensor(value),)
             output = to_numpy(sublayer(*args), path)
         except Exception as error:  # a sublayer that cannot even run on the reference's input
-            return f"{path} fails on the reference's input: {type(error).__name__}: {error}"
+            return Feedback(f"{path} fails on the reference's input: {type(error).__name__}: {exception_message(error)}")
         if not is_close(output, expected[f"{path}>out"]):
             cause = sublayer_cause(path, output, np.asarray(value), weights, mask, num_heads)
             before = matched.get(group, [])
@@ -110,7 +111,7 @@ def first_divergence(layer, steps, expected, weights, first_input, mask, num_hea
                 message = f"{group}: {_listed(before)} {'matches' if len(before) == 1 else 'match'}; {name} differs"
             elif matched:
                 message = f"every sublayer before {path} matches; {path} differs"
-            return message + (f" — {cause}" if cause else "")
+            return (cause or Feedback()).located(message)
         matched.setdefault(group, []).append(name)
     return None
 
@@ -126,19 +127,20 @@ def _resolve(layer, path):
 
 
 def sublayer_cause(path, output, value, weights, mask, num_heads):
-    """The known variation of sublayer `path` that `output` matches, as advice; else None."""
+    """The known variation of sublayer `path` that `output` matches, as a `Feedback`; else None."""
     name = path.rpartition(".")[2]
     if name in ("norm1", "norm2", "final_norm"):
         if is_close(output, layer_norm(value, weights[path], 1e-3)):
-            return (f"LayerNormalization(epsilon={LAYER_NORM_EPSILON}) expected; "
-                    "yours matches Keras' default epsilon=1e-3")
+            return Feedback(cause="yours matches Keras' default epsilon=1e-3",
+                            fix=f"LayerNormalization(epsilon={LAYER_NORM_EPSILON}) expected")
         return None
     if name == "ffn_in":
         linear = dense(value, weights[path])
         for activation, computed in (("the tanh approximation", gelu(linear, approximate=True)),
                                      ("ReLU", np.maximum(linear, 0)), ("no activation", linear)):
             if is_close(output, computed):
-                return f'exact GELU expected (activation="{FFN_ACTIVATION}"); yours matches {activation}'
+                return Feedback(cause=f"yours matches {activation}",
+                                fix=f'exact GELU expected (activation="{FFN_ACTIVATION}")')
         return None
     if name == "attention":
         attention_weights = {key.rpartition(".")[2]: arrays for key, arrays in weights.items()
@@ -192,16 +194,17 @@ def self_attention(x, weights, num_heads, mask=None, scale=True, split_transpose
     return dense(merged.reshape(batch, length, width), weights["output_dense"])
 
 
-BARE_RESHAPE = ("the heads are split or merged by a bare reshape: reshape (B, T, C) to (B, T, H, C/H) and move "
-                "the head axis forward (and back before merging)")
+BARE_RESHAPE = Feedback(cause="the heads are split or merged by a bare reshape",
+                        fix="reshape (B, T, C) to (B, T, H, C/H) and move the head axis forward (and back before merging)")
 ATTENTION_CAUSES = [
-    ("the scores are not scaled: divide Q @ K^T by sqrt(head size) before the softmax", {"scale": False}),
+    (Feedback(cause="the scores are not scaled", fix="divide Q @ K^T by sqrt(head size) before the softmax"),
+     {"scale": False}),
     (BARE_RESHAPE, {"split_transpose": False}),
     (BARE_RESHAPE, {"merge_transpose": False}),
     (BARE_RESHAPE, {"split_transpose": False, "merge_transpose": False}),
-    ("the mask is not applied: pass attention_mask on to the attention", {"mask": None}),
+    (Feedback(cause="the mask is not applied", fix="pass attention_mask on to the attention"), {"mask": None}),
 ]
-"""``[(cause, variation)]``: the known attention mistakes, as keyword arguments of `self_attention`."""
+"""``[(cause, variation)]``: the known attention mistakes (`Feedback`), as keyword arguments of `self_attention`."""
 
 
 def attention_cause(output, x, weights, num_heads, mask):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_close, check_dtype, check_shape, is_close, tensor, to_numpy
+from grader.feedback import Feedback
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
 from grader.reference import check_matches, draw_distinct
 
@@ -20,16 +21,18 @@ def formula_table(length, dim, exponent=2, interleaved=True, sine_first=True):
     return np.concatenate([first, second], axis=-1)[:, :dim]
 
 
-MISREADINGS = {
-    "sine and cosine are swapped: sin goes in the even columns 2i, cos in the odd columns 2i+1": {"sine_first": False},
-    "the exponent uses i where the formula has 2i: 10000 ** (2i / dim), with 2i the even column index": {"exponent": 1},
-    "sines and cosines are concatenated (all sines, then all cosines); the formula interleaves them: "
-    "sin in column 2i, cos in column 2i+1": {"interleaved": False},
-}
+MISREADINGS = [
+    (Feedback(cause="sine and cosine are swapped", fix="sin goes in the even columns 2i, cos in the odd columns 2i+1"),
+     {"sine_first": False}),
+    (Feedback(cause="the exponent uses i where the formula has 2i",
+              fix="10000 ** (2i / dim), with 2i the even column index"), {"exponent": 1}),
+    (Feedback(cause="sines and cosines are concatenated (all sines, then all cosines)",
+              fix="the formula interleaves them: sin in column 2i, cos in column 2i+1"), {"interleaved": False}),
+]
 
 
 def sinusoid_hint(table, length, dim):
-    for hint, misreading in MISREADINGS.items():
+    for hint, misreading in MISREADINGS:
         if is_close(table, formula_table(length, dim, **misreading)):
             return hint
     return None
@@ -54,10 +57,9 @@ def test_sinusoidal_shape_and_dtype(student, rngs):
         length, dim = int(sizes["length"]), int(sizes["dim"])
         table = student.sinusoidal_position_encoding(length, dim)
         if not keras.ops.is_tensor(table):
-            raise GradingFailure(
-                f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor "
-                "(keras.ops functions return one; keras.ops.convert_to_tensor makes one)"
-            )
+            raise GradingFailure(Feedback(
+                f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor",
+                fix="keras.ops functions return one; keras.ops.convert_to_tensor makes one"))
         check_shape(to_numpy(table, "sinusoidal_position_encoding"), (length, dim),
                     f"sinusoidal_position_encoding({length}, {dim})")
         check_dtype(table, "float32", "the sinusoidal table")
@@ -121,7 +123,8 @@ def test_embedding_sublayers(student, rngs):
         for name, rows in (("token_embedding", vocab_size), ("position_embedding", max_length)):
             actual = (sublayers[name].input_dim, sublayers[name].output_dim)
             if actual != (rows, embed_dim):
-                raise GradingFailure(f"{name} is Embedding{actual}, expected Embedding{(rows, embed_dim)}")
+                raise GradingFailure(Feedback(f"{name} is not the layer the exercise prescribes", f"it is Embedding{actual}",
+                                              f"expected Embedding{(rows, embed_dim)}"))
 
 
 @pytest.mark.points(5)
@@ -137,5 +140,5 @@ def test_embedding_matches_reference(student, reference):
 def embedding_hint(layer, token_ids, output):
     tokens = to_numpy(layer.token_embedding(token_ids), "token_embedding")
     if is_close(output, tokens):
-        return "the output is the token embedding alone: add position_embedding(positions 0..T-1)"
+        return Feedback(cause="the output is the token embedding alone", fix="add position_embedding(positions 0..T-1)")
     return None
