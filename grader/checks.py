@@ -99,6 +99,14 @@ GRADED_PACKAGE = "graded_"
 """The prefix of the packages a submission's files are loaded into (`grader.submission`)."""
 
 
+def failure_feedback(error, folder):
+    """The `Feedback` a check that raised `error` gives: a `GradingFailure`'s own, or what the
+    student's code raised (`describe_exception`, with `folder` the graded files), the same at every level."""
+    if isinstance(error, GradingFailure):
+        return error.feedback
+    return Feedback(f"your code raised {describe_exception(error, folder)}")
+
+
 def describe_exception(error, folder):
     """``Type: message (file.py, line N: its code)``, at the last line of `folder`'s code it passed.
 

@@ -331,7 +331,7 @@ def pytest_runtest_makereport(item, call):
 
 def _grade(item, call, report):
     """Turn one test's outcome into ``(outcome, message)``, rewriting `report` for the student."""
-    from grader.checks import GradingFailure, describe_exception
+    from grader.checks import GradingFailure, failure_feedback
 
     if report.passed:
         return PASSED, ""
@@ -340,12 +340,11 @@ def _grade(item, call, report):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), None, "not attempted yet")
         return NOT_ATTEMPTED, "not attempted yet"
-    if isinstance(error, GradingFailure):
-        message = error.feedback.at(item.config.stash[SETTINGS].hints)
-    elif isinstance(error, TimeLimitExceeded):
+    settings = item.config.stash[SETTINGS]
+    if isinstance(error, TimeLimitExceeded):
         message = str(error)
-    elif error is not None and report.when == "call":
-        message = f"your code raised {describe_exception(error, item.config.stash[SETTINGS].folder)}"
+    elif isinstance(error, GradingFailure) or (error is not None and report.when == "call"):
+        message = failure_feedback(error, settings.folder).at(settings.hints)
     else:
         last_line = (report.longreprtext.strip().splitlines() or ["?"])[-1]
         return FAILED, f"the grader could not run this check: {last_line}"

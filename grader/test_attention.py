@@ -65,13 +65,13 @@ def scale_hint(weights, query, key, mask=None):
     allowed = np.ones(raw.shape, bool) if mask is None else np.broadcast_to(mask, raw.shape)
     centred_logs, centred_raw = (row_centred(values, allowed) for values in (logs, raw))
     scale = float((centred_logs * centred_raw).sum() / (centred_raw**2).sum())
+    where = f"the attention weights behave like softmax({scale:.3g} * Q @ K^T), expected 1/sqrt(d) = {depth ** -0.5:.3g}"
     if abs(scale - 1) < 0.05:
-        return Feedback(cause="the scores are not scaled", fix=f"divide Q @ K^T by sqrt(d) = sqrt({depth}) before the softmax")
+        return Feedback(where, "the scores are not scaled", "divide Q @ K^T by sqrt(d) before the softmax")
     if abs(scale * depth - 1) < 0.05:
-        return Feedback(cause=f"you divided the scores by d = {depth}", fix="divide them by sqrt(d)")
+        return Feedback(where, "you divided the scores by d", "divide them by sqrt(d)")
     if abs(scale * np.sqrt(depth) - 1) > 0.05:
-        return Feedback(cause=f"your weights behave like softmax({scale:.3g} * Q @ K^T)",
-                        fix=f"expected the factor 1/sqrt(d) = {depth ** -0.5:.3g}")
+        return Feedback(where, "the scores are scaled by the wrong factor", "divide Q @ K^T by sqrt(d) before the softmax")
     return None
 
 

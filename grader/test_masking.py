@@ -80,7 +80,7 @@ def check_padding_mask(student, inputs, expected):
     if mask.shape != (batch, 1, 1, length):
         raise GradingFailure(Feedback(
             f"padding_mask of ids shaped {(batch, length)} has shape {mask.shape}",
-            f"expected {(batch, 1, 1, length)}", "so that it broadcasts over the heads and the queries"))
+            "it does not broadcast over the heads and the queries", f"give it the shape {(batch, 1, 1, length)}"))
     real = (token_ids != pad_id)[:, None, None, :]
 
     def hint():
@@ -131,7 +131,7 @@ def check_apply_mask(student, inputs, expected, dtype):
             f"scores overflowed to -inf/NaN in {dtype}",
             f"your mask value does not fit {dtype} (its most negative finite value is {np.finfo(dtype).min:.5g})",
             "derive it from the dtype"))
-    if np.array_equal(masked, scores):
+    if np.array_equal(masked, scores) and not masks_anything(student, mask, dtype):
         raise GradingFailure(Feedback(
             "apply_mask returned the scores unchanged", "the mask has no effect",
             "use the masked result: ops.where and ops.add return a new tensor, they never change their inputs"))
@@ -150,6 +150,13 @@ def check_apply_mask(student, inputs, expected, dtype):
             "the number you put there is not negative enough",
             f"it must dwarf every real score (some here are near {LARGE_SCORE:g}); derive it from the dtype"))
     check_matches(weights, expected["weights"], "softmax of the masked scores", dtype)
+
+
+def masks_anything(student, mask, dtype):
+    """Whether `student.apply_mask` changes scores of 0 anywhere: a fill too small to change the
+    scores drawn still shows there, a masked result never used does not."""
+    zeros = np.zeros(np.shape(mask), dtype)
+    return bool(np.any(to_numpy(student.apply_mask(tensor(zeros), tensor(mask)), "apply_mask")))
 
 
 @pytest.mark.points(4)
