@@ -6,6 +6,7 @@ import pytest
 
 from grader.checks import GradingFailure, check_close, check_dtype, check_shape, tensor, to_numpy
 from grader.families import EMBEDDING, SINUSOID, closest_mistake
+from grader.feedback import Feedback
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
 from grader.reference import check_matches, draw_distinct
 
@@ -29,10 +30,9 @@ def test_sinusoidal_shape_and_dtype(student, rngs):
         length, dim = int(sizes["length"]), int(sizes["dim"])
         table = student.sinusoidal_position_encoding(length, dim)
         if not keras.ops.is_tensor(table):
-            raise GradingFailure(
-                f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor "
-                "(keras.ops functions return one; keras.ops.convert_to_tensor makes one)"
-            )
+            raise GradingFailure(Feedback(
+                f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor",
+                fix="keras.ops functions return one; keras.ops.convert_to_tensor makes one"))
         check_shape(to_numpy(table, "sinusoidal_position_encoding"), (length, dim),
                     f"sinusoidal_position_encoding({length}, {dim})")
         check_dtype(table, "float32", "the sinusoidal table")
@@ -100,7 +100,8 @@ def test_embedding_sublayers(student, rngs):
         for name, rows in (("token_embedding", vocab_size), ("position_embedding", max_length)):
             actual = (sublayers[name].input_dim, sublayers[name].output_dim)
             if actual != (rows, embed_dim):
-                raise GradingFailure(f"{name} is Embedding{actual}, expected Embedding{(rows, embed_dim)}")
+                raise GradingFailure(Feedback(f"{name} is not the layer the exercise prescribes", f"it is Embedding{actual}",
+                                              f"expected Embedding{(rows, embed_dim)}"))
 
 
 @pytest.mark.points(5)

@@ -205,6 +205,11 @@ def _both_residuals_from_norm(x, s):  # the stream overwritten by each norm
     return x + s.mlp(x)
 
 
+def _residual_inside(x, s):
+    x = s.attend(s.norm1(x) + x)
+    return x + s.mlp(s.norm2(x))
+
+
 def _norm1_twice(x, s):
     x = x + s.attend(s.norm1(x))
     return x + s.mlp(s.norm1(x))
@@ -218,7 +223,8 @@ WIRINGS = {
     "pre_ln": _pre_ln, "post_ln": _post_ln, "no_attention_residual": _no_attention_residual,
     "no_mlp_residual": _no_mlp_residual, "mask_ignored": _mask_ignored,
     "attention_residual_from_norm": _attention_residual_from_norm, "mlp_residual_from_norm": _mlp_residual_from_norm,
-    "both_residuals_from_norm": _both_residuals_from_norm, "norm1_twice": _norm1_twice, "parallel": _parallel,
+    "both_residuals_from_norm": _both_residuals_from_norm, "residual_inside": _residual_inside,
+    "norm1_twice": _norm1_twice, "parallel": _parallel,
 }
 """How a block connects its sublayers: the lessons' pre-LN, and the known mistakes."""
 
