@@ -10,8 +10,8 @@ recomputing that sublayer in NumPy, with the same weights, under each known vari
 Example::
 
     expected = trace_gpt(reference_model, token_ids)        # {"blocks.0.norm1>in": ..., ...}
-    first_divergence(student_model, gpt_steps(2), expected, weights, token_ids, mask)
-    # 'blocks.0: norm1 and attention match; ffn_in differs — exact GELU expected ...'
+    first_divergence(student_model, gpt_steps(2), expected, weights, token_ids, mask).at("full")
+    # 'blocks.0: norm1 and attention match; ffn_in differs — yours matches the tanh approximation: ...'
 """
 
 import math

@@ -12,7 +12,7 @@ import pytest
 
 from grader.feedback import HINT_LEVELS
 from in_process_grading import first_failure
-from test_grader import grade, submission
+from test_grader import ROOT, grade, submission
 
 ANGLES = "    angles = positions / ops.power(10000.0, even_columns / dim)  # (length, ceil(dim / 2))\n"
 PAIRS = "pairs = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)"
@@ -233,6 +233,15 @@ def test_the_hints_option_sets_how_much_a_message_gives_away(tmp_path):
     assert messages["locate"].startswith("the attention weights behave like softmax(")
     assert messages["cause"] == messages["locate"] + " — the scores are not scaled"
     assert messages["full"] == messages["cause"] + ": divide Q @ K^T by sqrt(d) before the softmax"
+
+
+def test_the_readme_shows_one_mistake_at_each_hint_level_as_the_grader_gives_it(tmp_path):
+    file, patches, _, _ = MISTAKES["one block object repeated"]
+    _, feedback = first_failure(submission(tmp_path, {file: patches}), "model")
+    shown = dict(line.split(":  ", 1) for line in (ROOT / "grader" / "README.md").read_text().splitlines()
+                 if line.startswith(tuple(f"{level}:  " for level in HINT_LEVELS)))
+    assert {level: message.strip() for level, message in shown.items()} == {
+        level: feedback.at(level) for level in HINT_LEVELS}
 
 
 def graded_check(tmp_path, mistake, check, exercise):
