@@ -9,8 +9,8 @@ first whose output differs, and names the mistake family that output behaves lik
 
 Example::
 
-    first_divergence(student_model, gpt_steps(2), expected, token_ids, mask, head_size=6, width=18, num_heads=3)
-    # 'blocks.0: norm1 and attention match; ffn_in differs — exact GELU expected ...'
+    first_divergence(student_model, gpt_steps(2), expected, token_ids, mask, head_size=6, width=18, num_heads=3).at("full")
+    # 'blocks.0: norm1 and attention match; ffn_in differs — yours matches the tanh approximation: ...'
 """
 
 from grader.checks import exception_message, is_close, tensor, to_numpy

@@ -38,13 +38,24 @@ class Feedback:
 
     def at(self, level):
         """The message at hint `level` (one of `HINT_LEVELS`)."""
-        if level not in HINT_LEVELS:
-            raise ValueError(f"hint level {level!r}: expected one of {', '.join(HINT_LEVELS)}")
+        check_hint_level(level)
         why = {"full": ": ".join(part for part in (self.cause, self.fix) if part), "cause": self.cause}.get(level)
         return " — ".join(part for part in (self.where or "not what the exercise asks", why) if part)
 
     def __str__(self):
         return self.at("full")
+
+
+def check_hint_level(hints):
+    """Fail clearly unless `hints` is one of `HINT_LEVELS`.
+
+    >>> check_hint_level("all")
+    Traceback (most recent call last):
+    ...
+    ValueError: hints must be one of full, cause, locate; got 'all'
+    """
+    if hints not in HINT_LEVELS:
+        raise ValueError(f"hints must be one of {', '.join(HINT_LEVELS)}; got {hints!r}")
 
 
 def as_feedback(message):

@@ -129,13 +129,12 @@ def _note(sublayer, path, paths):
     if not isinstance(sublayer, keras.layers.Layer):
         return  # not a layer at all: `_walk` says so
     if sublayer in paths:
-        earlier = paths[sublayer]
-        raise GradingFailure(Feedback(
-            f"`{path}` is the very same layer object as `{earlier}`",
-            "one object serves as two sublayers, so they share their weights"
-            + (" ([block] * n repeats one block)" if path.rpartition(".")[2].isdigit() else ""),
-            "create a new layer for each: [TransformerBlock(...) for _ in range(num_layers)] for the blocks, "
-            "a Dense of its own for each projection"))
+        where = f"`{path}` is the very same layer object as `{paths[sublayer]}`"
+        cause = "one object serves as two sublayers, so they share their weights"
+        if path.rpartition(".")[2].isdigit():
+            raise GradingFailure(Feedback(where, f"{cause} ([block] * n repeats one block)",
+                                          "make a new one for each: [TransformerBlock(...) for _ in range(num_layers)]"))
+        raise GradingFailure(Feedback(where, cause, f"give `{path}` a new {type(sublayer).__name__} of its own"))
     paths[sublayer] = path
 
 

@@ -25,6 +25,8 @@ MODULES = [
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
+    "grader.checks",
+    "grader.feedback",
     "grader.layout",
     "grader.reference",
 ]

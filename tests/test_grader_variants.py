@@ -279,6 +279,15 @@ def test_the_hints_option_sets_how_much_a_message_gives_away(tmp_path):
     assert messages["full"] == messages["cause"] + ": divide Q @ K^T by sqrt(d) before the softmax"
 
 
+def test_the_readme_shows_one_mistake_at_each_hint_level_as_the_grader_gives_it(tmp_path):
+    file, patches, _, _ = MISTAKES["one block object repeated"]
+    _, feedback = first_failure(submission(tmp_path, {file: patches}), "model")
+    shown = dict(line.split(":  ", 1) for line in (ROOT / "grader" / "README.md").read_text().splitlines()
+                 if line.startswith(tuple(f"{level}:  " for level in HINT_LEVELS)))
+    assert {level: message.strip() for level, message in shown.items()} == {
+        level: feedback.at(level) for level in HINT_LEVELS}
+
+
 def graded_check(tmp_path, mistake, check, exercise):
     """The one result of the checks matching `check` (``-k``), on the solutions with `mistake` made."""
     file, patches, _, _ = MISTAKES[mistake]
