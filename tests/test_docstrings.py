@@ -26,7 +26,10 @@ MODULES = [
     "keras_tx_tools.gpt2.tokenizer",
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
     "grader.checks",
+    "grader.families",
     "grader.feedback",
+    "grader.instructor.algorithms",
+    "grader.instructor.fingerprints",
     "grader.layout",
     "grader.reference",
 ]
