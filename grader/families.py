@@ -219,7 +219,7 @@ BLOCK = {
 GPT = {
     "no_final_norm": mistake("the final LayerNorm is missing", "apply final_norm after the last block, before lm_head"),
     "mask_ignored": mistake("the blocks get no causal mask", "GPT.call must pass causal_mask(T) to every block"),
-    "unchained": mistake("the blocks are not chained: every block reads the embedding",
+    "unchained": mistake("the blocks are not chained (every block reads the embedding)",
                          "each block reads the previous block's output (x = block(x, mask))"),
     "shared_blocks": mistake("every block computes with the weights of the last one: one block object is repeated "
                              "([TransformerBlock(...)] * n)?", "make a new block for every layer"),

@@ -92,6 +92,12 @@ def sinusoid(length, dim, exponent="pair", base=10000.0, interleaved=True, sine_
     return np.where(columns % 2 == 0, first(angles), second(angles))
 
 
+def angular_speeds(dim):
+    """What the formula's angle grows by per position in each column: ``1 / 10000 ** (2i / dim)``."""
+    columns = np.arange(dim)
+    return 1 / 10000.0 ** EXPONENTS["pair"](columns, dim)
+
+
 def embedding(token_ids, weights, positions="from_zero", tokens="plain"):
     """Token plus position embedding. The mistakes: `positions` ``"from_one"``, ``"token_ids"`` or
     ``"none"``; `tokens` ``"scaled"`` (by sqrt(C)) or ``"none"``. None where a mistake has no row to look up."""
