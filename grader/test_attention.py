@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import pytest
 
-from grader.checks import GradingFailure, check_close, check_shape, tensor, to_numpy
+from grader.checks import GradingFailure, check_close, check_shape, is_close, tensor, to_numpy
 from grader.families import MASKED_SELF_ATTENTION, MERGE_HEADS, SELF_ATTENTION, SPLIT_HEADS, closest_mistake
 from grader.feedback import Feedback
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
