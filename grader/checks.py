@@ -70,7 +70,7 @@ def is_close(actual, expected, dtype="float32"):
     return actual.shape == expected.shape and bool(np.all(np.abs(actual - expected) <= atol + rtol * np.abs(expected)))
 
 
-def check_close(actual, expected, what, dtype="float32", hint=None):
+def check_close(actual, expected, what, dtype="float32", hint=None, source="the reference's"):
     """Fail unless `actual` matches `expected` within the tolerance of `dtype`.
 
     Args:
@@ -80,17 +80,18 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
         dtype: the compute dtype, which sets the tolerance.
         hint: optional callable run only on a mismatch; the `Feedback` it returns (if any) says
             why, placed at "`what`: not the reference's values" unless it names its own place.
+        source: whose values `expected` holds, as the generic message says it ("the formula's").
     """
     check_shape(actual, np.shape(expected), what)
     if is_close(actual, expected, dtype):
         return
     feedback = hint() if hint else None
     if feedback:
-        raise GradingFailure(feedback.located(f"{what}: not the reference's values"))
+        raise GradingFailure(feedback.located(f"{what}: not {source} values"))
     actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
     index = np.unravel_index(np.argmax(np.abs(actual - expected)), actual.shape) if actual.size else ()
     raise GradingFailure(
-        f"{what}: not the reference's values; at index {tuple(int(i) for i in index)} yours is "
+        f"{what}: not {source} values; at index {tuple(int(i) for i in index)} yours is "
         f"{actual[index]:.5g}, expected {expected[index]:.5g}"
     )
 

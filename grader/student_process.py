@@ -108,7 +108,7 @@ def _warm_up(keras):
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(tokens, tokens, batch_size=2, epochs=1, verbose=0, shuffle=False)
-    scores = keras.ops.matmul(model(tokens), keras.ops.swapaxes(model(tokens), -1, -2))
+    scores = keras.ops.transpose(model(tokens), (0, 2, 1))
     keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.where(scores > 0, scores, -1e9), axis=-1))
 
 

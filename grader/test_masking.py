@@ -6,26 +6,9 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_dtype, check_shape, tensor, to_numpy
+from grader.families import CAUSAL_MASK, PADDING_MASK, closest_mistake
 from grader.feedback import Feedback
 from grader.reference import check_matches, draw_distinct
-
-
-def causal_hint(mask, length):
-    """Name the classic wrong causal masks by comparing with them."""
-    lower = np.tril(np.ones((length, length), bool))
-    misreadings = [
-        (Feedback(cause="your mask is upper-triangular (the transposed mask)",
-                  fix="True must mean key position <= query position (rows are queries, columns are keys)"), lower.T),
-        (Feedback(cause="the diagonal is masked out",
-                  fix="a position must be allowed to attend to itself (key position <= query position, not <)"),
-         np.tril(lower, -1)),
-        (Feedback(cause="your mask is inverted",
-                  fix="True must mean 'may attend' (the past and the position itself)"), ~lower),
-    ]
-    for hint, wrong in misreadings:
-        if mask.shape == wrong.shape and np.array_equal(mask, wrong):
-            return hint
-    return None
 
 
 def draw_length(rng, module):
@@ -44,7 +27,8 @@ def test_causal_mask(student, reference):
         check_dtype(mask, "bool", f"causal_mask({length})")
         mask = to_numpy(mask, "causal_mask")
         check_shape(mask, (length, length), f"causal_mask({length})")
-        check_matches(mask, expected["mask"], f"causal_mask({length})", hint=lambda: causal_hint(mask, length))
+        check_matches(mask, expected["mask"], f"causal_mask({length})",
+                      hint=lambda: closest_mistake(mask, expected, "mask", CAUSAL_MASK))
 
 
 def draw_token_ids(rng, module):
@@ -81,19 +65,17 @@ def check_padding_mask(student, inputs, expected):
         raise GradingFailure(Feedback(
             f"padding_mask of ids shaped {(batch, length)} has shape {mask.shape}",
             "it does not broadcast over the heads and the queries", f"give it the shape {(batch, 1, 1, length)}"))
-    real = (token_ids != pad_id)[:, None, None, :]
-
-    def hint():
-        if np.array_equal(mask, ~real):
-            return Feedback(cause="your padding mask is inverted", fix="True must mean 'a real token' (not padding)")
-        if not np.array_equal(mask, real):
-            return Feedback(cause=f"padding_mask(token_ids, pad_id={pad_id}) does not mark exactly the tokens "
-                                  "equal to pad_id")
-        return Feedback(cause="the default pad_id is not 0", fix="padding_mask(token_ids) must use pad_id=0 by default")
-
     actual = run_padding_mask(student, inputs)
     for key in ("given_pad_id", "default_pad_id"):
-        check_matches(actual[key], expected[key], "padding_mask", hint=hint)
+        check_matches(actual[key], expected[key], "padding_mask", hint=lambda: closest_mistake(
+            actual[key], expected, key, PADDING_MASK) or padding_mismatch(key, pad_id))
+
+
+def padding_mismatch(key, pad_id):
+    """Why the padding mask of case `key` differs, when no known mistake explains it."""
+    if key == "given_pad_id":
+        return Feedback(cause=f"padding_mask(token_ids, pad_id={pad_id}) does not mark exactly the tokens equal to pad_id")
+    return Feedback(cause="the default pad_id is not 0", fix="padding_mask(token_ids) must use pad_id=0 by default")
 
 
 LARGE_SCORE = 1e5

@@ -37,10 +37,11 @@ def reference(seed):
     return LiveReference(solutions(), seed)
 
 
-def run_check(function, student, exercise, name, seed):
-    """Run the check `function` (named `name`) on the `student` module as the grader does on `seed`."""
-    arguments = {"student": student, "reference": functools.partial(reference(seed).cases, exercise),
-                 "rngs": check_rngs(seed, name)}
+def run_check(function, students, exercise, name, seed, against=None):
+    """Run the check `function` (named `name`) of `exercise` on the `students` modules as the grader
+    does on `seed`, with the live reference of `seed` or the reference `against`."""
+    arguments = {"student": students[exercise], "students": students, "rngs": check_rngs(seed, name),
+                 "reference": functools.partial((against or reference(seed)).cases, exercise)}
     seed_keras(seed, name)
     function(**{parameter: arguments[parameter] for parameter in inspect.signature(function).parameters})
 
@@ -51,7 +52,7 @@ def first_failure(folder, exercise, seed=1):
     students = load_submission(folder)
     for _, name, function, _ in checks([exercise]):
         try:
-            run_check(function, students[exercise], exercise, name, seed)
+            run_check(function, students, exercise, name, seed)
         except Exception as error:
             return name, failure_feedback(error, folder)
     return None

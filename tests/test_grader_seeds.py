@@ -38,7 +38,7 @@ def test_every_seed_gives_a_mistake_the_same_verdicts(mistake, tmp_path):
         outcome = None
         for seed in SEEDS:
             if outcome is None or not seed_free:
-                outcome = grade(function, students[checked], checked, name, seed, worth, folder)
+                outcome = grade(function, students, checked, name, seed, worth, folder)
             by_seed[seed][name], cause = outcome
             if checked == exercise and cause is not None:
                 causes.setdefault(seed, (name, cause))
@@ -50,10 +50,10 @@ def test_every_seed_gives_a_mistake_the_same_verdicts(mistake, tmp_path):
     assert len(set(causes.values())) == 1, f"the first failed check names other causes on other seeds: {causes}"
 
 
-def grade(function, student, exercise, name, seed, worth, folder):
+def grade(function, students, exercise, name, seed, worth, folder):
     """``(points, the cause its failure names or "" when none)`` of one check on one seed."""
     try:
-        run_check(function, student, exercise, name, seed)
+        run_check(function, students, exercise, name, seed)
     except Exception as error:
         return 0, failure_feedback(error, folder).cause or ""
     return worth, None

@@ -8,10 +8,18 @@ fail first at its check, with a message naming its cause. The checks run in this
 through ``pytest grader`` itself.
 """
 
+import importlib
+import inspect
+import sys
+
 import pytest
 
+from grader.checks import failure_feedback
 from grader.feedback import HINT_LEVELS
-from in_process_grading import first_failure
+from grader.record_reference import RECORDED_SEED
+from grader.reference import RecordedReference
+from grader.submission import load_submission
+from in_process_grading import first_failure, run_check
 from test_grader import ROOT, grade, submission
 
 ANGLES = "    angles = positions / ops.power(10000.0, even_columns / dim)  # (length, ceil(dim / 2))\n"
@@ -99,7 +107,7 @@ MISTAKES = {
         "test_attention_matches_reference", "divided the scores by d"),
     "multiplied by sqrt(d)": (  # esceptico/perceiver-io#9
         "attention.py", [(ATTENTION_SCORES, "scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * ops.sqrt(depth)")],
-        "test_attention_matches_reference", "scaled by the wrong factor"),
+        "test_attention_matches_reference", "you multiplied the scores by sqrt(d)"),
     "softmax over the wrong axis": (  # PetrochukM/PyTorch-NLP#2, fastnlp/fastNLP#254
         "attention.py", [("weights = ops.softmax(scores, axis=-1)", "weights = ops.softmax(scores, axis=-2)")],
         "test_attention_matches_reference", "softmax runs over the queries"),
@@ -136,6 +144,9 @@ MISTAKES = {
         "attention.py", [("value = split_heads(self.value_dense(x), self.num_heads)",
                           "value = split_heads(self.key_dense(x), self.num_heads)")],
         "test_self_attention_matches_reference", "value_dense"),
+    "no output projection": (  # stevezheng23/sequence_labeling_tf#83 (multi-head attention without its projection)
+        "attention.py", [("return self.output_dense(merge_heads(attended))", "return merge_heads(attended)")],
+        "test_self_attention_matches_reference", "output_dense is not applied"),
     "mask not passed on to the attention": (  # facebookresearch/fairseq#1682
         "attention.py", [(ATTEND, "attended, _ = scaled_dot_product_attention(query, key, value)")],
         "test_self_attention_with_mask", "the mask makes no difference"),
@@ -175,6 +186,12 @@ MISTAKES = {
         "model.py", [("x = x + self.attention(self.norm1(x), attention_mask)",
                       "x = self.attention(self.norm1(x) + x, attention_mask)")],
         "test_block_matches_reference", "residual"),
+    "stream overwritten by both norms": (  # pytorch/pytorch#61165 (src = norm1(src) before each residual)
+        "model.py", [(ATTENTION_RESIDUAL + MLP_RESIDUAL, "        x = self.norm1(x)\n"
+                                                         "        x = x + self.attention(x, attention_mask)\n"
+                                                         "        x = self.norm2(x)\n"
+                                                         "        return x + self.ffn_out(self.ffn_in(x))\n")],
+        "test_block_matches_reference", "both residuals add the normalised x"),
     "one block object repeated": (  # zalandoresearch/pytorch-vq-vae#2, deep-learning-with-pytorch/dlwpt-code#89,
         # linkedin/Liger-Kernel#269
         "model.py", [("[TransformerBlock(embed_dim, num_heads, ff_dim) for _ in range(num_layers)]",
@@ -191,12 +208,7 @@ MISTAKES = {
         "test_gpt_matches_reference", "chain"),
 }
 
-WAITING_ON_DIAG = {
-    "exponent 2 * column for every column", "cosine exponent from the odd column", "base 1000 instead of 10000",
-    "precedence in -log(10000) / dim // 2", "integer division in the exponent",
-    "scaled by the model width, inline", "values from the key projection", "residual from the normalised x",
-    "stream overwritten by the second norm", "residual inside the sublayer", "blocks not chained",
-}
+WAITING_ON_DIAG = {"precedence in -log(10000) / dim // 2", "integer division in the exponent"}
 """Mistakes caught but not yet named by their cause: they need the diagnosis by families of mistakes."""
 
 
@@ -219,6 +231,38 @@ def test_a_mistake_fails_first_where_it_is_made_and_each_hint_level_gives_what_i
     else:
         assert cause in named and cause not in located
         assert feedback.fix is None or feedback.fix not in named
+
+
+def feedback_of(check, students, exercise, folder, against=None):
+    """The `Feedback` of the grader's check `check` on `students` on the recorded draws (None when it passes)."""
+    try:
+        run_check(getattr(importlib.import_module(f"grader.test_{exercise}"), check), students, exercise, check,
+                  RECORDED_SEED, against)
+    except Exception as error:
+        return failure_feedback(error, folder)
+    return None
+
+
+def compares_with_the_reference(mistake):
+    """Whether the check that catches `mistake` compares with the reference (and so may use recordings)."""
+    file, _, check, _ = MISTAKES[mistake]
+    function = getattr(importlib.import_module(f"grader.test_{file.removesuffix('.py')}"), check)
+    return "reference" in inspect.signature(function).parameters
+
+
+@pytest.mark.parametrize("mistake", table([name for name in MISTAKES if compares_with_the_reference(name)]))
+def test_the_recordings_give_a_mistake_the_message_of_the_live_reference(mistake, tmp_path, monkeypatch):
+    """The student release diagnoses from recordings alone, as the instructor's live grader does."""
+    file, patches, check, cause = MISTAKES[mistake]
+    exercise = file.removesuffix(".py")
+    folder = submission(tmp_path, {file: patches})
+    students = load_submission(folder)
+    live = feedback_of(check, students, exercise, folder)
+    for name in [name for name in sys.modules if name.startswith("grader.instructor")]:
+        monkeypatch.setitem(sys.modules, name, None)  # the release has no instructor code: importing it fails
+    recorded = feedback_of(check, students, exercise, folder, RecordedReference(ROOT / "grader" / "reference"))
+    assert recorded == live
+    assert cause in live.at("full")
 
 
 def test_the_hints_option_sets_how_much_a_message_gives_away(tmp_path):
