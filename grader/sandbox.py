@@ -1,10 +1,11 @@
 """Start the process that runs students' code, inside a bubblewrap sandbox when there is one.
 
 The sandbox (`bwrap`, the Debian package ``bubblewrap``) gives that process a root of its own:
-the Python environment read-only, the grader's code without its recorded references, an empty
-private ``/tmp``, no network, its own process namespace. No course repository, no solutions,
-no gradebook, no other student's files: they are simply not there. When run as root it drops
-to a user id of its own before any student code runs, so that process limits hold.
+the Python environment read-only, the grader's code without its recorded references and its
+instructor-only code (`HIDDEN`), an empty private ``/tmp``, no network, its own process
+namespace. No course repository, no solutions, no gradebook, no other student's files: they
+are simply not there. When run as root it drops to a user id of its own before any student
+code runs, so that process limits hold.
 
 Where bubblewrap is missing or cannot create namespaces, `start` runs the same process without
 it (`isolated` is then ``False``) and warns loudly: the student's code then still runs in a
@@ -81,11 +82,17 @@ def _parents(path):
     return arguments
 
 
+HIDDEN = ("reference", "instructor")
+"""The grader's folders the sandbox leaves empty: the recorded references and the instructor's code
+(the reference algorithms)."""
+
+
 def _sandboxed(command):
-    """`command` inside bubblewrap, seeing the grader's code at /grading/grader minus its references."""
+    """`command` inside bubblewrap, seeing the grader's code at /grading/grader minus `HIDDEN`."""
     mounts = _mounts() + ["--perms", "0755", "--dir", "/grading", "--ro-bind", str(GRADER), "/grading/grader"]
-    if (GRADER / "reference").is_dir():
-        mounts += ["--tmpfs", "/grading/grader/reference"]
+    for folder in HIDDEN:
+        if (GRADER / folder).is_dir():
+            mounts += ["--tmpfs", f"/grading/grader/{folder}"]
     mounts += ["--chdir", "/tmp", "--setenv", "PYTHONPATH", "/grading", "--setenv", "HOME", "/tmp"]
     return ["bwrap", *mounts, *NAMESPACES, *command, "--own-pid-namespace", "--scratch", "/tmp"]
 

@@ -25,6 +25,11 @@ MODULES = [
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
+    "grader.checks",
+    "grader.families",
+    "grader.feedback",
+    "grader.instructor.algorithms",
+    "grader.instructor.fingerprints",
     "grader.layout",
     "grader.reference",
 ]

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from keras_tx_tools import cli
-from keras_tx_tools.course import exports, release, stubs, summary
+from keras_tx_tools.course import batch, exports, release, stubs, summary
 from keras_tx_tools.course.batch import GRADED, TIMEOUT, StudentGrade
 from grader.screening import forbidden_imports
 from test_grader_variants import MISTAKES
@@ -102,6 +102,24 @@ def test_summary_counts_statuses_and_draws_the_histogram(tmp_path):
     assert " 80-89%    1 #" in text and "  0- 9%    1 #" in text
     summary.plot_histogram(GRADES, 10, tmp_path / "scores.png")
     assert (tmp_path / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- hint levels ----------------------------------------------------------------------------
+
+
+def test_a_hand_in_is_graded_at_the_hint_level_asked_for_and_an_unknown_level_is_refused(tmp_path):
+    arguments = []
+
+    def run(given, **_):  # stands in for pytest: notes what it was asked, grades nothing
+        arguments.extend(given)
+        return ""
+
+    batch.grade_submission(SOLUTIONS, grading_root=release.repository_root(), backend=CLASS_BACKEND,
+                           hints="cause", run=run)
+    assert arguments[arguments.index("--hints") + 1] == "cause"
+    with pytest.raises(ValueError, match="hints must be one of full, cause, locate; got 'all'"):
+        batch.grade_submission(SOLUTIONS, grading_root=release.repository_root(), backend=CLASS_BACKEND,
+                               hints="all", run=run)
 
 
 # --- a whole synthetic class, graded by `keras-tx grade-all` ---------------------------------

@@ -2,13 +2,15 @@
 
 Example::
 
-    keras-tx autograder autograder.zip --backend torch
+    keras-tx autograder autograder.zip --backend torch [--hints full|cause|locate]
 
 writes ``autograder.zip`` (``setup.sh``, ``run_autograder`` and the grader with the solutions)
 to upload as a Gradescope programming assignment's autograder.
 """
 
 import pathlib
+
+from grader.feedback import HINT_LEVELS
 
 BACKENDS = ("torch", "jax", "tensorflow")
 
@@ -19,12 +21,15 @@ def add_arguments(parser):
     parser.add_argument("out", metavar="OUT.zip", type=pathlib.Path, help="the bundle to write")
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="Keras backend the autograder grades with (default: torch)")
+    parser.add_argument("--hints", choices=HINT_LEVELS, default="full",
+                        help="how much the feedback gives away: full (where, the cause and the fix), cause "
+                        "(where and the cause) or locate (only where); default full")
 
 
 def run(args):
     """Write the bundle; return the exit status."""
     from keras_tx_tools.course import autograder
 
-    autograder.build_bundle(args.out, backend=args.backend)
+    autograder.build_bundle(args.out, backend=args.backend, hints=args.hints)
     print(f"Gradescope autograder written to {args.out}: upload it as the assignment's autograder")
     return 0

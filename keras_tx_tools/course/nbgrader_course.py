@@ -34,6 +34,7 @@ import pathlib
 
 import nbformat
 
+from grader.feedback import check_hint_level
 from grader.gradebook import EXERCISES
 from keras_tx_tools.course import batch, exports, notebooks
 
@@ -70,7 +71,7 @@ c.Autograde.exclude_overwriting = {{}}
 '''
 
 
-def write_course(course_dir, solutions_dir, tests):
+def write_course(course_dir, solutions_dir, tests, hints="full"):
     """Write the nbgrader course layout for the solution modules of `solutions_dir`.
 
     Args:
@@ -79,10 +80,13 @@ def write_course(course_dir, solutions_dir, tests):
         tests: ``{exercise: [test, ...]}`` where a test is a dict with
             ``"name"``, ``"max"`` (its points) and ``"hidden"``, as in the
             grader's ``--grade-json`` report.
+        hints: how much the test cells' messages give away (``"full"``, ``"cause"`` or
+            ``"locate"``; grader/README.md).
 
     Returns:
         The paths of the notebooks written.
     """
+    check_hint_level(hints)
     course_dir = pathlib.Path(course_dir)
     folder = course_dir / "source" / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,7 +98,7 @@ def write_course(course_dir, solutions_dir, tests):
         if exercise not in tests:
             raise ValueError(f"tests must list the grader's tests of every exercise; {exercise!r} is missing")
         notebook = notebooks.module_to_notebook(solution.read_text(), exercise)
-        notebook.cells += test_cells(exercise, tests[exercise])
+        notebook.cells += test_cells(exercise, tests[exercise], hints)
         notebook.metadata["keras_tx"] = {"exercise": exercise, "order": order}
         path = folder / f"{exercise}.ipynb"
         nbformat.write(notebook, path)
@@ -117,14 +121,15 @@ def grader_tests(root):
     return {exercise: result["tests"] for exercise, result in grade.exercises.items()}
 
 
-def test_cells(exercise, tests):
-    """A markdown heading and one graded test cell per grader test of `exercise`."""
+def test_cells(exercise, tests, hints="full"):
+    """A markdown heading and one graded test cell per grader test of `exercise`, whose messages
+    give away as much as `hints` says."""
     cells = [nbformat.v4.new_markdown_cell(
         "## Checks\n\nEach cell below runs one test of the course grader on your notebooks "
         "and shows the points it gives. Empty cells are hidden tests, run when your work is graded."
     )]
     for index, test in enumerate(tests):
-        call = f"check({exercise!r}, {test['name']!r})"
+        call = f"check({exercise!r}, {test['name']!r}" + (f", hints={hints!r})" if hints != "full" else ")")
         if exports.is_hidden(test):
             call = f"### BEGIN HIDDEN TESTS\n{call}\n### END HIDDEN TESTS"
         cell = nbformat.v4.new_code_cell(f"from keras_tx_tools.course.nbgrader_course import check\n\n{call}")
@@ -136,7 +141,7 @@ def test_cells(exercise, tests):
     return cells
 
 
-def check(exercise, test, folder="."):
+def check(exercise, test, folder=".", hints="full"):
     """Grade the notebooks of `folder` with ``pytest grader``; return the points of one test.
 
     The grader runs once per exercise and contents of the notebooks; later
@@ -147,11 +152,12 @@ def check(exercise, test, folder="."):
         exercise: the exercise the test belongs to (``"attention"``, ...).
         test: the test's name in the grader's report.
         folder: the folder of the notebooks.
+        hints: how much the message gives away (``"full"``, ``"cause"`` or ``"locate"``).
 
     Returns:
         The points the test gave (0 when the grader could not run).
     """
-    grade = _grade_notebooks(pathlib.Path(folder).resolve(), exercise)
+    grade = _grade_notebooks(pathlib.Path(folder).resolve(), exercise, hints)
     if grade.status != batch.GRADED:
         print(f"The grader could not finish ({grade.status}); run `pytest grader` on your code for details.")
         return 0
@@ -178,8 +184,8 @@ SEED = 0
 _GRADES = {}
 
 
-def _grade_notebooks(folder, exercise):
-    """The `batch.StudentGrade` of `exercise` for the notebooks of `folder`.
+def _grade_notebooks(folder, exercise, hints):
+    """The `batch.StudentGrade` of `exercise` for the notebooks of `folder`, its messages at `hints`.
 
     Graded like a hand-in to ``keras-tx grade-all``, and cached by the notebooks' code.
     """
@@ -188,10 +194,10 @@ def _grade_notebooks(folder, exercise):
     from keras_tx_tools.course.release import repository_root
 
     code = {path.name: notebooks.notebook_to_module(path) for path in sorted(folder.glob("*.ipynb"))}
-    key = (exercise, hashlib.sha256(json.dumps(code, sort_keys=True).encode()).hexdigest())
+    key = (exercise, hints, hashlib.sha256(json.dumps(code, sort_keys=True).encode()).hexdigest())
     if key not in _GRADES:
         _GRADES[key] = batch.grade_submission(
             folder, grading_root=repository_root(), backend=keras.backend.backend(), exercises=[exercise],
-            timeout=CHECK_TIMEOUT, memory_limit=CHECK_MEMORY, seed=SEED,
+            timeout=CHECK_TIMEOUT, memory_limit=CHECK_MEMORY, seed=SEED, hints=hints,
         )
     return _GRADES[key]
