@@ -10,18 +10,13 @@ Example::
                 hint=lambda: "did you divide by sqrt(d)?")
 """
 
-import os
-import re
-
 import keras
 import numpy as np
 
+from grader.failures import GRADED_PACKAGE, GradingFailure, describe_exception  # noqa: F401 -- the checks' vocabulary
+
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-5)}
 """``dtype -> (rtol, atol)``: a value passes when ``|actual - expected| <= atol + rtol * |expected|``."""
-
-
-class GradingFailure(AssertionError):
-    """A check failed; the message tells the student what is wrong and, if possible, why."""
 
 
 def tensor(array):
@@ -83,30 +78,3 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
             f"{actual[index]:.5g}, expected {expected[index]:.5g}"
         )
     raise GradingFailure(message)
-
-
-GRADED_PACKAGE = "graded_"
-"""The prefix of the packages a submission's files are loaded into (`grader.submission`)."""
-
-
-def describe_exception(error, folder):
-    """``Type: message (file.py, line N)``, pointing at the last line of `folder`'s code it passed.
-
-    Paths inside `folder` and the names of graded packages are left out, so the same files give
-    the same message wherever and however often they are graded. An exception re-raised from a
-    student's process (`grader.remote`) carries this description already.
-    """
-    if hasattr(error, "student_description"):
-        return error.student_description
-    location, package = "", None
-    traceback = error.__traceback__
-    while traceback is not None:
-        filename = traceback.tb_frame.f_code.co_filename
-        if filename.startswith(str(folder)):
-            location = f" ({filename[len(str(folder)) + 1:]}, line {traceback.tb_lineno})"
-        package = traceback.tb_frame.f_globals.get("__name__", "").partition(".")[0]
-        traceback = traceback.tb_next
-    if not location and package and not package.startswith(GRADED_PACKAGE):
-        location = f" (raised inside {package}, with no line of your files on the way: look at what your code gave it)"
-    message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", str(error)).replace(f"{folder}{os.sep}", "")
-    return f"{type(error).__name__}: {message}{location}"

@@ -33,13 +33,15 @@ import time
 import keras
 import numpy as np
 
-from grader import reference, wire
-from grader.checks import GradingFailure
+from grader import seeding, wire
+from grader.failures import GradingFailure
 from grader.gradebook import EXERCISES
 from grader.sandbox import StudentProcess
 
-LIMITS = {"cpu_seconds": 600, "memory_bytes": 4 * 2**30, "processes": 256, "file_bytes": 64 * 2**20}
-"""What a hand-in's child may use: CPU seconds, bytes of data, processes and threads, bytes per file."""
+LIMITS = {"cpu_seconds": 600, "memory_bytes": 4 * 2**30, "processes": 256, "file_bytes": 64 * 2**20,
+          "tmp_bytes": 256 * 2**20}
+"""What a hand-in's child may use: CPU seconds, bytes of data, processes and threads, bytes per file,
+bytes in its own ``/tmp`` (where the grader runs as root)."""
 
 CALL_SECONDS = 600
 """The longest one request may take when no per-check time limit interrupts it first."""
@@ -86,14 +88,14 @@ class RemoteSubmission:
         return {exercise: RemoteModule(self, exercise) for exercise in EXERCISES}
 
     def seed(self, seed, check):
-        """Seed Keras in the child as `grader.reference.seed_keras` seeds the grader."""
+        """Seed Keras in the child as `grader.seeding.seed_keras` seeds the grader."""
         self.seeding = (seed, check)
         self.request({"op": "seed", "seed": seed, "check": check})
 
     def follow_seeding(self):
-        """Until `close`, every `grader.reference.seed_keras` of the grader also seeds the child,
+        """Until `close`, every `grader.seeding.seed_keras` of the grader also seeds the child,
         so that the child's layers start from the weights they would have in the grader's process."""
-        reference.SEEDING_HOOKS.append(self.seed)
+        seeding.SEEDING_HOOKS.append(self.seed)
 
     def request(self, message):
         """Send `message` to the child and return its value; re-raise what the student's code raised."""
@@ -130,8 +132,8 @@ class RemoteSubmission:
 
     def close(self):
         self.end_child()
-        if self.seed in reference.SEEDING_HOOKS:
-            reference.SEEDING_HOOKS.remove(self.seed)
+        if self.seed in seeding.SEEDING_HOOKS:
+            seeding.SEEDING_HOOKS.remove(self.seed)
 
     def _seconds_left(self):
         """Seconds the next request may take; fails the check once the hand-in's time is up."""

@@ -1,10 +1,11 @@
 """Start the process that runs students' code, inside a bubblewrap sandbox when there is one.
 
 The sandbox (`bwrap`, the Debian package ``bubblewrap``) gives that process a root of its own:
-the Python environment read-only, the grader's code without its recorded references, an empty
-private ``/tmp``, no network, its own process namespace. No course repository, no solutions,
-no gradebook, no other student's files: they are simply not there. When run as root it drops
-to a user id of its own before any student code runs, so that process limits hold.
+the Python environment read-only, of the grader only the modules that serve the student's side
+of the stand-in protocol (`CHILD_MODULES`, read-only), an empty private ``/tmp``, no network,
+its own process namespace. No course repository, no solutions, no checks, no reference, no
+recordings, no other student's files: they are simply not there. When run as root each child
+takes a user id and a ``/tmp`` of its own before any student code runs (`grader.student_process`).
 
 Where bubblewrap is missing or cannot create namespaces, `start` runs the same process without
 it (`isolated` is then ``False``) and warns loudly: the student's code then still runs in a
@@ -29,12 +30,18 @@ import tempfile
 import warnings
 
 from grader.limits import alarm_held
+from grader.student_process import empty_folder
 
 GRADER = pathlib.Path(__file__).resolve().parent
 STARTUP_SECONDS = 300
 """How long the process may take to import Keras before the grader gives up."""
 REPLY_SECONDS = 120
 """How long the process may take to fork a child, or to end one with everything it started."""
+
+CHILD_MODULES = ("__init__.py", "student_process.py", "wire.py", "submission.py", "failures.py", "seeding.py",
+                 "limits.py", "screening.py", "registry.py", "gradebook.py", "precision.py")
+"""The grader's modules the sandbox holds: what loads a hand-in and serves the grader's requests, and
+what they import. Nothing that implements or checks an exercise: a module not named here is not there."""
 
 PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
 """Environment variables the student's process inherits; everything else is dropped."""
@@ -82,10 +89,10 @@ def _parents(path):
 
 
 def _sandboxed(command):
-    """`command` inside bubblewrap, seeing the grader's code at /grading/grader minus its references."""
-    mounts = _mounts() + ["--perms", "0755", "--dir", "/grading", "--ro-bind", str(GRADER), "/grading/grader"]
-    if (GRADER / "reference").is_dir():
-        mounts += ["--tmpfs", "/grading/grader/reference"]
+    """`command` inside bubblewrap, seeing the grader's `CHILD_MODULES` in /grading/grader."""
+    mounts = _mounts() + ["--perms", "0755", "--dir", "/grading", "--perms", "0755", "--dir", "/grading/grader"]
+    for name in CHILD_MODULES:
+        mounts += ["--ro-bind", str(GRADER / name), f"/grading/grader/{name}"]
     mounts += ["--chdir", "/tmp", "--setenv", "PYTHONPATH", "/grading", "--setenv", "HOME", "/tmp"]
     return ["bwrap", *mounts, *NAMESPACES, *command, "--own-pid-namespace", "--scratch", "/tmp"]
 
@@ -109,10 +116,11 @@ class StudentProcess:
                           "(install the 'bubblewrap' package)", NotIsolatedWarning, stacklevel=2)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         scratch = None if isolated else tempfile.mkdtemp(prefix="keras-tx-student-")
-        command = [sys.executable, "-s", "-m", "grader.student_process", str(theirs.fileno())]
+        command = [sys.executable, "-s", "-P", "-m", "grader.student_process", str(theirs.fileno())]
         env = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
         env.update(KERAS_BACKEND=backend, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3",
-                   XLA_PYTHON_CLIENT_PREALLOCATE="false", TF_FORCE_GPU_ALLOW_GROWTH="true")
+                   XLA_PYTHON_CLIENT_PREALLOCATE="false", TF_FORCE_GPU_ALLOW_GROWTH="true",
+                   PYTHONDONTWRITEBYTECODE="1")
         if isolated:
             command = _sandboxed(command)
         else:
@@ -184,4 +192,5 @@ class StudentProcess:
             self.process.kill()
             self.process.wait()
         if self.scratch:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            empty_folder(self.scratch)
+            os.rmdir(self.scratch)
