@@ -22,7 +22,7 @@ import pytest
 
 from grader.backends import BACKENDS, backends_to_spawn, grade_in_subprocesses
 from grader.compilation import prefer_fast_compilation, use_compilation_cache
-from grader.gradebook import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
+from grader.gradebook import EXERCISES, ERROR, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -325,7 +325,7 @@ def pytest_runtest_makereport(item, call):
 
 def _grade(item, call, report):
     """Turn one test's outcome into ``(outcome, message)``, rewriting `report` for the student."""
-    from grader.checks import GradingFailure, describe_exception
+    from grader.failures import GraderError, GradingFailure, describe_exception
 
     if report.passed:
         return PASSED, ""
@@ -334,13 +334,15 @@ def _grade(item, call, report):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), None, "not attempted yet")
         return NOT_ATTEMPTED, "not attempted yet"
+    if isinstance(error, GraderError):
+        return ERROR, f"the grader could not run this check: {error}"
     if isinstance(error, (GradingFailure, TimeLimitExceeded)):
         message = str(error)
     elif error is not None and report.when == "call":
         message = f"your code raised {describe_exception(error, item.config.stash[SETTINGS].folder)}"
     else:
         last_line = (report.longreprtext.strip().splitlines() or ["?"])[-1]
-        return FAILED, f"the grader could not run this check: {last_line}"
+        return ERROR, f"the grader could not run this check: {last_line}"
     report.longrepr = Feedback(message)
     return FAILED, message
 

@@ -1,15 +1,13 @@
 """What went wrong in a student's code, said the same way in the grader and in the sandbox.
 
-`GradingFailure` is a failed check, its message the student's feedback; `describe_exception`
-names what the student's code raised and where. Both run inside the sandbox too
+`GradingFailure` is a failed check, its message the student's feedback; `GraderError` is a
+check the grader itself could not run, never the student's failure; `describe_exception` names
+what the student's code raised and where. Both run inside the sandbox too
 (`grader.student_process`), so this module holds nothing that computes or checks an answer.
 
 Example:
 
->>> try:
-...     raise ValueError("shapes differ")
-... except ValueError as error:
-...     describe_exception(error, "/nowhere")
+>>> describe_exception(ValueError("shapes differ"), "/nowhere")
 'ValueError: shapes differ'
 """
 
@@ -19,6 +17,10 @@ import re
 
 class GradingFailure(AssertionError):
     """A check failed; the message tells the student what is wrong and, if possible, why."""
+
+
+class GraderError(Exception):
+    """The grader could not run a check (its process for students' code failed): not the student's failure."""
 
 
 GRADED_PACKAGE = "graded_"

@@ -11,8 +11,10 @@ A `RemoteObject` passes ``isinstance`` checks for the public Keras layer class i
 instance of, so a student's ``Dense`` sublayer is seen as a ``keras.layers.Dense``, and its
 ``type(...).__name__`` is the student's class name.
 
-When the child runs out of time in a check, crashes or is killed by a limit, the check fails,
-the child is ended, and the next check gets a fresh child that loads the same files again.
+When the child runs out of time in a check, crashes, is killed by a limit or sends more than
+a message may hold (`grader.wire.MAX_BYTES`), the check fails, the child is ended, and the next
+check gets a fresh child that loads the same files again. When the warm process itself fails,
+the check raises `grader.failures.GraderError` instead: the grader's failure, not the student's.
 
 Example::
 
@@ -278,6 +280,8 @@ def _rebuilt_exception(error):
 
 def _ending(status, error):
     """The student's message when the child died mid-request."""
+    if isinstance(error, wire.TooLarge):
+        return f"your code's process sent the grader {error}"
     if isinstance(error, socket.timeout):
         return f"your code took longer than {CALL_SECONDS} s"
     if os.WIFSIGNALED(status):

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import warnings
 
+from grader.failures import GraderError
 from grader.limits import alarm_held
 from grader.student_process import empty_folder
 
@@ -140,7 +141,7 @@ class StudentProcess:
             process.kill()
             process.wait()
             startup_log.seek(0)
-            raise RuntimeError(f"the process for students' code did not start:\n{startup_log.read().decode()[-3000:]}")
+            raise GraderError(f"the process for students' code did not start:\n{startup_log.read().decode()[-3000:]}")
         startup_log.close()
         return cls(process, ours, isolated, scratch)
 
@@ -149,26 +150,43 @@ class StudentProcess:
 
         Returns:
             The connected socket to talk to the child with.
+
+        Raises `GraderError` when the process does not fork (it is then stopped: the next
+        `grader.remote.warm_process` starts a fresh one).
         """
         ours, theirs = socket.socketpair()
         words = " ".join(f"{name} {int(value)}" for name, value in limits.items())
         with alarm_held():  # a reply left unread would answer the next command
-            socket.send_fds(self.control, [f"fork {words}".encode()], [theirs.fileno()])
-            theirs.close()
+            try:
+                socket.send_fds(self.control, [f"fork {words}".encode()], [theirs.fileno()])
+            except OSError as error:
+                self._stop(f"did not take the command to fork ({type(error).__name__})")
+            finally:
+                theirs.close()
             if self._reply() != b"forked":
-                self.process.kill()  # out of step: the next grading starts a fresh process
-                raise RuntimeError("the process for students' code did not fork")
+                self._stop("did not fork")
         return ours
 
     def reap(self):
-        """End the child with everything it started: ``(wait status as from os.waitpid, CPU seconds)``."""
+        """End the child with everything it started: ``(wait status as from os.waitpid, CPU seconds)``.
+
+        Raises `GraderError` when the process does not confirm it (it is then stopped).
+        """
         with alarm_held():  # a reply left unread would answer the next command
-            self.control.sendall(b"reap")
+            try:
+                self.control.sendall(b"reap")
+            except OSError as error:
+                self._stop(f"did not take the command to end its child ({type(error).__name__})")
             reply = self._reply().decode().split()
         if len(reply) != 3 or reply[0] != "reaped":
-            self.process.kill()  # out of step: the next grading starts a fresh process
-            raise RuntimeError("the process for students' code did not end its child")
+            self._stop("did not end its child")
         return int(reply[1]), float(reply[2])
+
+    def _stop(self, what):
+        """Kill the process, out of step with the grader, and raise `GraderError` saying `what` it did."""
+        self.process.kill()
+        self.process.wait()
+        raise GraderError(f"the process for students' code {what}")
 
     def _reply(self):
         """The process's answer to a command; empty if it sent none within `REPLY_SECONDS`."""

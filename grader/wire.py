@@ -36,6 +36,10 @@ class WireError(Exception):
     """A message that breaks the protocol: the other side is gone or misbehaving."""
 
 
+class TooLarge(WireError):
+    """A message over the bound (`MAX_BYTES`, `MAX_ARRAYS`): refused before it is read."""
+
+
 class Tag:
     """A value with a meaning the two sides agree on (a tensor, a remote object, ...).
 
@@ -68,11 +72,11 @@ def read_message(stream):
     >>> read_message(io.BytesIO(struct.pack("<QQ", 2, 3) + b"{}" + struct.pack("<Q", 2**30)))
     Traceback (most recent call last):
     ...
-    grader.wire.WireError: a message larger than allowed (over 268435456 bytes)
+    grader.wire.TooLarge: a message larger than allowed (over 268435456 bytes)
     """
     header_size, count = struct.unpack("<QQ", _read(stream, 16))
     if count > MAX_ARRAYS:
-        raise WireError(f"a message with more than {MAX_ARRAYS} arrays")
+        raise TooLarge(f"a message with more than {MAX_ARRAYS} arrays")
     left = _take(MAX_BYTES, header_size)
     try:
         header = json.loads(_read(stream, header_size))
@@ -92,7 +96,7 @@ def read_message(stream):
 def _take(left, size):
     """What is left of a message's bound after `size` more bytes; `WireError` when that overdraws it."""
     if size > left:
-        raise WireError(f"a message larger than allowed (over {MAX_BYTES} bytes)")
+        raise TooLarge(f"a message larger than allowed (over {MAX_BYTES} bytes)")
     return left - size
 
 

@@ -27,6 +27,10 @@ MODULES = [
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
     "grader.layout",
     "grader.reference",
+    "grader.failures",
+    "grader.screening",
+    "grader.student_process",
+    "grader.wire",
 ]
 
 
