@@ -34,8 +34,31 @@ def test_forbidden_imports_names_each_one_with_its_line():
     assert findings == [
         "line 3: keras_tx.attention (the reference implementation)",
         "line 5: subprocess (the operating system)",
-        "line 6: __import__() (runs code chosen at run time)",
+        "line 6: __import__ (imports a module chosen at run time)",
     ]
+
+
+def test_forbidden_imports_reports_dynamic_imports_and_code_but_not_keras_methods():
+    source = (
+        "import importlib\n"
+        "model.compile(optimizer='adam')\n"
+        "_os = __builtins__['__imp' + 'ort__']('o' + 's')\n"
+        "_sys = importlib.import_module('s' + 'ys')\n"
+        "run, code = exec, compile('1', 'f', 'eval')\n"
+        "value = eval('1 + 1')\n"
+        "_json = builtins.__import__('json')\n"
+    )
+    assert forbidden_imports(source) == [
+        "line 1: importlib (the interpreter's internals)",
+        "line 3: __builtins__ (reaches the built-ins, __import__ among them)",
+        "line 4: import_module (imports a module chosen at run time)",
+        "line 5: compile (runs code chosen at run time)",
+        "line 5: exec (runs code chosen at run time)",
+        "line 6: eval (runs code chosen at run time)",
+        "line 7: __import__ (imports a module chosen at run time)",
+    ]
+    solutions = release.repository_root() / "solutions"
+    assert [finding for path in solutions.glob("[!_]*.py") for finding in forbidden_imports(path.read_text())] == []
 
 
 def test_forbidden_imports_accepts_allowed_modules_and_unparsable_files():
