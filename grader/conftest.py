@@ -235,10 +235,15 @@ def _load_modules(pytestconfig, settings):
     process = warm_process(keras.backend.backend())
     limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
     submission = RemoteSubmission(process, settings.folder, limits, pytestconfig.option.time_budget)
-    submission.follow_seeding()
     settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
                                     else "NOT ISOLATED: a separate process without bubblewrap")
-    return submission.modules(), submission
+    try:
+        modules = submission.modules()
+    except BaseException:
+        submission.close()  # no teardown follows a failed setup: nothing of this hand-in may outlive its grading
+        raise
+    submission.follow_seeding()
+    return modules, submission
 
 
 @pytest.fixture

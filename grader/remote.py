@@ -133,9 +133,9 @@ class RemoteSubmission:
         return status
 
     def close(self):
-        self.end_child()
         if self.seed in seeding.SEEDING_HOOKS:
             seeding.SEEDING_HOOKS.remove(self.seed)
+        self.end_child()
 
     def _seconds_left(self):
         """Seconds the next request may take; fails the check once the hand-in's time is up."""
