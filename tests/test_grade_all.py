@@ -3,14 +3,16 @@
 import ast
 import csv
 import json
+import pathlib
 import re
 
 import pytest
 
-from keras_tx_tools import cli
-from keras_tx_tools.course import exports, release, stubs, summary
-from keras_tx_tools.course.batch import GRADED, TIMEOUT, StudentGrade
+import grader_that_dies
 from grader.screening import forbidden_imports
+from keras_tx_tools import cli
+from keras_tx_tools.course import batch, exports, release, stubs, summary
+from keras_tx_tools.course.batch import ERROR, GRADED, TIMEOUT, StudentGrade
 from test_grader_variants import MISTAKES
 
 pytestmark = pytest.mark.course
@@ -340,3 +342,48 @@ def test_the_model_exercise_of_a_class_is_graded_with_every_mistake_caught(tmp_p
     for student in set(MODEL_CLASS) - {"correct"}:
         assert rows[student]["status"] == "graded", student
         assert float(rows[student]["model"]) < float(rows["correct"]["model"]), student
+
+
+# --- the grader's failure is never the student's ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_grader_that_dies_costs_only_the_hand_in_that_killed_it(tmp_path):
+    students = [tmp_path / name for name in ("ada", "bob", "cy", "kills_its_grader", "dee")]
+    grades = batch._grade_in_pools(sorted(students), 2, grader_that_dies.grade, grader_that_dies.warm_up)
+    assert [(grade.student, grade.status) for grade in grades] == [
+        ("ada", GRADED), ("bob", GRADED), ("cy", GRADED), ("dee", GRADED), ("kills_its_grader", ERROR)]
+    assert "died while grading this hand-in" in grades[-1].message
+
+
+def _fake_grader(outcomes):
+    """A `grade_submission` run that writes a report whose one check has the next of `outcomes`."""
+    outcomes = iter(outcomes)
+
+    def run(arguments, **_):
+        outcome = next(outcomes)
+        test = {"name": "test_causal_mask", "points": 0, "max": 5, "outcome": outcome, "message": ""}
+        if outcome == "error":
+            test["message"] = "the grader could not run this check: the process for students' code did not fork"
+        report = {"isolation": "sandboxed", "exercises": {"masking": {"points": 0, "max": 5, "tests": [test]}}}
+        pathlib.Path(arguments[arguments.index("--grade-json") + 1]).write_text(json.dumps(report))
+        return f"graded: {outcome}"
+
+    return run
+
+
+def test_a_check_the_grader_could_not_run_is_regraded_then_marked_error_never_a_zero(tmp_path):
+    student = tmp_path / "ada"
+    student.mkdir()
+    (student / "masking.py").write_text("")
+    root = release.repository_root()
+    once = batch.grade_submission(student, grading_root=root, backend="torch", exercises=["masking"],
+                                  run=_fake_grader(["error", "failed"]))
+    assert (once.status, once.log) == (GRADED, "graded: failed")
+    twice = batch.grade_submission(student, grading_root=root, backend="torch", exercises=["masking"],
+                                   run=_fake_grader(["error", "error"]))
+    assert twice.status == ERROR and "did not fork" in twice.message and "regrade" in twice.message
+    assert "GRADER ERROR" in exports.gradescope_results(twice)["output"]
+    assert "GRADER ERROR" in exports.feedback_text(twice)
+    exports.write_csv([twice], tmp_path / "grades.csv")
+    assert next(csv.DictReader(open(tmp_path / "grades.csv")))["status"] == "error"

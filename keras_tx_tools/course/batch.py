@@ -273,25 +273,32 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
     bar = _progress_bar(len(students)) if progress and students else None
     grade = functools.partial(grade_submission, grading_root=grading_root, backend=backend, run=run_pytest_here,
                               **limits)
-    grades, crashed = _grade_in_pool(students, jobs, grade, bar, (str(grading_root), backend))
+    return _grade_in_pools(students, jobs, grade, functools.partial(_warm_up, str(grading_root), backend), bar)
+
+
+def _grade_in_pools(students, jobs, grade, warm_up, bar=None):
+    """``grade(student)`` for each of `students` in pools of `jobs` processes that ran `warm_up`, by student.
+
+    A student whose pool broke (a process died) is graded again in a fresh pool, then alone if that
+    breaks too; one that breaks a pool even alone is an `ERROR`, the others are graded.
+    """
+    grades, crashed = _grade_in_pool(students, jobs, grade, warm_up, bar)
     if crashed:  # a grader died: its hand-ins again, in fresh graders
-        again, crashed = _grade_in_pool(crashed, jobs, grade, bar, (str(grading_root), backend))
+        again, crashed = _grade_in_pool(crashed, jobs, grade, warm_up, bar)
         grades += again
-        for student in crashed if again else ():  # still: each alone, so the one that kills graders is found
-            alone, _ = _grade_in_pool([student], 1, grade, bar, (str(grading_root), backend))
-            grades += alone
+        for student in crashed if grades else ():  # still: each alone (where graders work at all)
+            grades += _grade_in_pool([student], 1, grade, warm_up, bar)[0]
     graded = {grade.student for grade in grades}
     grades += [StudentGrade(student.name, ERROR, message="the grader's process died while grading this hand-in, "
                             "in fresh graders too: regrade it") for student in students if student.name not in graded]
     return sorted(grades, key=lambda grade: grade.student)
 
 
-def _grade_in_pool(students, jobs, grade, bar, warm_up_args):
-    """Grade `students` with `grade` in a pool of `jobs` warm graders: ``(grades, students whose grader died)``."""
+def _grade_in_pool(students, jobs, grade, warm_up, bar):
+    """Grade `students` in one pool: ``(grades, students whose grader died)``."""
     grades, crashed = [], []
     context = multiprocessing.get_context("spawn")  # a clean process: no threads, no Keras of ours
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_warm_up,
-                                                initargs=warm_up_args) as pool:
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=warm_up) as pool:
         futures = {pool.submit(grade, student): student for student in students}
         for future in concurrent.futures.as_completed(futures):
             student = futures[future]
