@@ -58,7 +58,7 @@ GRADED, FAILED, TIMEOUT, ERROR = "graded", "failed", "timeout", "error"
 """The status of a graded submission: graded normally, no report, out of time, or the grader's own
 failure (the instructor regrades it)."""
 
-GRADER_MEMORY_BYTES = 8 * 2**30
+GRADER_MEMORY_BYTES = 4 * 2**30
 """The data a warm grader of `grade_all` may hold: past it, an allocation fails instead of the machine."""
 
 STARTUP_SECONDS = 300
