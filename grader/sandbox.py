@@ -19,6 +19,7 @@ Example::
     status, cpu_seconds = sandbox.reap()    # the child and all it started are gone
 """
 
+import contextlib
 import functools
 import os
 import pathlib
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import warnings
 
+from grader.compilation import cache_folder
 from grader.failures import GraderError
 from grader.limits import alarm_held
 from grader.student_process import empty_folder
@@ -40,7 +42,7 @@ REPLY_SECONDS = 120
 """How long the process may take to fork a child, or to end one with everything it started."""
 
 CHILD_MODULES = ("__init__.py", "student_process.py", "wire.py", "submission.py", "failures.py", "seeding.py",
-                 "limits.py", "screening.py", "registry.py", "gradebook.py", "precision.py")
+                 "limits.py", "screening.py", "registry.py", "gradebook.py", "precision.py", "compilation.py")
 """The grader's modules the sandbox holds: what loads a hand-in and serves the grader's requests, and
 what they import. Nothing that implements or checks an exercise: a module not named here is not there."""
 
@@ -89,11 +91,19 @@ def _parents(path):
     return arguments
 
 
-def _sandboxed(command):
-    """`command` inside bubblewrap, seeing the grader's `CHILD_MODULES` in /grading/grader."""
+def _sandboxed(command, backend):
+    """`command` inside bubblewrap, seeing the grader's `CHILD_MODULES` in /grading/grader (and on
+    JAX its compilation cache, read-only, in /grading/jax-cache)."""
     mounts = _mounts() + ["--perms", "0755", "--dir", "/grading", "--perms", "0755", "--dir", "/grading/grader"]
     for name in CHILD_MODULES:
         mounts += ["--ro-bind", str(GRADER / name), f"/grading/grader/{name}"]
+    cache = cache_folder() if backend == "jax" else None
+    if cache is not None:
+        with contextlib.suppress(OSError):  # the grader fills it (`grader.compilation.use_compilation_cache`)
+            cache.mkdir(parents=True, exist_ok=True)
+    if cache is not None and cache.is_dir():
+        mounts += ["--ro-bind", str(cache), "/grading/jax-cache"]
+        command = [*command, "--jax-cache", "/grading/jax-cache"]
     mounts += ["--chdir", "/tmp", "--setenv", "PYTHONPATH", "/grading", "--setenv", "HOME", "/tmp"]
     return ["bwrap", *mounts, *NAMESPACES, *command, "--own-pid-namespace", "--scratch", "/tmp"]
 
@@ -123,7 +133,7 @@ class StudentProcess:
                    XLA_PYTHON_CLIENT_PREALLOCATE="false", TF_FORCE_GPU_ALLOW_GROWTH="true",
                    PYTHONDONTWRITEBYTECODE="1")
         if isolated:
-            command = _sandboxed(command)
+            command = _sandboxed(command, backend)
         else:
             command += ["--scratch", scratch]
             env.update(PYTHONPATH=str(GRADER.parent), HOME=scratch, TMPDIR=scratch)

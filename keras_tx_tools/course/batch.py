@@ -323,6 +323,10 @@ def _warm_up(grading_root, backend):
     sys.path.insert(0, grading_root)
     for name in [name for name in sys.modules if name == "grader" or name.startswith("grader.")]:
         del sys.modules[name]  # the grading root's grader, not the one this package came with
+    from grader.compilation import prefer_fast_compilation
+
+    if backend == "jax":
+        prefer_fast_compilation()  # before Keras starts JAX, as `pytest grader` does
     from grader.remote import warm_process
 
     warm_process(backend)
