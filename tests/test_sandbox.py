@@ -417,7 +417,7 @@ def test_hostile_hand_ins_cost_only_their_authors(tmp_path):
     out = tmp_path / "out"
     status, output, peak = _run_measured([
         sys.executable, "-m", "keras_tx_tools", "grade-all", str(submissions), "--backend", keras.backend.backend(),
-        "--jobs", "1", "--exercises", "masking,attention", "--timeout", "60", "--memory", "3", "--out", str(out),
+        "--jobs", "1", "--exercises", "masking,attention", "--timeout", "600", "--memory", "3", "--out", str(out),
         "--no-progress"], cwd=release.repository_root())
     assert status == 0, output[-3000:]
     rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}
