@@ -13,11 +13,11 @@ then waits for commands on the control socket:
   process but this one), and report how the child ended and the CPU time it used.
 
 Started as root (as in ``keras-tx grade-all`` and the Gradescope autograder), this process
-stays root and each child becomes a user of its own (`UNUSED_IDS`) in a mount namespace of its
-own, with a fresh ``/tmp`` of at most ``tmp_bytes`` (a tmpfs that vanishes with the child,
-whatever modes its files have): a child cannot signal this process, nor leave anything for
-the next hand-in. Otherwise every child shares this process's user and scratch folder, which
-`empty_folder` empties after each.
+stays root and each child becomes a user of its own (`UNUSED_IDS`), so it cannot signal this
+process; where root may mount, it also gets a mount namespace of its own with a fresh ``/tmp``
+of at most ``tmp_bytes`` (a tmpfs that vanishes with the child, whatever modes its files
+have). Otherwise children share a scratch folder, which `empty_folder` empties after each
+(and, not started as root, this process's user).
 
 The expected answers never come here: the grader compares what the child returns.
 """
@@ -54,11 +54,15 @@ def main(argv):
     control = socket.socket(fileno=int(argv[0]))
     own_namespace = "--own-pid-namespace" in argv
     tempfile.tempdir = argv[argv.index("--scratch") + 1]
-    # As root, each child takes a user id and a /tmp of its own (`_make_private`): root-only files
-    # are out of reach, it cannot signal this process, and the process limit counts its own
-    # processes only. That needs the Python environment and the grader readable by any user.
-    private = os.getuid() == 0 and _readable_by_others(sys.prefix, sys.base_prefix,
-                                                       os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # As root, each child becomes a user no account has (`_become_nobody`): root-only files are
+    # out of reach, it cannot signal this process, and the process limit counts its own processes
+    # only. That needs the Python environment and the grader readable by any user. Where root may
+    # also mount (not in every container), each child gets a fresh /tmp of its own (`_fresh_tmp`).
+    own_user = os.getuid() == 0 and _readable_by_others(sys.prefix, sys.base_prefix,
+                                                        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    own_tmp = own_user and _works(_fresh_tmp, 2**20)
+    if own_user and not own_tmp:
+        os.chmod(tempfile.tempdir, 0o1777)  # the scratch folder every child shares, each as its own user
     os.chdir("/")
     if os.environ.get("KERAS_BACKEND") == "jax":
         from grader.compilation import prefer_fast_compilation, read_compilation_cache
@@ -90,9 +94,9 @@ def main(argv):
             return
         command = data.decode().split()
         if command[0] == "fork":
-            child = _fork(control, fds[0], dict(zip(command[1::2], map(int, command[2::2]))), private)
+            child = _fork(control, fds[0], dict(zip(command[1::2], map(int, command[2::2]))), own_user, own_tmp)
         elif command[0] == "reap":
-            status, cpu_seconds = _reap(child, own_namespace, private)
+            status, cpu_seconds = _reap(child, own_namespace, own_tmp)
             child = None
             control.sendall(f"reaped {status} {cpu_seconds}".encode())
 
@@ -125,7 +129,7 @@ def _warm_up(keras):
     keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.where(scores > 0, scores, -1e9), axis=-1))
 
 
-def _fork(control, connection_fd, limits, private):
+def _fork(control, connection_fd, limits, own_user, own_tmp):
     pid = os.fork()
     if pid:
         os.close(connection_fd)
@@ -138,34 +142,53 @@ def _fork(control, connection_fd, limits, private):
         tmp_bytes = limits.pop("tmp_bytes")
         for name, value in limits.items():
             resource.setrlimit(LIMITS[name], (value, value))
-        if private:
-            _make_private(tmp_bytes)
+        if own_tmp:
+            _fresh_tmp(tmp_bytes)
+        if own_user:
+            _become_nobody()
         Child(socket.socket(fileno=connection_fd)).serve()
         code = 0
     finally:
         os._exit(code)
 
 
-def _make_private(tmp_bytes):
-    """Give this (root) process a fresh ``/tmp`` of `tmp_bytes` in a mount namespace of its own,
-    then make it a user no account has, without any of root's capabilities."""
+def _works(function, *args):
+    """Whether ``function(*args)`` succeeds, tried in a child process that ends right after."""
+    pid = os.fork()
+    if not pid:
+        code = 1
+        try:
+            function(*args)
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+def _fresh_tmp(tmp_bytes):
+    """Give this (root) process a fresh ``/tmp`` of `tmp_bytes` in a mount namespace of its own."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    for failed in (libc.unshare(CLONE_NEWNS),
-                   libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None),
-                   libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777".encode())):
-        if failed:
+    steps = (lambda: libc.unshare(CLONE_NEWNS),  # one after the other: never a mount outside the new namespace
+             lambda: libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None),
+             lambda: libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777".encode()))
+    for step in steps:
+        if step():
             raise OSError(ctypes.get_errno(), "a private /tmp for the child")
     tempfile.tempdir = "/tmp"
     os.environ.update(HOME="/tmp", TMPDIR="/tmp")
+
+
+def _become_nobody():
+    """Make this (root) process a user no account has, without any of root's capabilities."""
     identity = UNUSED_IDS[secrets.randbelow(len(UNUSED_IDS))]
     os.setgroups([])
     os.setgid(identity)
     os.setuid(identity)
 
 
-def _reap(pid, own_namespace, private):
+def _reap(pid, own_namespace, own_tmp):
     """Kill the child with all it started, and leave nothing of it behind; its wait status and CPU seconds."""
     if pid is None:
         return 0, 0.0
@@ -181,7 +204,7 @@ def _reap(pid, own_namespace, private):
             break
     if own_namespace:
         _wait_until_alone()
-    if not private:  # a private child's /tmp went with it
+    if not own_tmp:  # a /tmp of its own went with it
         empty_folder(tempfile.tempdir)
     return status, usage.ru_utime + usage.ru_stime
 
@@ -200,7 +223,6 @@ def empty_folder(folder):
     []
     >>> folder.rmdir()
     """
-    os.chmod(folder, 0o700)
     for parent, folders, _ in os.walk(folder):
         for name in folders:  # before os.walk lists them: a folder of mode 0 cannot be read
             path = os.path.join(parent, name)
