@@ -23,7 +23,7 @@ import pytest
 from grader.backends import BACKENDS, backends_to_spawn, grade_in_subprocesses
 from grader.compilation import prefer_fast_compilation, use_compilation_cache
 from grader.feedback import HINT_LEVELS
-from grader.gradebook import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
+from grader.gradebook import EXERCISES, ERROR, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -241,10 +241,15 @@ def _load_modules(pytestconfig, settings):
     process = warm_process(keras.backend.backend())
     limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
     submission = RemoteSubmission(process, settings.folder, limits, pytestconfig.option.time_budget)
-    submission.follow_seeding()
     settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
                                     else "NOT ISOLATED: a separate process without bubblewrap")
-    return submission.modules(), submission
+    try:
+        modules = submission.modules()
+    except BaseException:
+        submission.close()  # no teardown follows a failed setup: nothing of this hand-in may outlive its grading
+        raise
+    submission.follow_seeding()
+    return modules, submission
 
 
 @pytest.fixture
@@ -337,7 +342,7 @@ def pytest_runtest_makereport(item, call):
 
 def _grade(item, call, report):
     """Turn one test's outcome into ``(outcome, message)``, rewriting `report` for the student."""
-    from grader.checks import GradingFailure, failure_feedback
+    from grader.failures import GraderError, GradingFailure, failure_feedback
 
     if report.passed:
         return PASSED, ""
@@ -347,13 +352,15 @@ def _grade(item, call, report):
         report.longrepr = (str(item.path), None, "not attempted yet")
         return NOT_ATTEMPTED, "not attempted yet"
     settings = item.config.stash[SETTINGS]
+    if isinstance(error, GraderError):
+        return ERROR, f"the grader could not run this check: {error}"
     if isinstance(error, TimeLimitExceeded):
         message = str(error)
     elif isinstance(error, GradingFailure) or (error is not None and report.when == "call"):
         message = failure_feedback(error, settings.folder).at(settings.hints)
     else:
         last_line = (report.longreprtext.strip().splitlines() or ["?"])[-1]
-        return FAILED, f"the grader could not run this check: {last_line}"
+        return ERROR, f"the grader could not run this check: {last_line}"
     report.longrepr = Feedback(message)
     return FAILED, message
 

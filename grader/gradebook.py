@@ -17,7 +17,8 @@ from grader.registry import COURSE
 EXERCISES = COURSE.names
 """The exercises' names in the order of the course (`grader.registry` holds the course)."""
 
-PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
+"""A test's outcomes; `ERROR`: the grader could not run it, so it says nothing of the student's work."""
 
 
 @dataclasses.dataclass

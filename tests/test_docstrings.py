@@ -32,6 +32,10 @@ MODULES = [
     "grader.instructor.fingerprints",
     "grader.layout",
     "grader.reference",
+    "grader.failures",
+    "grader.screening",
+    "grader.student_process",
+    "grader.wire",
 ]
 
 
