@@ -4,10 +4,16 @@ Every value from the student's code goes through `to_numpy` first: whatever it r
 becomes a plain NumPy array, so an object with a clever ``__eq__`` cannot pass a check.
 A failed check raises `GradingFailure` whose message is the feedback the student reads.
 
-Example::
+Example:
 
-    check_close(student_output, expected, "the attention output",
-                hint=lambda: Feedback(cause="the scores are not scaled", fix="divide them by sqrt(d)"))
+>>> from grader.feedback import Feedback
+>>> check_close(np.ones(3), np.ones(3), "the attention output")  # close enough: nothing happens
+>>> try:
+...     check_close(np.full(3, 2.0), np.ones(3), "the attention output",
+...                 hint=lambda: Feedback(cause="the scores are not scaled", fix="divide them by sqrt(d)"))
+... except GradingFailure as failure:
+...     print(failure)
+the attention output: not the reference's values — the scores are not scaled: divide them by sqrt(d)
 """
 
 import keras
