@@ -208,7 +208,8 @@ def test_self_attention_sublayers(student, rngs):
             if dense.units != embed_dim or not dense.use_bias:
                 raise GradingFailure(Feedback(
                     f"{path} is not the layer the exercise prescribes",
-                    f"it is Dense({dense.units}, use_bias={dense.use_bias})", f"expected Dense({embed_dim}) with a bias"))
+                    "it has no bias" if not dense.use_bias else "it does not have embed_dim units",
+                    f"expected Dense({embed_dim}) with a bias"))
 
 
 def draw_self_attention(rng, module):

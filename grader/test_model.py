@@ -29,13 +29,14 @@ def check_block_sublayers(leaves, prefix, embed_dim, ff_dim):
         check_layer_norm(leaves[f"{prefix}{name}"], f"{prefix}{name}")
     ffn_in, ffn_out = leaves[f"{prefix}ffn_in"], leaves[f"{prefix}ffn_out"]
     activation = getattr(ffn_in.activation, "__name__", str(ffn_in.activation))
-    if ffn_in.units != ff_dim or activation != FFN_ACTIVATION:
+    if ffn_in.units != ff_dim or activation != FFN_ACTIVATION:  # sizes only in the fix: the cause is the same on every seed
         raise GradingFailure(Feedback(
-            f"{prefix}ffn_in is not the layer the exercise prescribes", f"it is Dense({ffn_in.units}, activation={activation})",
-            f'expected Dense({ff_dim}, activation="{FFN_ACTIVATION}")'))
+            f"{prefix}ffn_in is not the layer the exercise prescribes",
+            f"its activation is {activation}, not the exact GELU" if activation != FFN_ACTIVATION
+            else "it does not have ff_dim units", f'expected Dense({ff_dim}, activation="{FFN_ACTIVATION}")'))
     if ffn_out.units != embed_dim:
         raise GradingFailure(Feedback(f"{prefix}ffn_out is not the layer the exercise prescribes",
-                                      f"it is Dense({ffn_out.units})", f"expected Dense({embed_dim})"))
+                                      "it does not have embed_dim units", f"expected Dense({embed_dim})"))
 
 
 def check_layer_norm(norm, path):
@@ -122,7 +123,7 @@ def run_gpt(module, inputs):
 
 def draw_gpt_sizes(rng):
     num_heads, embed_dim, ff_dim = draw_sublayer_sizes(rng)
-    vocab_size, max_length, num_layers = draw_distinct(rng, (5, 20), (4, 20), (1, 4), taken=(embed_dim, ff_dim))
+    vocab_size, max_length, num_layers = draw_distinct(rng, (5, 20), (4, 20), (2, 5), taken=(embed_dim, ff_dim))
     return {"vocab_size": vocab_size, "max_length": max_length, "embed_dim": embed_dim,
             "num_heads": num_heads, "num_layers": num_layers, "ff_dim": ff_dim}
 
@@ -142,7 +143,7 @@ def test_gpt_sublayers(student, rngs):
         head = model.lm_head
         if head.units != sizes["vocab_size"] or head.use_bias:
             raise GradingFailure(Feedback("lm_head is not the layer the exercise prescribes",
-                                          f"it is Dense({head.units}, use_bias={head.use_bias})",
+                                          "it has a bias" if head.use_bias else "it does not have vocab_size units",
                                           f"expected Dense({sizes['vocab_size']}, use_bias=False)"))
 
 

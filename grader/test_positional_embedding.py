@@ -126,11 +126,12 @@ def test_embedding_sublayers(student, rngs):
         layer = student.TokenAndPositionEmbedding(vocab_size, max_length, embed_dim)
         layer(tensor(np.zeros((2, max_length), "int32")))
         sublayers = dict(leaf_layers(layer, "TokenAndPositionEmbedding"))
-        for name, rows in (("token_embedding", vocab_size), ("position_embedding", max_length)):
+        for name, rows, size in (("token_embedding", vocab_size, "vocab_size"),
+                                 ("position_embedding", max_length, "max_length")):
             actual = (sublayers[name].input_dim, sublayers[name].output_dim)
             if actual != (rows, embed_dim):
-                raise GradingFailure(Feedback(f"{name} is not the layer the exercise prescribes", f"it is Embedding{actual}",
-                                              f"expected Embedding{(rows, embed_dim)}"))
+                raise GradingFailure(Feedback(f"{name} is not the layer the exercise prescribes",
+                                              f"its shape is not ({size}, embed_dim)", f"expected Embedding{(rows, embed_dim)}"))
 
 
 @pytest.mark.points(5)

@@ -156,7 +156,7 @@ MISTAKES = {
         "test_block_sublayers", "epsilon=0.001"),
     "ReLU instead of GELU": (  # PaddlePaddle/PaddleNLP#1048
         "model.py", [('self.ffn_in = keras.layers.Dense(ff_dim, activation="gelu")',
-                      'self.ffn_in = keras.layers.Dense(ff_dim, activation="relu")')], "test_block_sublayers", "activation=relu"),
+                      'self.ffn_in = keras.layers.Dense(ff_dim, activation="relu")')], "test_block_sublayers", "its activation is relu"),
     "one LayerNorm for both sublayers": (  # allenai/OLMo#222
         "model.py", [(NORM2, "self.norm2 = self.norm1")], "test_block_sublayers", "one object serves as two sublayers"),
     "LayerNorm over (T, C)": (  # reczoo/FuxiCTR#23, Qualcomm-AI-research/geometric-algebra-transformer#8
