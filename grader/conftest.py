@@ -256,6 +256,12 @@ def student(request, graded):
 
 
 @pytest.fixture
+def students(graded):
+    """``{exercise: module}``: every exercise's student module, for a check that needs another one's."""
+    return graded.modules
+
+
+@pytest.fixture
 def reference(request, graded):
     """``reference(case, draw_inputs, run) -> [(inputs, expected)]`` for the exercise under test.
 
