@@ -1,5 +1,6 @@
 """The scan for implementations: no code in a student release computes what an exercise asks."""
 
+import shutil
 import textwrap
 
 import pytest
@@ -86,3 +87,12 @@ def test_a_release_with_the_library_is_caught_with_every_kind_of_implementation(
 def test_the_release_holds_no_implementation(tmp_path):
     bundle = release.build_release(tmp_path / "bundle")
     assert implementations(bundle, library_classes(ROOT)) == []
+
+
+def test_the_release_refuses_to_ship_an_implementation(tmp_path):
+    root = tmp_path / "course"
+    shutil.copytree(ROOT, root, ignore=shutil.ignore_patterns(".*", "__pycache__", "runs", "nbgrader", "benchmarks"))
+    (root / "grader" / "reference_algorithms.py").write_text(textwrap.dedent(CODE["a LayerNorm written out"]))
+    with pytest.raises(ValueError, match="reference_algorithms.py:2: a LayerNorm written out"):
+        release.build_release(tmp_path / "bundle", root=root)
+    assert not (tmp_path / "bundle").exists()

@@ -8,7 +8,7 @@ top level, that has one of these signatures:
 
 * the attention formula: a softmax (or ``exp`` and ``sum``), a square root (or ``** 0.5``) and a
   matrix product together;
-* the sine/cosine table: ``sin`` and ``cos`` with the constant 10000;
+* the sine/cosine table: ``sin`` and ``cos`` (called or not) with the constant 10000;
 * a LayerNorm written out: a mean, a variance (or square, or standard deviation) and a square root;
 * GELU written out: ``erf``, or the tanh approximation's constant 0.044715;
 * a causal mask: ``tril``/``triu``/``band_part``, or two ``arange`` positions compared;
@@ -34,7 +34,7 @@ SIGNATURES = {
     "the attention formula (softmax of QK^T / sqrt(d))": lambda scope: bool(
         (scope.calls & {"softmax"} or scope.calls >= {"exp", "sum"}) and (scope.calls & {"sqrt", "rsqrt"} or scope.half_powers)
         and (scope.calls & {"matmul", "einsum", "dot", "tensordot", "bmm"} or scope.matmuls)),
-    "the sine/cosine table": lambda scope: bool(scope.calls >= {"sin", "cos"} and 10000 in scope.numbers),
+    "the sine/cosine table": lambda scope: bool(scope.names >= {"sin", "cos"} and 10000 in scope.numbers),
     "a LayerNorm written out (mean/variance normalisation)": lambda scope: bool(
         scope.calls & {"mean", "moments"} and scope.calls & {"var", "variance", "std", "square", "moments"}
         and (scope.calls & {"sqrt", "rsqrt"} or scope.half_powers)),
@@ -50,12 +50,14 @@ _ORDER_CALLS = {"less", "less_equal", "greater", "greater_equal"}
 
 
 class Scope:
-    """What one function (or a module's top level) calls, multiplies, raises to a power and compares."""
+    """What one function (or a module's top level) names, calls, multiplies, raises to a power and compares."""
 
     def __init__(self, nodes, positions=frozenset()):
-        self.calls, self.numbers = set(), set()
+        self.names, self.calls, self.numbers = set(), set(), set()
         self.matmuls = self.half_powers = self.position_comparisons = False
         for node in (child for root in nodes for child in ast.walk(root)):
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                self.names.add(getattr(node, "attr", getattr(node, "id", None)))
             if isinstance(node, ast.Call):
                 self.calls.add(_called(node))
                 self.position_comparisons |= _called(node) in _ORDER_CALLS and len(node.args) == 2 and all(
@@ -135,7 +137,7 @@ def _signatures(tree, classes):
     functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     top_level = [node for node in tree.body if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     positions = _positions(tree)
-    scopes = [(node.lineno, Scope(node.body, positions)) for node in functions]
+    scopes = [(node.lineno, Scope([node], positions)) for node in functions]
     scopes += [(1, Scope(top_level, positions))] if top_level else []
     found = [(line, what) for line, scope in scopes for what, has in SIGNATURES.items() if has(scope)]
     found += [(node.lineno, f"the library's layer class {node.name}") for node in ast.walk(tree)

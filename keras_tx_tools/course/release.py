@@ -13,7 +13,8 @@ A release may hand out some of the course's exercises: its grader then knows onl
 (its ``grader/registry.py`` lists them), and each exercise they import that is left out
 comes as given, finished code under a banner saying so, never graded
 (`grader.registry.Course.subset`). :func:`build_release` refuses to finish if any file but a
-given one still holds a ``BEGIN SOLUTION`` marker or the body of a solution.
+given one still holds a ``BEGIN SOLUTION`` marker, the body of a solution, or code that computes
+what an exercise asks (`keras_tx_tools.course.implementations`).
 
 Example::
 
@@ -27,7 +28,7 @@ import re
 import shutil
 
 from grader.registry import load_course
-from keras_tx_tools.course import stubs
+from keras_tx_tools.course import implementations, stubs
 
 COPIED = ("keras_tx_tools", "grader", "datasets", "docs", "pyproject.toml", "LICENSE")
 """Parts of the repository copied into the release as they are (those that exist)."""
@@ -65,7 +66,8 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
 
     Raises:
         ValueError: `outdir` is not empty, `root` is not a course repository, `exercises` names
-            an exercise the course lacks, or the bundle would contain solution code.
+            an exercise the course lacks, or the bundle would contain solution code or an
+            implementation.
     """
     root = pathlib.Path(root) if root else repository_root()
     outdir = pathlib.Path(outdir)
@@ -96,6 +98,8 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
         path.write_text(text, encoding="utf-8")
     (outdir / "README.md").write_text(student_readme(course, root), encoding="utf-8")
     leaks = solution_leaks(outdir, solutions, course.graded)
+    leaks += [found for found in implementations.implementations(outdir, implementations.library_classes(root))
+              if not found.startswith(f"{LIBRARY}/")]  # the library ships only when asked for
     if leaks:
         shutil.rmtree(outdir)
         raise ValueError("the release would contain solution code: " + "; ".join(leaks))
