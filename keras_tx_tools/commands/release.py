@@ -41,7 +41,7 @@ def run(args):
         print(f"student release written to {outdir}; check it with: cd {outdir} && pytest grader")
     if args.nbgrader is not None:
         root = release.repository_root()
-        written = nbgrader_course.write_course(args.nbgrader, root / "solutions", nbgrader_course.grader_tests(root),
-                                               exercises=args.exercises)
+        tests = nbgrader_course.grader_tests(root, args.exercises)
+        written = nbgrader_course.write_course(args.nbgrader, root / "solutions", tests, exercises=args.exercises)
         print(f"{len(written)} notebooks written to {args.nbgrader / 'source' / nbgrader_course.ASSIGNMENT}")
     return 0

@@ -120,12 +120,14 @@ def given_notebook(solution, exercise):
     return notebook
 
 
-def grader_tests(root):
-    """The grader's tests of each exercise, as listed in its report on the solutions of `root`."""
+def grader_tests(root, exercises=None):
+    """The grader's tests of each exercise (of `exercises`, default all), as listed in its report
+    on the solutions of `root`."""
     import keras
 
     grade = batch.grade_submission(
-        pathlib.Path(root) / "solutions", grading_root=root, backend=keras.backend.backend(), seed=SEED
+        pathlib.Path(root) / "solutions", grading_root=root, backend=keras.backend.backend(), exercises=exercises,
+        seed=SEED,
     )
     if grade.status != batch.GRADED:
         raise ValueError(f"root must hold solutions/ that `pytest grader` can grade: {grade.message}")
