@@ -161,7 +161,7 @@ def _save_interrupted(model, log, out, title):
         plots.plot_loss(history, out / "loss.png", title=f"{title}, interrupted", steps=log.record["step_history"])
         saved.append("loss.png")
     print(f"\nInterrupted at step {log.record['steps']} (epoch {log.record['epochs']} of {log.record['config']['epochs']}): "
-          f"saved {', '.join(saved)} in {out}; model.keras holds the weights of that step, not validated. "
+          f"saved {', '.join(saved[:-1])} and {saved[-1]} in {out}; model.keras holds the weights of that step, not validated. "
           "Skipped: validation, samples and attention.png.")
     return INTERRUPTED
 
@@ -247,6 +247,11 @@ def configure(task, args):
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"{flag} does not apply to the {task.name} task.")
         config[name] = value
+    if args.model != "library" and not task.gpt:
+        raise ValueError(
+            f"--model {args.model} trains the course's GPT, a language model: it applies to "
+            f"{', '.join(name for name in settings.DESCRIPTIONS if name != task.name)}, not to {task.name}."
+        )
     if config.get("dropout", 0) >= 1:
         raise ValueError(f"--dropout must be in [0, 1); received {config['dropout']}.")
     return config

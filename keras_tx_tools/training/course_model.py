@@ -174,7 +174,10 @@ def describe_failure(error, path, function, line, what):
     """One line: `what` is not written yet in the file `path`, or fails there with `error` in `function` at `line`."""
     if isinstance(error, NotImplementedError):
         return f"{path}: {what} is not written yet (NotImplementedError in {function})"
-    return f"{path}: {what} fails in {function}, line {line}: {type(error).__name__}: {_first_line(error)}"
+    failure = f"line {line}: {type(error).__name__}: {_first_line(error)}"
+    if function == "<module>":
+        return f"{path} fails to import, {failure}"
+    return f"{path}: {what} fails in {function}, {failure}"
 
 
 def _first_line(error):

@@ -101,6 +101,7 @@ class Task:
 
     name = ""
     description = ""
+    gpt = True  # trains a GPT: the library's, or the course's own
     language_model = False
     defaults = {}
 
@@ -265,6 +266,7 @@ class ShakespeareWords(LanguageModel):
 
 class IMDBSentiment(Task):
     name = "imdb"
+    gpt = False
     description = settings.DESCRIPTIONS["imdb"]
     defaults = settings.DEFAULTS["imdb"]
 
@@ -286,11 +288,6 @@ class IMDBSentiment(Task):
         )
 
     def build_model(self, config, tokenizer, source="library"):
-        if source != "library":
-            raise ValueError(
-                f"--model {source} trains the course's GPT, a language model: it applies to "
-                f"{', '.join(name for name in TASKS if name != self.name)}, not to {self.name}."
-            )
         from keras_tx.classifier import TransformerClassifier
 
         return TransformerClassifier(
