@@ -68,6 +68,9 @@ def pytest_addoption(parser):
         help="compare with the solutions run live, or with grader/reference/ recordings "
         "(default auto: live when solutions/ exists)",
     )
+    group.addoption("--threads", type=int, default=1, metavar="N",
+                    help="PyTorch's intra-op threads (default 1: the checks' models are tiny, and more threads "
+                    "only wait for each other on a busy machine)")
     group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS", help="time limit per check (default 60)")
     group.addoption("--isolate", action="store_true",
                     help="run the submission's code in a separate, limited process, sandboxed with bubblewrap "
@@ -82,6 +85,13 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): the points a grader test is worth")
     option = config.option
+    backend = os.environ.get("KERAS_BACKEND")
+    if option.backend is None and backend is not None and backend not in BACKENDS:
+        raise pytest.UsageError(
+            f"KERAS_BACKEND={backend} is not a Keras backend: use one of {', '.join(BACKENDS)} (or --backend NAME)"
+        )
+    if option.threads < 1:
+        raise pytest.UsageError(f"--threads must be an integer >= 1, got {option.threads}")
     if option.solutions and option.submission:
         raise pytest.UsageError("--solutions and --submission exclude each other: give one of them")
     if option.solutions:
@@ -144,7 +154,7 @@ def pytest_runtestloop(session):
 def _forwarded_options(config, settings):
     option = config.option
     forwarded = ["--seed", str(settings.seed), "--reference", settings.reference,
-                 "--grade-timeout", str(settings.timeout)]
+                 "--grade-timeout", str(settings.timeout), "--threads", str(option.threads)]
     if option.solutions:
         forwarded.append("--solutions")
     if option.submission:
@@ -175,7 +185,7 @@ def graded(pytestconfig):
     if keras.backend.backend() == "torch":
         import torch
 
-        torch.set_num_threads(1)  # the models are tiny: threads only stall when graders share a CPU
+        torch.set_num_threads(pytestconfig.option.threads)
     use_compilation_cache()
     settings = pytestconfig.stash[SETTINGS]
     settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference)
