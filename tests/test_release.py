@@ -185,3 +185,12 @@ def test_every_command_of_the_release_readme_runs_in_the_release(bundle):
         assert process.returncode == 0 and "reproduce this run with: pytest grader --seed" in output, (
             f"{command}:\n{output[-3000:]}"
         )
+
+
+@pytest.mark.slow
+def test_the_training_tools_of_the_release_run_without_the_library(bundle, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(_shadow_library(tmp_path / "shadow")), "KERAS_BACKEND": keras.backend.backend()}
+    result = subprocess.run([sys.executable, "-m", "keras_tx_tools", "train", "reverse", "--model", "exercises"],
+                            cwd=bundle, env=env, capture_output=True, text=True)
+    assert result.stderr.strip().splitlines()[-1].startswith("keras-tx train: error: exercises/"), result.stderr[-3000:]
+    assert "NotImplementedError" in result.stderr and "Traceback" not in result.stderr
