@@ -24,6 +24,7 @@ from grader.backends import BACKENDS, backends_to_spawn, grade_in_subprocesses
 from grader.compilation import prefer_fast_compilation, use_compilation_cache
 from grader.gradebook import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
+from grader.registry import COURSE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -133,6 +134,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("points") is None:
             raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.points(n) marker")
+        if _exercise(item) not in COURSE.graded:
+            raise pytest.UsageError(f"{item.path.name} checks {_exercise(item)!r}, which grader/registry.py does not "
+                                    f"grade (it grades {', '.join(COURSE.graded)}): add Exercise({_exercise(item)!r}) "
+                                    "to its COURSE")
     items.sort(key=lambda item: EXERCISES.index(_exercise(item)))
 
 

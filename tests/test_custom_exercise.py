@@ -110,3 +110,13 @@ def test_nbgrader_autogrades_the_exercise(course, tmp_path):
     with Gradebook(f"sqlite:///{nbgrader / 'gradebook.db'}") as gradebook:
         notebook = gradebook.find_submission_notebook("rms_norm", nbgrader_course.ASSIGNMENT, "ada")
         assert (notebook.score, notebook.max_score) == (10, 10)
+
+
+def test_checks_of_an_exercise_missing_from_the_registry_get_one_clear_error(tmp_path):
+    root = tmp_path / "course"
+    shutil.copytree(ROOT, root, ignore=shutil.ignore_patterns(".*", "__pycache__", "runs", "nbgrader", "benchmarks"))
+    shutil.copy(EXAMPLE / "grader" / "test_rms_norm.py", root / "grader")
+    result = subprocess.run([sys.executable, "-m", "pytest", "grader", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "test_rms_norm.py checks 'rms_norm', which grader/registry.py does not grade" in result.stdout + result.stderr
