@@ -102,7 +102,7 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
               if not found.startswith(f"{LIBRARY}/")]  # the library ships only when asked for
     if leaks:
         shutil.rmtree(outdir)
-        raise ValueError("the release would contain solution code: " + "; ".join(leaks))
+        raise ValueError("the release would contain solution code or implementations: " + "; ".join(leaks))
     return outdir
 
 
@@ -111,8 +111,9 @@ def ungraded_files(root, course):
     solutions (a given exercise's solution stays, as its code is handed out)."""
     files = set()
     for name in set(load_course(root).names) - set(course.graded):
-        files |= {root / "grader" / f"test_{name}.py", *(root / "grader" / "reference").glob(f"{name}.*")}
-        files |= set() if name in course else {root / "solutions" / f"{name}.py"}
+        files.update([root / "grader" / f"test_{name}.py", *(root / "grader" / "reference").glob(f"{name}.*")])
+        if name not in course:
+            files.add(root / "solutions" / f"{name}.py")
     return files
 
 
