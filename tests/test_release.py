@@ -118,8 +118,8 @@ def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_full_
     }
     processes = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider",
-             "--grade-json", str(tmp_path / f"{name}.json"), *options],
+            [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "--grade-timeout", "600",
+             "--grade-json", str(tmp_path / f"{name}.json"), *options],  # four graders share the CPU: no check's time limit
             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for name, (folder, options) in runs.items()
