@@ -29,6 +29,7 @@ import zlib
 import numpy as np
 
 from grader.checks import GradingFailure, check_close
+from grader.feedback import Feedback
 
 
 class Digest:
@@ -49,7 +50,8 @@ def check_matches(actual, expected, what, dtype="float32", hint=None):
     if isinstance(expected, Digest) or not np.issubdtype(np.asarray(expected).dtype, np.floating):
         expected_digest = expected if isinstance(expected, Digest) else Digest.of(expected)
         if Digest.of(actual).hexdigest != expected_digest.hexdigest:
-            raise GradingFailure((hint() if hint else None) or f"{what}: not the reference's values")
+            feedback = (hint() if hint else None) or Feedback()
+            raise GradingFailure(feedback.located(f"{what}: not the reference's values"))
     else:
         check_close(actual, expected, what, dtype, hint)
 

@@ -56,6 +56,15 @@ def test_the_bundle_holds_the_scripts_the_grader_and_pinned_dependencies(tmp_pat
     assert "bubblewrap" in setup and f"keras=={keras.__version__}" in setup and "jax==" in setup
 
 
+@pytest.mark.course
+def test_the_bundle_grades_at_the_hint_level_it_was_built_with(tmp_path):
+    assert cli.main(["autograder", str(tmp_path / "autograder.zip"), "--hints", "locate"]) == 0
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as bundle:
+        assert "--hints locate" in bundle.read("run_autograder").decode()
+    with pytest.raises(ValueError, match="hints must be one of full, cause, locate"):
+        autograder.build_bundle(tmp_path / "a.zip", hints="none")
+
+
 def test_the_bundle_rejects_an_unknown_backend_and_a_non_zip(tmp_path):
     with pytest.raises(ValueError, match="backend must be one of"):
         autograder.build_bundle(tmp_path / "a.zip", backend="theano")

@@ -108,6 +108,24 @@ def test_summary_counts_statuses_and_draws_the_histogram(tmp_path):
     assert (tmp_path / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+# --- hint levels ----------------------------------------------------------------------------
+
+
+def test_a_hand_in_is_graded_at_the_hint_level_asked_for_and_an_unknown_level_is_refused(tmp_path):
+    arguments = []
+
+    def run(given, **_):  # stands in for pytest: notes what it was asked, grades nothing
+        arguments.extend(given)
+        return ""
+
+    batch.grade_submission(SOLUTIONS, grading_root=release.repository_root(), backend=CLASS_BACKEND,
+                           hints="cause", run=run)
+    assert arguments[arguments.index("--hints") + 1] == "cause"
+    with pytest.raises(ValueError, match="hints must be one of full, cause, locate; got 'all'"):
+        batch.grade_submission(SOLUTIONS, grading_root=release.repository_root(), backend=CLASS_BACKEND,
+                               hints="all", run=run)
+
+
 # --- a whole synthetic class, graded by `keras-tx grade-all` ---------------------------------
 
 SOLUTIONS = release.repository_root() / "solutions"
