@@ -8,8 +8,8 @@ reads this registry, so adding an exercise means adding those files and one line
 
 Example::
 
-    >>> [exercise.name for exercise in COURSE][:2]
-    ['positional_embedding', 'masking']
+    >>> [exercise.name for exercise in COURSE][:3]
+    ['tokenizer', 'positional_embedding', 'masking']
     >>> COURSE["attention"].depends
     ('masking',)
 """
@@ -66,9 +66,11 @@ class Course:
 
 
 COURSE = Course(
+    Exercise("tokenizer"),
     Exercise("positional_embedding"),
     Exercise("masking"),
     Exercise("attention", depends=("masking",)),
     Exercise("model", depends=("positional_embedding", "masking", "attention")),
+    Exercise("training", depends=("model",)),  # its checks train the student's GPT
 )
 """The course, in order: a later exercise may import only earlier ones."""
