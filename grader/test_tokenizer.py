@@ -103,11 +103,12 @@ def merges_hint(text, merges, expected):
     if mine is None:
         return f"you learnt {len(merges)} merges; {len(expected)} were asked for and possible"
     counts = pair_counts(text, merges[:rank])
-    made = tokens[256 + rank]
+    across = pair_counts(text, merges[:rank], across_words=True)
+    if counts[mine] < across[mine] and across[mine] == max(across.values()):
+        return (f"merge {rank} makes {tokens[256 + rank]!r} from pairs that span two pre-tokens: merges must not "
+                "cross a word's edge; split the text with pretokenize first and count pairs inside each pre-token "
+                "(lesson, section 2)")
     if counts[mine] == 0:
-        if pair_counts(text, merges[:rank], across_words=True)[mine]:
-            return (f"merge {rank} makes {made!r}, which spans two pre-tokens: merges must not cross a word's edge; "
-                    "split the text with pretokenize first and count pairs inside each pre-token (lesson, section 2)")
         return f"merge {rank} joins {mine}, a pair that does not occur in the text after the merges before it"
     if counts[mine] == counts[theirs]:
         return (f"merge {rank}: the pairs {mine} and {theirs} are tied with {counts[theirs]} occurrences each; the "
@@ -131,13 +132,13 @@ def test_pretokenize_splits_like_gpt2(student, rngs):
                                  f"{expected[index]!r}: return PATTERN.findall(text)")
 
 
-def decode_hint(tokenizer, ids, text):
-    """A hint when decoding token by token gives another text than decoding the joined bytes."""
+def decode_hint(tokenizer, ids, decoded):
+    """A hint when `decoded` is what decoding each token on its own and joining the texts gives."""
     try:
         pieces = "".join(tokenizer.decode([i]) for i in ids)
     except Exception:
         return None
-    if pieces != text:
+    if pieces == decoded:
         return ("decoding token by token breaks characters whose UTF-8 bytes are spread over two tokens: join "
                 "the bytes of all the ids first, then decode once (lesson, section 5)")
     return None

@@ -63,6 +63,50 @@ MISTAKES = {
         "model.py", [('self.ffn_in = keras.layers.Dense(ff_dim, activation="gelu")',
                       "self.ffn_in = keras.layers.Dense(ff_dim, activation=ops.gelu)")],
         "test_block_matches_reference", "ffn_in differs — exact GELU expected"),
+    # minbpe's BasicTokenizer trains on the whole text, without pre-tokens (github.com/karpathy/minbpe, basic.py)
+    "merges across pre-tokens": (
+        "tokenizer.py", [("collections.Counter(pretokenize(text)).items()", "collections.Counter([text]).items()")],
+        "test_merges_match_reference", "span two pre-tokens"),
+    # minbpe-style `max(stats, key=stats.get)` keeps the first pair counted among ties
+    # (github.com/chinthasaicharan/tinybpe, tokenizer.py); here: the smaller pair
+    "the other tie rule": (
+        "tokenizer.py", [("best = max(pair for pair, count in counts.items() if count == highest)",
+                          "best = min(pair for pair, count in counts.items() if count == highest)")],
+        "test_merges_match_reference", "tied with"),
+    "merges applied left to right": (
+        "tokenizer.py", [("pair = min(zip(ids, ids[1:]), key=lambda pair: self.ranks.get(pair, len(self.ranks)))",
+                          "pair = next((pair for pair in zip(ids, ids[1:]) if pair in self.ranks), None)")],
+        "test_encode_applies_merges_by_rank", "not the first known pair from the left"),
+    "decoded token by token": (
+        "tokenizer.py", [('return b"".join(self.bytes_of[int(i)] for i in ids).decode("utf-8", errors="replace")',
+                          'return "".join(self.bytes_of[int(i)].decode("utf-8", errors="replace") for i in ids)')],
+        "test_round_trip_of_any_text", "decoding token by token"),
+    "unshifted targets": (
+        "training.py", [('logits = ops.cast(logits, "float32")[:, :-1]', 'logits = ops.cast(logits, "float32")'),
+                        ('targets = ops.cast(token_ids, "int32")[:, 1:]', 'targets = ops.cast(token_ids, "int32")')],
+        "test_loss_is_next_token", "against its own input token"),
+    "loss averaged over padding": (
+        "training.py", [("return ops.sum(losses * real) / ops.maximum(ops.sum(real), 1.0)",
+                         "return ops.mean(losses * real)")],
+        "test_loss_matches_reference", "averaged over the padding"),
+    # github.com/nguyenbui45/Deep-learning-summary, codes/crossentropy.py: torch.log of the softmax's probabilities
+    "log of the softmax": (
+        "training.py", [("    shifted = logits - ops.max(logits, axis=-1, keepdims=True)\n"
+                         "    log_probabilities = shifted - ops.log(ops.sum(ops.exp(shifted), axis=-1, keepdims=True))\n",
+                         "    log_probabilities = ops.log(ops.softmax(logits, axis=-1))\n")],
+        "test_loss_stays_finite_for_large_logits", "log(0) = -inf"),
+    "loss in float16": (
+        "training.py", [('logits = ops.cast(logits, "float32")[:, :-1]', "logits = logits[:, :-1]")],
+        "test_loss_is_float32_under_mixed_precision", "cast the logits to float32 first"),
+    # build-nanogpt's get_lr: max_lr * (it+1) / warmup_steps (github.com/karpathy/build-nanogpt, train_gpt2.py)
+    "warm-up off by one": (
+        "training.py", [("warming_up = peak * step / max(self.warmup_steps, 1)",
+                         "warming_up = peak * (step + 1) / max(self.warmup_steps, 1)")],
+        "test_schedule_matches_reference", "off by one"),
+    "cosine short of its floor": (
+        "training.py", [("(step - self.warmup_steps) / (self.total_steps - self.warmup_steps)",
+                         "(step - self.warmup_steps) / self.total_steps")],
+        "test_schedule_matches_reference", "does not reach its floor"),
     "Keras' default LayerNorm epsilon": (
         "model.py", [("self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)",
                       "self.norm2 = keras.layers.LayerNormalization()")],
