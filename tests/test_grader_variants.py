@@ -197,3 +197,40 @@ def test_correct_alternatives_score_full_marks(tmp_path):
     report = grade(tmp_path, "--submission", str(folder), exercises=["positional_embedding", "masking", "attention"])
     assert {name: result["points"] for name, result in report["exercises"].items()} == {
         "positional_embedding": 20, "masking": 20, "attention": 30}
+
+
+NEW_ALTERNATIVES = {
+    "tokenizer.py": [  # the lesson's tie rule as written; merges found by rank among the pairs present; a bytearray
+        ("        highest = max(counts.values())\n"
+         "        best = max(pair for pair, count in counts.items() if count == highest)  # the tie rule\n",
+         "        best = max(counts, key=lambda pair: (counts[pair], pair))\n"),
+        ("        while len(ids) > 1:\n"
+         "            pair = min(zip(ids, ids[1:]), key=lambda pair: self.ranks.get(pair, len(self.ranks)))\n"
+         "            if pair not in self.ranks:\n"
+         "                break\n",
+         "        while True:\n"
+         "            known = [pair for pair in zip(ids, ids[1:]) if pair in self.ranks]\n"
+         "            if not known:\n"
+         "                break\n"
+         "            pair = min(known, key=self.ranks.get)\n"),
+        ('return b"".join(self.bytes_of[int(i)] for i in ids).decode("utf-8", errors="replace")',
+         'joined = bytearray()\n        for i in ids:\n            joined += self.bytes_of[int(i)]\n'
+         '        return joined.decode("utf-8", errors="replace")'),
+    ],
+    "training.py": [  # Keras' log-softmax and a one-hot pick; the cosine's progress clipped with minimum/maximum
+        ("    shifted = logits - ops.max(logits, axis=-1, keepdims=True)\n"
+         "    log_probabilities = shifted - ops.log(ops.sum(ops.exp(shifted), axis=-1, keepdims=True))\n"
+         "    losses = -ops.take_along_axis(log_probabilities, targets[..., None], axis=-1)[..., 0]\n",
+         "    log_probabilities = ops.log_softmax(logits, axis=-1)\n"
+         "    losses = -ops.sum(log_probabilities * ops.one_hot(targets, ops.shape(logits)[-1]), axis=-1)\n"),
+        ("progress = ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)",
+         "progress = ops.minimum(ops.maximum(step - self.warmup_steps, 0.0) / "
+         "(self.total_steps - self.warmup_steps), 1.0)"),
+    ],
+}
+
+
+def test_correct_alternatives_of_tokenizer_and_training_score_full_marks(tmp_path):
+    folder = submission(tmp_path, NEW_ALTERNATIVES)
+    report = grade(tmp_path, "--submission", str(folder), exercises=["tokenizer", "training"])
+    assert {name: result["points"] for name, result in report["exercises"].items()} == {"tokenizer": 20, "training": 20}
