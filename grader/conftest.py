@@ -32,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 class Settings:
     """What this run grades, and how."""
 
-    folder: pathlib.Path  # the four exercise files to grade
+    folder: pathlib.Path  # the exercise files to grade
     reference: str  # "live" or "recorded"
     seed: int
     timeout: float
@@ -52,7 +52,7 @@ SETTINGS = pytest.StashKey[Settings]()
 def pytest_addoption(parser):
     group = parser.getgroup("grader", "keras-tx grader")
     group.addoption("--solutions", action="store_true", help="grade the reference solutions/ (should score 100)")
-    group.addoption("--submission", metavar="DIR", help="grade the four exercise files in DIR instead of exercises/")
+    group.addoption("--submission", metavar="DIR", help="grade the exercise files in DIR instead of exercises/")
     group.addoption(
         "--backend",
         choices=(*BACKENDS, "all"),

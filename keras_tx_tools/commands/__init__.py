@@ -33,6 +33,14 @@ def add_backend_argument(parser):
     )
 
 
+def add_exercises_argument(parser, what):
+    """Adds `--exercises NAME,...` (a list of names, checked against the course when the command runs)."""
+    parser.add_argument(
+        "--exercises", type=lambda text: [name for name in text.split(",") if name], metavar="NAME,...",
+        help=f"{what} only these exercises (default: all); those they import are given as finished code, not graded",
+    )
+
+
 def positive_int(text):
     """`argparse` type: an integer >= 1."""
     value = int(text)

@@ -16,6 +16,8 @@ import argparse
 import json
 import pathlib
 
+from keras_tx_tools.commands import add_exercises_argument
+
 BACKENDS = ("tensorflow", "torch", "jax")
 
 
@@ -26,8 +28,7 @@ def add_arguments(parser):
                         help="a folder with one subfolder per student, holding the exercise files or notebooks")
     parser.add_argument("--backend", choices=BACKENDS,
                         help="Keras backend to grade with (default: the configured Keras backend)")
-    parser.add_argument("--exercises", type=lambda text: text.split(","), metavar="NAME,...",
-                        help="grade only these exercises (default: all)")
+    add_exercises_argument(parser, "grade")
     parser.add_argument("--seed", type=int,
                         help="the grader's seed, to reproduce a batch (default: a fresh one per submission)")
     parser.add_argument("--jobs", type=_positive(int), default=1,
