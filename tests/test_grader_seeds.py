@@ -14,6 +14,7 @@ import types
 import pytest
 
 from grader.gradebook import EXERCISES
+from grader.registry import COURSE
 from grader.reference import LiveReference, check_rngs, seed_keras
 from grader.submission import load_submission
 from test_grader import ROOT, submission
@@ -58,11 +59,20 @@ def points(function, students, exercise, name, seed, worth):
     return worth
 
 
+def graded_with(exercise):
+    """`exercise` and the exercises whose checks use its code: those that depend on it, directly or not."""
+    users = {exercise}
+    for later in COURSE:  # in course order: a dependency comes before the exercises that use it
+        if users & set(later.depends):
+            users.add(later.name)
+    return [name for name in EXERCISES if name in users]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_every_seed_gives_a_mistake_the_same_verdicts(mistake, tmp_path):
     file, patches, caught_by, _ = MISTAKES[mistake]
-    exercises = EXERCISES[EXERCISES.index(file.removesuffix(".py")):]  # later exercises import earlier ones
+    exercises = graded_with(file.removesuffix(".py"))
     students = load_submission(submission(tmp_path, {file: patches}))
     by_seed = {seed: {} for seed in SEEDS}
     for exercise, name, function, worth in checks(exercises):
