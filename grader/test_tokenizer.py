@@ -129,7 +129,7 @@ def test_pretokenize_splits_like_gpt2(student, rngs):
             index = next(i for i, (mine, theirs) in enumerate(zip(pieces + [None] * len(expected), expected))
                          if mine != theirs)
             raise GradingFailure(f"pretokenize: pre-token {index} is {(pieces + [None])[index]!r}, expected "
-                                 f"{expected[index]!r}: return PATTERN.findall(text)")
+                                 f"{expected[index]!r}: the pre-tokens are the matches of PATTERN, in order (lesson, section 2)")
 
 
 def decode_hint(tokenizer, ids, decoded):

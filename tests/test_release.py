@@ -13,6 +13,7 @@ import pytest
 from grader.registry import COURSE, load_course
 from keras_tx_tools import cli
 from keras_tx_tools.course import release, stubs
+from test_grader import TOTAL
 
 pytestmark = pytest.mark.course
 
@@ -98,7 +99,7 @@ def test_release_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_100(bundle, tmp_path):
+def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_full_marks(bundle, tmp_path):
     shutil.copytree(SOLUTIONS, tmp_path / "answers")
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
     env.pop("PYTHONPATH", None)
@@ -117,8 +118,8 @@ def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_100(b
     outputs = {name: process.communicate()[0] for name, process in processes.items()}
     reports = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in runs}
     assert reports["stubs"]["reference"].startswith("recorded"), outputs["stubs"][-2000:]
-    assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, 100), outputs["stubs"][-2000:]
-    assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (100, 100), outputs["solutions"][-2000:]
+    assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, TOTAL), outputs["stubs"][-2000:]
+    assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (TOTAL, TOTAL), outputs["solutions"][-2000:]
 
 
 def _commands(markdown):
