@@ -7,21 +7,31 @@ A failed check raises `GradingFailure` whose message is the feedback the student
 Example::
 
     check_close(student_output, expected, "the attention output",
-                hint=lambda: "did you divide by sqrt(d)?")
+                hint=lambda: Feedback(cause="the scores are not scaled", fix="divide them by sqrt(d)"))
 """
 
+import linecache
 import os
 import re
 
 import keras
 import numpy as np
 
+from grader.feedback import Feedback, as_feedback
+
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-5)}
 """``dtype -> (rtol, atol)``: a value passes when ``|actual - expected| <= atol + rtol * |expected|``."""
 
 
 class GradingFailure(AssertionError):
-    """A check failed; the message tells the student what is wrong and, if possible, why."""
+    """A check failed; its `Feedback` tells the student what is wrong and, if possible, why.
+
+    `message` is a `Feedback`, or a string that only says where (shown whole at every hint level).
+    """
+
+    def __init__(self, message):
+        self.feedback = as_feedback(message)
+        super().__init__(str(self.feedback))
 
 
 def tensor(array):
@@ -60,7 +70,7 @@ def is_close(actual, expected, dtype="float32"):
     return actual.shape == expected.shape and bool(np.all(np.abs(actual - expected) <= atol + rtol * np.abs(expected)))
 
 
-def check_close(actual, expected, what, dtype="float32", hint=None):
+def check_close(actual, expected, what, dtype="float32", hint=None, source="the reference's"):
     """Fail unless `actual` matches `expected` within the tolerance of `dtype`.
 
     Args:
@@ -68,33 +78,43 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
         expected: the reference array.
         what: the value's name in the message ("the attention weights").
         dtype: the compute dtype, which sets the tolerance.
-        hint: optional callable run only on a mismatch; the message it returns (if any)
-            replaces the generic "not the reference's values" one.
+        hint: optional callable run only on a mismatch; the `Feedback` it returns (if any) says
+            why, placed at "`what`: not the reference's values" unless it names its own place.
+        source: whose values `expected` holds, as the generic message says it ("the formula's").
     """
     check_shape(actual, np.shape(expected), what)
     if is_close(actual, expected, dtype):
         return
-    message = hint() if hint else None
-    if not message:
-        actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-        index = np.unravel_index(np.argmax(np.abs(actual - expected)), actual.shape) if actual.size else ()
-        message = (
-            f"{what}: not the reference's values; at index {tuple(int(i) for i in index)} yours is "
-            f"{actual[index]:.5g}, expected {expected[index]:.5g}"
-        )
-    raise GradingFailure(message)
+    feedback = hint() if hint else None
+    if feedback:
+        raise GradingFailure(feedback.located(f"{what}: not {source} values"))
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    index = np.unravel_index(np.argmax(np.abs(actual - expected)), actual.shape) if actual.size else ()
+    raise GradingFailure(
+        f"{what}: not {source} values; at index {tuple(int(i) for i in index)} yours is "
+        f"{actual[index]:.5g}, expected {expected[index]:.5g}"
+    )
 
 
 GRADED_PACKAGE = "graded_"
 """The prefix of the packages a submission's files are loaded into (`grader.submission`)."""
 
 
-def describe_exception(error, folder):
-    """``Type: message (file.py, line N)``, pointing at the last line of `folder`'s code it passed.
+def failure_feedback(error, folder):
+    """The `Feedback` a check that raised `error` gives: a `GradingFailure`'s own, or what the
+    student's code raised (`describe_exception`, with `folder` the graded files), the same at every level."""
+    if isinstance(error, GradingFailure):
+        return error.feedback
+    return Feedback(f"your code raised {describe_exception(error, folder)}")
 
-    Paths inside `folder` and the names of graded packages are left out, so the same files give
-    the same message wherever and however often they are graded. An exception re-raised from a
-    student's process (`grader.remote`) carries this description already.
+
+def describe_exception(error, folder):
+    """``Type: message (file.py, line N: its code)``, at the last line of `folder`'s code it passed.
+
+    The message is the exception's own (`exception_message`). Paths inside `folder` and the names
+    of graded packages are left out, so the same files give the same message wherever and however
+    often they are graded. An exception re-raised from a student's process (`grader.remote`)
+    carries this description already.
     """
     if hasattr(error, "student_description"):
         return error.student_description
@@ -103,10 +123,31 @@ def describe_exception(error, folder):
     while traceback is not None:
         filename = traceback.tb_frame.f_code.co_filename
         if filename.startswith(str(folder)):
-            location = f" ({filename[len(str(folder)) + 1:]}, line {traceback.tb_lineno})"
+            code = linecache.getline(filename, traceback.tb_lineno).strip()
+            location = f" ({filename[len(str(folder)) + 1:]}, line {traceback.tb_lineno}{': ' + code if code else ''})"
         package = traceback.tb_frame.f_globals.get("__name__", "").partition(".")[0]
         traceback = traceback.tb_next
     if not location and package and not package.startswith(GRADED_PACKAGE):
         location = f" (raised inside {package}, with no line of your files on the way: look at what your code gave it)"
-    message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", str(error)).replace(f"{folder}{os.sep}", "")
+    message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", exception_message(error)).replace(f"{folder}{os.sep}", "")
     return f"{type(error).__name__}: {message}{location}"
+
+
+KERAS_CALL_CONTEXT = re.compile(r"Exception encountered when calling .*?\n\n(?P<message>.*)\n\nArguments received by ",
+                                re.DOTALL)
+TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def exception_message(error):
+    """The exception's own message: without Keras' "Exception encountered when calling ..." wrapper
+    (a layer's ``__call__`` adds it, with the arguments it received) and without terminal colour codes.
+
+    >>> exception_message(ValueError("Exception encountered when calling Dense.call().\\n\\n"
+    ...                              "\\x1b[1mshapes (2, 3) and (4, 5) are incompatible\\x1b[0m\\n\\n"
+    ...                              "Arguments received by Dense.call():\\n  • inputs=tf.Tensor(...)"))
+    'shapes (2, 3) and (4, 5) are incompatible'
+    """
+    message = str(error.message if isinstance(getattr(error, "message", None), str) else error)
+    while (wrapped := KERAS_CALL_CONTEXT.search(message)) is not None:
+        message = wrapped["message"]
+    return TERMINAL_CODES.sub("", message).strip()

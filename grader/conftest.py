@@ -1,7 +1,7 @@
 """The grader's pytest plugin: options, fixtures, time limits, points and the score table.
 
 ``pytest grader [--solutions | --submission DIR] [--backend tensorflow|torch|jax|all]
-[--seed N] [--grade-json PATH]`` (grader/README.md has the whole story).
+[--seed N] [--hints full|cause|locate] [--grade-json PATH]`` (grader/README.md has the whole story).
 
 Keras reads ``KERAS_BACKEND`` once, when it is first imported, so nothing here imports Keras at
 module level: `pytest_configure` first picks the backend, and a backend this process can no
@@ -22,8 +22,10 @@ import pytest
 
 from grader.backends import BACKENDS, backends_to_spawn, grade_in_subprocesses
 from grader.compilation import prefer_fast_compilation, use_compilation_cache
+from grader.feedback import HINT_LEVELS
 from grader.gradebook import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
+from grader.registry import COURSE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -36,6 +38,7 @@ class Settings:
     reference: str  # "live" or "recorded"
     seed: int
     timeout: float
+    hints: str = "full"  # how much a failed check's message gives away (grader.feedback.HINT_LEVELS)
     subprocess_backends: tuple = ()  # backends graded by subprocesses instead of this process
     gradebook: Gradebook = None
     subprocess_runs: dict = dataclasses.field(default_factory=dict)  # {backend: grader.backends.BackendRun}
@@ -61,6 +64,9 @@ def pytest_addoption(parser):
     )
     group.addoption("--seed", type=int, help="seed of the random inputs, to reproduce a run (default: a fresh one)")
     group.addoption("--grade-json", metavar="PATH", help="write the scores as JSON to PATH")
+    group.addoption("--hints", choices=HINT_LEVELS, default="full",
+                    help="how much a failed check's message gives away: full (where, the cause and the fix), "
+                    "cause (where and the cause) or locate (only where); default full")
     group.addoption(
         "--reference",
         choices=("auto", "live", "recorded"),
@@ -68,6 +74,9 @@ def pytest_addoption(parser):
         help="compare with the solutions run live, or with grader/reference/ recordings "
         "(default auto: live when solutions/ exists)",
     )
+    group.addoption("--threads", type=int, default=1, metavar="N",
+                    help="PyTorch's intra-op threads (default 1: the checks' models are tiny, and more threads "
+                    "only wait for each other on a busy machine)")
     group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS", help="time limit per check (default 60)")
     group.addoption("--isolate", action="store_true",
                     help="run the submission's code in a separate, limited process, sandboxed with bubblewrap "
@@ -82,6 +91,13 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): the points a grader test is worth")
     option = config.option
+    backend = os.environ.get("KERAS_BACKEND")
+    if option.backend is None and backend is not None and backend not in BACKENDS:
+        raise pytest.UsageError(
+            f"KERAS_BACKEND={backend} is not a Keras backend: use one of {', '.join(BACKENDS)} (or --backend NAME)"
+        )
+    if option.threads < 1:
+        raise pytest.UsageError(f"--threads must be an integer >= 1, got {option.threads}")
     if option.solutions and option.submission:
         raise pytest.UsageError("--solutions and --submission exclude each other: give one of them")
     if option.solutions:
@@ -104,6 +120,7 @@ def pytest_configure(config):
         reference=reference,
         seed=secrets.randbelow(1_000_000) if option.seed is None else option.seed,
         timeout=option.grade_timeout,
+        hints=option.hints,
         subprocess_backends=backends_to_spawn(option.backend),
     )
     if not settings.subprocess_backends and os.environ.get("KERAS_BACKEND") == "jax":
@@ -123,6 +140,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("points") is None:
             raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.points(n) marker")
+        if _exercise(item) not in COURSE.graded:
+            raise pytest.UsageError(f"{item.path.name} checks {_exercise(item)!r}, which grader/registry.py does not "
+                                    f"grade (it grades {', '.join(COURSE.graded)}): add Exercise({_exercise(item)!r}) "
+                                    "to its COURSE")
     items.sort(key=lambda item: EXERCISES.index(_exercise(item)))
 
 
@@ -144,7 +165,8 @@ def pytest_runtestloop(session):
 def _forwarded_options(config, settings):
     option = config.option
     forwarded = ["--seed", str(settings.seed), "--reference", settings.reference,
-                 "--grade-timeout", str(settings.timeout)]
+                 "--grade-timeout", str(settings.timeout), "--threads", str(option.threads),
+                 "--hints", settings.hints]
     if option.solutions:
         forwarded.append("--solutions")
     if option.submission:
@@ -175,10 +197,10 @@ def graded(pytestconfig):
     if keras.backend.backend() == "torch":
         import torch
 
-        torch.set_num_threads(1)  # the models are tiny: threads only stall when graders share a CPU
+        torch.set_num_threads(pytestconfig.option.threads)
     use_compilation_cache()
     settings = pytestconfig.stash[SETTINGS]
-    settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference)
+    settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference, settings.hints)
     solutions = None
     if settings.reference == "live":
         loaded = load_submission(ROOT / "solutions")
@@ -256,6 +278,12 @@ def student(request, graded):
 
 
 @pytest.fixture
+def students(graded):
+    """``{exercise: module}``: every exercise's student module, for a check that needs another one's."""
+    return graded.modules
+
+
+@pytest.fixture
 def reference(request, graded):
     """``reference(case, draw_inputs, run) -> [(inputs, expected)]`` for the exercise under test.
 
@@ -325,7 +353,7 @@ def pytest_runtest_makereport(item, call):
 
 def _grade(item, call, report):
     """Turn one test's outcome into ``(outcome, message)``, rewriting `report` for the student."""
-    from grader.checks import GradingFailure, describe_exception
+    from grader.checks import GradingFailure, failure_feedback
 
     if report.passed:
         return PASSED, ""
@@ -334,10 +362,11 @@ def _grade(item, call, report):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), None, "not attempted yet")
         return NOT_ATTEMPTED, "not attempted yet"
-    if isinstance(error, (GradingFailure, TimeLimitExceeded)):
+    settings = item.config.stash[SETTINGS]
+    if isinstance(error, TimeLimitExceeded):
         message = str(error)
-    elif error is not None and report.when == "call":
-        message = f"your code raised {describe_exception(error, item.config.stash[SETTINGS].folder)}"
+    elif isinstance(error, GradingFailure) or (error is not None and report.when == "call"):
+        message = failure_feedback(error, settings.folder).at(settings.hints)
     else:
         last_line = (report.longreprtext.strip().splitlines() or ["?"])[-1]
         return FAILED, f"the grader could not run this check: {last_line}"

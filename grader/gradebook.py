@@ -37,10 +37,11 @@ class TestResult:
 class Gradebook:
     """The results of one grading run on one backend."""
 
-    def __init__(self, backend, seed, reference):
+    def __init__(self, backend, seed, reference, hints="full"):
         self.backend = backend
         self.seed = seed
         self.reference = reference
+        self.hints = hints
         self.isolation = "none: the submission ran in the grader's process"
         self.out_of_time = False
         self.student_seconds = None  # with --isolate: {"wall", "cpu"} seconds of the submission's process
@@ -67,6 +68,7 @@ class Gradebook:
             "backend": self.backend,
             "seed": self.seed,
             "reference": self.reference,
+            "hints": self.hints,
             "isolation": self.isolation,
             "out_of_time": self.out_of_time,
             "student_seconds": self.student_seconds,
@@ -82,7 +84,8 @@ class Gradebook:
 
 def report_table(report):
     """Lines of the score table of one backend's report: points, what failed, the total."""
-    lines = [f"backend {report['backend']}, seed {report['seed']}, reference {report['reference']}"]
+    lines = [f"backend {report['backend']}, seed {report['seed']}, reference {report['reference']}"
+             + (f", hints {report['hints']}" if report.get("hints", "full") != "full" else "")]
     for exercise, result in report["exercises"].items():
         tests = result["tests"]
         lines.append(f"{exercise:<22}{_points(result['points'], result['max']):>9}")

@@ -244,6 +244,12 @@ class RemoteObject:
     def __repr__(self):
         return f"<{type(self).__name__} in the student's process>"
 
+    def __eq__(self, other):  # two stand-ins of one object (its handle) are equal, as that object is to itself
+        return isinstance(other, RemoteObject) and (self._submission, self._id) == (other._submission, other._id)
+
+    def __hash__(self):
+        return hash((id(self._submission), self._id))
+
 
 @functools.cache
 def _remote_class(type_name, keras_name):

@@ -108,7 +108,7 @@ def _warm_up(keras):
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(tokens, tokens, batch_size=2, epochs=1, verbose=0, shuffle=False)
-    scores = keras.ops.matmul(model(tokens), keras.ops.swapaxes(model(tokens), -1, -2))
+    scores = keras.ops.transpose(model(tokens), (0, 2, 1))
     keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.where(scores > 0, scores, -1e9), axis=-1))
 
 
@@ -179,6 +179,7 @@ class Child:
         self.writer = connection.makefile("wb")
         self.folder = None
         self.objects = {}
+        self.handles = {}  # id(object) -> its handle; `objects` keeps them alive, so no id is reused
 
     def serve(self):
         while True:
@@ -245,7 +246,7 @@ class Child:
         if isinstance(value, (list, tuple)):  # Keras keeps sublayer lists in a list subclass
             items = [self.export(item) for item in value]
             return items if isinstance(value, list) else tuple(items)
-        handle = len(self.objects)
+        handle = self.handles.setdefault(id(value), len(self.objects))  # one object, one handle
         self.objects[handle] = value
         return wire.Tag("object", {"id": handle, "type": type(value).__name__, "keras": _keras_classes(value)})
 

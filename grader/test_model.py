@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
-from grader.diagnosis import block_steps, causal, first_divergence, gpt_steps, trace_block, trace_gpt
+from grader.diagnosis import block_steps, first_divergence, gpt_steps
+from grader.families import BLOCK, GPT, closest_mistake, mismatch
+from grader.feedback import Feedback
 from grader.layout import (FFN_ACTIVATION, LAYER_NORM_EPSILON, assign_weights, leaf_layers, pack_weights,
                            random_weights, unpack_weights)
-from grader.reference import FIXED_SEED, draw_distinct, seed_keras
+from grader.reference import FIXED_SEED, draw_distinct, draw_mask, seed_keras
 
 
 SIZES = {"vocab_size": 10, "max_length": 7, "embed_dim": 18, "num_heads": 3, "num_layers": 2, "ff_dim": 32}
@@ -16,33 +18,47 @@ SIZES = {"vocab_size": 10, "max_length": 7, "embed_dim": 18, "num_heads": 3, "nu
 distinct (head size 6). Values and weights are drawn afresh each run, the shapes stay: on JAX
 each new shape costs a compilation, and the sublayer checks vary the sizes instead."""
 
+ATTENTION_SIZES = {"width": SIZES["embed_dim"], "num_heads": SIZES["num_heads"],
+                   "head_size": SIZES["embed_dim"] // SIZES["num_heads"]}
+"""The sizes the attention's messages name."""
+
 
 def check_block_sublayers(leaves, prefix, embed_dim, ff_dim):
     """Check the hyperparameters of one block's sublayers (``leaves``: path -> layer)."""
     for name in ("norm1", "norm2"):
-        check_epsilon(leaves[f"{prefix}{name}"], f"{prefix}{name}")
+        check_layer_norm(leaves[f"{prefix}{name}"], f"{prefix}{name}")
     ffn_in, ffn_out = leaves[f"{prefix}ffn_in"], leaves[f"{prefix}ffn_out"]
     activation = getattr(ffn_in.activation, "__name__", str(ffn_in.activation))
     if ffn_in.units != ff_dim or activation != FFN_ACTIVATION:
-        raise GradingFailure(
-            f"{prefix}ffn_in is Dense({ffn_in.units}, activation={activation}), "
-            f'expected Dense({ff_dim}, activation="{FFN_ACTIVATION}")'
-        )
+        raise GradingFailure(Feedback(
+            f"{prefix}ffn_in is not the layer the exercise prescribes", f"it is Dense({ffn_in.units}, activation={activation})",
+            f'expected Dense({ff_dim}, activation="{FFN_ACTIVATION}")'))
     if ffn_out.units != embed_dim:
-        raise GradingFailure(f"{prefix}ffn_out is Dense({ffn_out.units}), expected Dense({embed_dim})")
+        raise GradingFailure(Feedback(f"{prefix}ffn_out is not the layer the exercise prescribes",
+                                      f"it is Dense({ffn_out.units})", f"expected Dense({embed_dim})"))
 
 
-def check_epsilon(norm, path):
+def check_layer_norm(norm, path):
+    """Fail unless `norm` normalises over the features (the last axis) alone, with the lesson's epsilon."""
+    axes = [norm.axis] if isinstance(norm.axis, int) else list(norm.axis)
+    if axes not in ([-1], [2]):  # the blocks' inputs are (B, T, C): axis 2 is the last
+        raise GradingFailure(Feedback(
+            f"{path} normalises over the axes {tuple(axes)}", "it normalises over more than each position's features "
+            "(a LayerNorm over (T, C) mixes positions, the future included)",
+            f"normalise over the last axis only: LayerNormalization(epsilon={LAYER_NORM_EPSILON}), whose axis is -1"))
     if not np.isclose(norm.epsilon, float(LAYER_NORM_EPSILON)):
-        raise GradingFailure(
-            f"{path} has epsilon={norm.epsilon:g}, expected LayerNormalization(epsilon={LAYER_NORM_EPSILON})")
+        raise GradingFailure(Feedback(f"{path} is not the layer the exercise prescribes",
+                                      f"it has epsilon={norm.epsilon:g}",
+                                      f"expected LayerNormalization(epsilon={LAYER_NORM_EPSILON})"))
 
 
 def draw_block(rng, module):
-    x = rng.normal(size=(2, SIZES["max_length"], SIZES["embed_dim"])).astype("float32")
+    length = SIZES["max_length"]
+    x = rng.normal(size=(2, length, SIZES["embed_dim"])).astype("float32")
     block = module.TransformerBlock(SIZES["embed_dim"], SIZES["num_heads"], SIZES["ff_dim"])
     block(tensor(x))
-    return {"x": x, **pack_weights(random_weights(block, "TransformerBlock", rng))}
+    return {"x": x, "mask": draw_mask(rng, 2, length, length), "num_heads": np.asarray(SIZES["num_heads"]),
+            **pack_weights(random_weights(block, "TransformerBlock", rng))}
 
 
 def built_block(module, inputs):
@@ -55,51 +71,7 @@ def built_block(module, inputs):
 
 def run_block(module, inputs):
     block = built_block(module, inputs)
-    x, mask = tensor(inputs["x"]), causal(inputs["x"].shape[1])
-    return {"output": to_numpy(block(x, mask), "TransformerBlock"), **trace_block(block, x, mask)[1]}
-
-
-def block_mistakes(block, x, mask):
-    """What a block made of these sublayers computes under each classic mistake: ``{hint: output}``."""
-    def attend(h, attention_mask=mask):
-        return block.attention(h, attention_mask)
-
-    def mlp(h):
-        return block.ffn_out(block.ffn_in(h))
-
-    def post_ln():
-        h = block.norm1(x + attend(x))
-        return block.norm2(h + mlp(h))
-
-    def no_attention_residual():
-        h = attend(block.norm1(x))
-        return h + mlp(block.norm2(h))
-
-    def no_mlp_residual():
-        return mlp(block.norm2(x + attend(block.norm1(x))))
-
-    def unmasked():
-        h = x + attend(block.norm1(x), None)
-        return h + mlp(block.norm2(h))
-
-    return {
-        "your block normalises after the residual (post-LN); this exercise is pre-LN: "
-        "x = x + attention(norm1(x), attention_mask), then x = x + ffn_out(ffn_in(norm2(x)))": post_ln,
-        "the residual connection around the attention is missing: x = x + attention(norm1(x), attention_mask)":
-            no_attention_residual,
-        "the residual connection around the MLP is missing: x = x + ffn_out(ffn_in(norm2(x)))": no_mlp_residual,
-        "the mask does not reach the attention: pass attention_mask on to self.attention": unmasked,
-    }
-
-
-def first_matching(mistakes, output):
-    for hint, compute in mistakes.items():
-        try:
-            if is_close(output, to_numpy(compute(), "your sublayers")):
-                return hint
-        except Exception:  # sublayers that cannot even be rearranged this way: not this mistake
-            continue
-    return None
+    return {"output": to_numpy(block(tensor(inputs["x"]), tensor(inputs["mask"])), "TransformerBlock")}
 
 
 def draw_sublayer_sizes(rng):
@@ -122,18 +94,19 @@ def test_block_sublayers(student, rngs):
 def test_block_matches_reference(student, reference):
     for inputs, expected in reference("block", draw_block, run_block):
         block = built_block(student, inputs)
-        x, mask = tensor(inputs["x"]), causal(inputs["x"].shape[1])
-        output = to_numpy(block(x, mask), "TransformerBlock")
+        mask = tensor(inputs["mask"])
+        output = to_numpy(block(tensor(inputs["x"]), mask), "TransformerBlock")
         check_close(output, expected["output"], "TransformerBlock's output", hint=lambda: (
-            first_divergence(block, block_steps(), expected, unpack_weights(inputs), None, mask, SIZES["num_heads"])
-            or first_matching(block_mistakes(block, x, mask), output)))
+            first_divergence(block, block_steps(), expected, None, mask, **ATTENTION_SIZES)
+            or closest_mistake(output, expected, "output", BLOCK)))
 
 
 def draw_gpt(rng, module):
     token_ids = rng.integers(0, SIZES["vocab_size"], (2, SIZES["max_length"])).astype("int32")
     model = module.GPT(**SIZES)
     model(tensor(token_ids))
-    return {"token_ids": token_ids, **pack_weights(random_weights(model, "GPT", rng))}
+    return {"token_ids": token_ids, "num_heads": np.asarray(SIZES["num_heads"]),
+            **pack_weights(random_weights(model, "GPT", rng))}
 
 
 def built_gpt(module, inputs):
@@ -144,26 +117,7 @@ def built_gpt(module, inputs):
 
 
 def run_gpt(module, inputs):
-    model = built_gpt(module, inputs)
-    token_ids = tensor(inputs["token_ids"])
-    return {"logits": to_numpy(model(token_ids), "GPT"), **trace_gpt(model, token_ids)[1]}
-
-
-def gpt_mistakes(model, token_ids):
-    """What a GPT made of these sublayers computes under each classic mistake: ``{hint: logits}``."""
-    def stack(mask):
-        x = model.embedding(token_ids)
-        for block in model.blocks:
-            x = block(x, mask)
-        return x
-
-    mask = causal(token_ids.shape[1])
-    return {
-        "the final LayerNorm is missing: apply final_norm after the last block, before lm_head":
-            lambda: model.lm_head(stack(mask)),
-        "the blocks get no causal mask: GPT.call must pass causal_mask(T) to every block":
-            lambda: model.lm_head(model.final_norm(stack(None))),
-    }
+    return {"logits": to_numpy(built_gpt(module, inputs)(tensor(inputs["token_ids"])), "GPT")}
 
 
 def draw_gpt_sizes(rng):
@@ -180,46 +134,72 @@ def test_gpt_sublayers(student, rngs):
         model = student.GPT(**sizes)
         leaves = dict(leaf_layers(model, "GPT"))
         if len(model.blocks) != sizes["num_layers"]:
-            raise GradingFailure(f"GPT(num_layers={sizes['num_layers']}) has {len(model.blocks)} blocks")
+            raise GradingFailure(Feedback(f"GPT(num_layers={sizes['num_layers']}) has {len(model.blocks)} blocks",
+                                          "it makes another number of blocks", "make num_layers of them"))
         for index in range(sizes["num_layers"]):
             check_block_sublayers(leaves, f"blocks.{index}.", sizes["embed_dim"], sizes["ff_dim"])
-        check_epsilon(model.final_norm, "final_norm")
+        check_layer_norm(model.final_norm, "final_norm")
         head = model.lm_head
         if head.units != sizes["vocab_size"] or head.use_bias:
-            raise GradingFailure(f"lm_head is Dense({head.units}, use_bias={head.use_bias}), "
-                                 f"expected Dense({sizes['vocab_size']}, use_bias=False)")
+            raise GradingFailure(Feedback("lm_head is not the layer the exercise prescribes",
+                                          f"it is Dense({head.units}, use_bias={head.use_bias})",
+                                          f"expected Dense({sizes['vocab_size']}, use_bias=False)"))
 
 
 @pytest.mark.points(6)
-def test_gpt_matches_reference(student, reference):
+def test_gpt_matches_reference(student, students, reference):
     for inputs, expected in reference("gpt", draw_gpt, run_gpt):
         model = built_gpt(student, inputs)
-        token_ids = tensor(inputs["token_ids"])
-        logits = to_numpy(model(token_ids), "GPT")
-        steps = gpt_steps(SIZES["num_layers"])
-        check_close(logits, expected["logits"], "GPT's logits", hint=lambda: (
-            first_divergence(model, steps, expected, unpack_weights(inputs), inputs["token_ids"],
-                             causal(SIZES["max_length"]), SIZES["num_heads"])
-            or block_wiring_hint(model, expected) or first_matching(gpt_mistakes(model, token_ids), logits)))
+        logits = to_numpy(model(tensor(inputs["token_ids"])), "GPT")
+        check_close(logits, expected["logits"], "GPT's logits",
+                    hint=lambda: gpt_hint(model, logits, inputs, expected, students["masking"]))
 
 
-def block_wiring_hint(model, expected):
+def gpt_hint(model, logits, inputs, expected, masking):
+    """Why the GPT's logits differ: its wiring, else its first sublayer that differs, else its first block."""
+    wiring = closest_mistake(logits, expected, "logits", GPT)
+    if wiring:
+        return wiring
+    length = SIZES["max_length"]
+    mask = causal_mask_of(masking, length)
+    if mask is None or mismatch(mask, expected["causal_mask"]):
+        return Feedback(cause=f"your causal_mask({length}) is not the causal mask, so the grader cannot feed your "
+                              "blocks the reference's mask to find where your GPT differs",
+                        fix="the masking exercise's checks say what is wrong with it")
+    mask = tensor(mask)
+    return (first_divergence(model, gpt_steps(SIZES["num_layers"]), expected, inputs["token_ids"], mask,
+                             **ATTENTION_SIZES)
+            or block_wiring_hint(model, expected, mask))
+
+
+def causal_mask_of(masking, length):
+    """The student's own ``causal_mask(length)`` as a NumPy array, or None when it fails."""
+    try:
+        return to_numpy(masking.causal_mask(length), "causal_mask")
+    except Exception:  # not written yet, or broken: the masking exercise says which
+        return None
+
+
+def block_wiring_hint(model, expected, mask):
     """The first block that, fed the reference's input, gives another output, and its likely mistake."""
-    mask = causal(SIZES["max_length"])
     streams = [expected[f"blocks.{index}.norm1>in"] for index in range(len(model.blocks))] + [expected["final_norm>in"]]
     for index, block in enumerate(model.blocks):
-        x = tensor(streams[index])
-        output = to_numpy(block(x, mask), "TransformerBlock")
+        output = to_numpy(block(tensor(streams[index]), mask), "TransformerBlock")
         if not is_close(output, streams[index + 1]):
-            mistake = first_matching(block_mistakes(block, x, mask), output)
-            return (f"blocks.{index}: every sublayer matches on the reference's inputs, but the block's output "
-                    f"differs: {mistake or 'check how TransformerBlock.call connects them'}")
+            mistake = closest_mistake(output, expected, f"blocks.{index}>out", BLOCK) or Feedback(
+                cause="the sublayers are connected otherwise", fix="check how TransformerBlock.call connects them")
+            return mistake.located(f"blocks.{index}: every sublayer matches on the reference's inputs, "
+                                   "but the block's output differs")
     return None
 
 
 @pytest.mark.points(6)
 def test_gpt_is_causal(student, rngs):
-    """Changing the token at any position p must leave the outputs before p alone, and change p's."""
+    """Changing the token at any position p must leave the outputs before p alone, and change p's.
+
+    The changed sequences are one batch, the original sequence comes first in it and also alone:
+    a sequence's outputs must not depend on the others in its batch.
+    """
     vocab_size, length = SIZES["vocab_size"], SIZES["max_length"]
     model = student.GPT(**SIZES)
     for rng in rngs:
@@ -227,19 +207,28 @@ def test_gpt_is_causal(student, rngs):
         changed = np.repeat(token_ids, length, axis=0)  # row p changes the token at position p
         changed[np.arange(length), np.arange(length)] += rng.integers(1, vocab_size, length)
         changed %= vocab_size
-        before = to_numpy(model(tensor(token_ids)), "GPT")
-        after = to_numpy(model(tensor(changed)), "GPT")
+        alone = to_numpy(model(tensor(token_ids)), "GPT")
+        batch = to_numpy(model(tensor(np.concatenate([token_ids, changed]))), "GPT")
+        before, after = batch[:1], batch[1:]
+        if not is_close(before, alone):
+            raise GradingFailure(Feedback(
+                "a sequence's outputs change with the other sequences in its batch",
+                "your model mixes the sequences of a batch",
+                "every operation must work within one sequence: no mean, softmax or norm over the batch axis (0), "
+                "and no reshape that moves values across it"))
         difference = np.abs(after - before).max(axis=-1)  # (changed position, output position)
         for position in range(length):
             leaked = np.flatnonzero(difference[position, :position] > 1e-5)
             if leaked.size:
-                raise GradingFailure(
-                    f"output at position {leaked[0]} changed when token {position} changed: your mask lets "
-                    "positions see the future, or split_heads/merge_heads reshape without moving the head axis, "
-                    "which mixes positions")
+                raise GradingFailure(Feedback(
+                    f"output at position {leaked[0]} changed when token {position} changed",
+                    "your model lets positions see the future",
+                    "check the causal mask, and that split_heads/merge_heads move the head axis "
+                    "(a bare reshape mixes positions)"))
             if difference[position, position] == 0:
-                raise GradingFailure(f"changing token {position} did not change the output at position {position}: "
-                                     "does the model use its input?")
+                raise GradingFailure(Feedback(
+                    f"changing token {position} did not change the output at position {position}",
+                    "the model ignores its input there", "does the model use its input?"))
 
 
 REVERSAL_SIZES = {"vocab_size": 10, "max_length": 8, "embed_dim": 16, "num_heads": 2, "num_layers": 2, "ff_dim": 32}
@@ -279,14 +268,13 @@ def test_reversal_task(student):
     first_half, second_half = correct[:, : REVERSAL_HALF - 1].mean(), correct[:, REVERSAL_HALF - 1 :].mean()
     chance = 1 / REVERSAL_SIZES["vocab_size"]
     if first_half > chance + 0.15:
-        raise GradingFailure(
+        raise GradingFailure(Feedback(
             f"trained to reverse sequences, your GPT predicts {first_half:.0%} of the random first half "
-            f"(chance: {chance:.0%}): it is looking at the future — check the causal mask in GPT.call, "
-            "and that split_heads/merge_heads move the head axis (a bare reshape mixes positions)"
-        )
+            f"(chance: {chance:.0%})", "it is looking at the future",
+            "check the causal mask in GPT.call, and that split_heads/merge_heads move the head axis "
+            "(a bare reshape mixes positions)"))
     if second_half < 0.9:
-        raise GradingFailure(
+        raise GradingFailure(Feedback(
             f"trained to reverse sequences, your GPT predicts only {second_half:.0%} of the reversed second half "
-            "(an honest model gets over 90%): it does not learn well — check the residual connections, "
-            "the position embedding and the final LayerNorm"
-        )
+            "(an honest model gets over 90%)", "it does not learn well",
+            "check the residual connections, the position embedding and the final LayerNorm"))

@@ -211,12 +211,12 @@ def test_schedule_serialises(student, rngs):
 
 
 @pytest.mark.points(2)
-def test_trains_your_gpt_on_reversal(student, graded):
+def test_trains_your_gpt_on_reversal(student, students):
     """Your GPT, your loss and your schedule learn to reverse sequences (the reversal check of model.py)."""
     seed_keras(FIXED_SEED, "reversal")  # the same data and initial weights in every run
     rng = np.random.default_rng(FIXED_SEED)
     schedule = student.WarmupCosine(5e-3, 10, REVERSAL_STEPS, 5e-4)
-    model = graded.modules["model"].GPT(**REVERSAL_SIZES)
+    model = students["model"].GPT(**REVERSAL_SIZES)
     jit_compile = keras.backend.backend() == "jax"  # XLA costs TensorFlow more than it saves here
     model.compile(optimizer=keras.optimizers.Adam(), loss=student.next_token_loss, jit_compile=jit_compile)
     # An Adam with your schedule, made beside the model (in the sandbox's process with --isolate).

@@ -10,6 +10,7 @@ import zipfile
 import keras
 import pytest
 
+from grader.registry import load_course
 from grader.sandbox import bubblewrap_works
 from keras_tx_tools import cli
 from keras_tx_tools.course import autograder
@@ -53,6 +54,15 @@ def test_the_bundle_holds_the_scripts_the_grader_and_pinned_dependencies(tmp_pat
     assert not any("__pycache__" in name for name in names)
     assert all(mode & 0o111 for mode in modes.values())
     assert "bubblewrap" in setup and f"keras=={keras.__version__}" in setup and "jax==" in setup
+
+
+@pytest.mark.course
+def test_the_bundle_grades_at_the_hint_level_it_was_built_with(tmp_path):
+    assert cli.main(["autograder", str(tmp_path / "autograder.zip"), "--hints", "locate"]) == 0
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as bundle:
+        assert "--hints locate" in bundle.read("run_autograder").decode()
+    with pytest.raises(ValueError, match="hints must be one of full, cause, locate"):
+        autograder.build_bundle(tmp_path / "a.zip", hints="none")
 
 
 def test_the_bundle_rejects_an_unknown_backend_and_a_non_zip(tmp_path):
@@ -107,3 +117,16 @@ def test_without_bubblewrap_grading_warns_and_runs_apart_but_not_isolated(monkey
         submission.close()
     finally:
         process.close()
+
+
+@pytest.mark.course
+def test_a_bundle_of_some_exercises_grades_only_those_and_gives_what_they_import(tmp_path):
+    assert cli.main(["autograder", str(tmp_path / "week2.zip"), "--exercises", "attention"]) == 0
+    with zipfile.ZipFile(tmp_path / "week2.zip") as bundle:
+        names = set(bundle.namelist())
+        bundle.extract("grader/registry.py", tmp_path)
+    assert {name for name in names if name.startswith("grader/test_")} == {"grader/test_attention.py"}
+    assert {name for name in names if name.startswith("solutions/")} >= {"solutions/masking.py", "solutions/attention.py"}
+    assert "solutions/model.py" not in names and "grader/reference/model.npz" not in names
+    course = load_course(tmp_path)
+    assert (course.graded, course.given) == (("attention",), ("masking",))

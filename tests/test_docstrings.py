@@ -27,8 +27,15 @@ MODULES = [
     "keras_tx_tools.gpt2.bpe_files",
     "grader.registry",
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
+    "grader.checks",
+    "grader.families",
+    "grader.feedback",
+    "grader.instructor.algorithms",
+    "grader.instructor.fingerprints",
     "grader.layout",
     "grader.reference",
+    "grader.registry",
+    "keras_tx_tools.course.stubs",
 ]
 
 

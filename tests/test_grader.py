@@ -172,7 +172,7 @@ def test_exception_in_student_code_points_at_its_line(tmp_path):
                                                    "    raise TypeError('oops')\n")]})
     report = grade(tmp_path, "--submission", str(folder), "-k", "causal", exercises=["masking"])
     line = next(number for number, text in enumerate((folder / "masking.py").read_text().splitlines(), 1) if "oops" in text)
-    assert f"your code raised TypeError: oops (masking.py, line {line})" in messages(report, "masking")
+    assert f"your code raised TypeError: oops (masking.py, line {line}: raise TypeError('oops'))" in messages(report, "masking")
 
 
 def test_exception_raised_beyond_student_code_names_the_library(tmp_path):

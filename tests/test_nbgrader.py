@@ -53,6 +53,14 @@ def test_the_course_notebooks_hold_the_solution_code_and_a_graded_cell_per_grade
     assert "ClearHiddenTests" in (COURSE / "nbgrader_config.py").read_text()
 
 
+def test_the_test_cells_grade_at_the_hint_level_of_the_course():
+    tests = [{"name": "test_causal_mask", "max": 5}]
+    [_, full] = nbgrader_course.test_cells("masking", tests)
+    [_, located] = nbgrader_course.test_cells("masking", tests, hints="locate")
+    assert full.source.endswith("check('masking', 'test_causal_mask')")
+    assert located.source.endswith("check('masking', 'test_causal_mask', hints='locate')")
+
+
 def test_a_notebook_imports_the_notebooks_beside_it(tmp_path, monkeypatch):
     for name in FLOW_EXERCISES:
         nbformat.write(notebooks.module_to_notebook((SOLUTIONS / f"{name}.py").read_text(), name),
@@ -126,3 +134,16 @@ def test_nbgrader_grades_a_correct_and_a_buggy_submission_like_pytest_grader(tmp
     hidden = [test["name"] for test in tests["attention"] if "matches_reference" in test["name"]]
     assert hidden and "test_attention_weights_are_probabilities" in feedback
     assert not any(name in feedback for name in hidden)
+
+
+def test_a_course_of_some_exercises_gives_the_ones_they_import_as_read_only_notebooks(tmp_path):
+    tests = {"attention": [{"name": "test_weights", "max": 5, "hidden": False}]}
+    written = nbgrader_course.write_course(tmp_path, SOLUTIONS, tests, exercises=["attention"])
+    assert [path.stem for path in written] == ["masking", "attention"]
+    given = nbformat.read(written[0], as_version=4)
+    assert given.metadata["keras_tx"]["given"] and "GIVEN CODE" in given.cells[0].source
+    assert all(cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["grade"]
+               and not cell.metadata["nbgrader"]["solution"] for cell in given.cells)
+    assert _code(notebooks.notebook_to_module(written[0])) == _code((SOLUTIONS / "masking.py").read_text())
+    asked = nbformat.read(written[1], as_version=4).cells
+    assert [cell.metadata["nbgrader"].get("points") for cell in asked if cell.metadata["nbgrader"]["grade"]] == [5]

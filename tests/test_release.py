@@ -13,7 +13,6 @@ import pytest
 from grader.registry import COURSE, load_course
 from keras_tx_tools import cli
 from keras_tx_tools.course import release, stubs
-from test_grader import TOTAL
 
 pytestmark = pytest.mark.course
 
@@ -98,28 +97,44 @@ def test_release_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
 
 
+def _shadow_library(folder):
+    """A ``keras_tx`` package in `folder` that fails to import: put first on ``PYTHONPATH``, it proves
+    that the release's grader never reaches the repository's library."""
+    (folder / "keras_tx").mkdir(parents=True)
+    (folder / "keras_tx" / "__init__.py").write_text("raise ImportError('the release imported keras_tx')\n")
+    return folder
+
+
 @pytest.mark.slow
 def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_full_marks(bundle, tmp_path):
+    week2 = release.build_release(tmp_path / "week2", exercises=["attention"])
     shutil.copytree(SOLUTIONS, tmp_path / "answers")
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
-    env.pop("PYTHONPATH", None)
-    runs = {
-        "stubs": [],
-        "solutions": ["--submission", str(tmp_path / "answers")],
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "PYTHONPATH": str(_shadow_library(tmp_path / "shadow"))}
+    runs = {  # name: (release, options)
+        "stubs": (bundle, []),
+        "solutions": (bundle, ["--submission", str(tmp_path / "answers")]),
+        "week2 stubs": (week2, []),
+        "week2 solution": (week2, ["--submission", str(tmp_path / "answers")]),
     }
     processes = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider",
-             "--grade-json", str(tmp_path / f"{name}.json"), *options],
-            cwd=bundle, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "--grade-timeout", "600",
+             "--grade-json", str(tmp_path / f"{name}.json"), *options],  # four graders share the CPU: no check's time limit
+            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        for name, options in runs.items()
+        for name, (folder, options) in runs.items()
     }
     outputs = {name: process.communicate()[0] for name, process in processes.items()}
     reports = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in runs}
+    full = sum(release.check_points(ROOT / "grader" / exercise.checks) for exercise in COURSE)
     assert reports["stubs"]["reference"].startswith("recorded"), outputs["stubs"][-2000:]
-    assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, TOTAL), outputs["stubs"][-2000:]
-    assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (TOTAL, TOTAL), outputs["solutions"][-2000:]
+    assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, full), outputs["stubs"][-2000:]
+    assert outputs["stubs"].count("not attempted yet") >= len(COURSE), outputs["stubs"][-2000:]
+    assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (full, full), outputs["solutions"][-2000:]
+    assert list(reports["week2 stubs"]["exercises"]) == ["attention"], outputs["week2 stubs"][-2000:]
+    assert (reports["week2 stubs"]["total"], reports["week2 stubs"]["max"]) == (0, 30), outputs["week2 stubs"][-2000:]
+    week2_solution = reports["week2 solution"]
+    assert (week2_solution["total"], week2_solution["max"]) == (30, 30), outputs["week2 solution"][-2000:]
 
 
 def _commands(markdown):
@@ -170,3 +185,12 @@ def test_every_command_of_the_release_readme_runs_in_the_release(bundle):
         assert process.returncode == 0 and "reproduce this run with: pytest grader --seed" in output, (
             f"{command}:\n{output[-3000:]}"
         )
+
+
+@pytest.mark.slow
+def test_the_training_tools_of_the_release_run_without_the_library(bundle, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(_shadow_library(tmp_path / "shadow")), "KERAS_BACKEND": keras.backend.backend()}
+    result = subprocess.run([sys.executable, "-m", "keras_tx_tools", "train", "reverse", "--model", "exercises"],
+                            cwd=bundle, env=env, capture_output=True, text=True)
+    assert result.stderr.strip().splitlines()[-1].startswith("keras-tx train: error: exercises/"), result.stderr[-3000:]
+    assert "NotImplementedError" in result.stderr and "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 Example::
 
     keras-tx grade-all submissions/ --backend jax --jobs 8 --plot runs/grade-all/scores.png
+    keras-tx grade-all submissions/ --hints cause   # name each mistake's cause, not its fix
 
 writes into ``--out`` (default ``runs/grade-all``): ``grades.csv`` (one row
 per student), ``feedback/<student>.txt`` for the students,
@@ -16,7 +17,8 @@ import argparse
 import json
 import pathlib
 
-from keras_tx_tools.commands import add_exercises_argument
+from grader.feedback import HINT_LEVELS
+from keras_tx_tools.commands import add_exercises_argument, existing_folder
 
 BACKENDS = ("tensorflow", "torch", "jax")
 
@@ -24,13 +26,16 @@ BACKENDS = ("tensorflow", "torch", "jax")
 def add_arguments(parser):
     """Declare the command line of ``keras-tx grade-all``."""
     parser.description = "Grade every student folder of SUBMISSIONS_DIR with `pytest grader`."
-    parser.add_argument("submissions", metavar="SUBMISSIONS_DIR", type=pathlib.Path,
+    parser.add_argument("submissions", metavar="SUBMISSIONS_DIR", type=existing_folder,
                         help="a folder with one subfolder per student, holding the exercise files or notebooks")
     parser.add_argument("--backend", choices=BACKENDS,
                         help="Keras backend to grade with (default: the configured Keras backend)")
     add_exercises_argument(parser, "grade")
     parser.add_argument("--seed", type=int,
                         help="the grader's seed, to reproduce a batch (default: a fresh one per submission)")
+    parser.add_argument("--hints", choices=HINT_LEVELS, default="full",
+                        help="how much the feedback gives away: full (where, the cause and the fix), cause "
+                        "(where and the cause) or locate (only where); default full")
     parser.add_argument("--jobs", type=_positive(int), default=1,
                         help="submissions graded in parallel (default: 1)")
     parser.add_argument("--timeout", type=_positive(float), default=600.0,
@@ -39,7 +44,7 @@ def add_arguments(parser):
                         help="GiB of memory allowed per submission (default: 4)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs", "grade-all"), metavar="DIR",
                         help="the folder for grades.csv, feedback/ and logs/ (default: runs/grade-all)")
-    parser.add_argument("--release", type=pathlib.Path,
+    parser.add_argument("--release", type=existing_folder,
                         help="a bundle from `keras-tx release` to grade with, against its recorded references "
                         "(default: this course repository, against the solutions run live on fresh inputs)")
     parser.add_argument("--gradescope", type=pathlib.Path, metavar="DIR",
@@ -65,6 +70,7 @@ def run(args):
         timeout=args.timeout,
         memory_limit=int(args.memory * 2**30),
         seed=args.seed,
+        hints=args.hints,
     )
     if not grades:
         raise ValueError(f"SUBMISSIONS_DIR must hold one folder per student; {str(args.submissions)!r} has none")

@@ -41,6 +41,7 @@ import tempfile
 import time
 import warnings
 
+from grader.feedback import check_hint_level
 from grader.registry import load_course
 from grader.sandbox import NotIsolatedWarning, bubblewrap_works
 from grader.screening import forbidden_imports, imported_modules
@@ -163,7 +164,7 @@ def screen(folder, found, grading_root):
 
 
 def grade_submission(student_dir, *, grading_root, backend, exercises=None, timeout=600,
-                     memory_limit=4 * 2**30, seed=None, run=None):
+                     memory_limit=4 * 2**30, seed=None, hints="full", run=None):
     """Grade one student's folder with ``pytest grader --isolate``.
 
     Args:
@@ -178,6 +179,8 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
         timeout: wall-clock seconds the student's code may run in all.
         memory_limit: bytes of data the student's process may use.
         seed: the grader's seed, to reproduce a run (default: a fresh one per run).
+        hints: how much the messages give away: ``"full"`` (where, the cause and the fix),
+            ``"cause"`` (where and the cause) or ``"locate"`` (only where); see grader/README.md.
         run: how to run ``pytest`` on a list of arguments, returning its output
             (default: `run_pytest_process`; `grade_all`'s warm graders run it in-process).
 
@@ -187,6 +190,7 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
     student_dir = pathlib.Path(student_dir)
     course = assignment(grading_root)
     selected = course.subset(exercises)
+    check_hint_level(hints)
     with tempfile.TemporaryDirectory(prefix="keras-tx-grade-") as workdir:
         submission = pathlib.Path(workdir) / "submission"
         found = collect_submission(student_dir, course.names, submission)
@@ -201,7 +205,8 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
         tests = ["grader"] if selected.graded == course.graded else [f"grader/test_{name}.py" for name in selected.graded]
         arguments = [*tests, "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "--isolate", "--submission", str(submission),
                      "--backend", backend, "--grade-json", str(report), "--time-budget", f"{timeout:g}",
-                     "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}"]
+                     "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}",
+                     "--hints", hints]
         if seed is not None:
             arguments += ["--seed", str(seed)]
         start = time.monotonic()
@@ -244,7 +249,7 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
         backend: the Keras backend to grade with.
         jobs: how many submissions to grade in parallel, each by a warm grader.
         progress: show a progress bar over the submissions.
-        **limits: ``exercises``, ``timeout``, ``memory_limit`` and ``seed`` for `grade_submission`
+        **limits: ``exercises``, ``timeout``, ``memory_limit``, ``seed`` and ``hints`` for `grade_submission`
             (default seed: a fresh one for the batch).
 
     Returns:
@@ -257,6 +262,7 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
         raise ValueError(f"grading_root must hold the course's grader/ (see `keras-tx release`); "
                          f"{str(grading_root)!r} does not")
     assignment(grading_root, limits.get("exercises"))  # fails before the first submission
+    check_hint_level(limits.get("hints", "full"))
     # One fresh seed for the whole batch: unknown to every student beforehand, like a seed per
     # hand-in, and each grader computes the reference's outputs once for the whole class.
     limits.setdefault("seed", None)

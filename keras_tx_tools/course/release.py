@@ -13,7 +13,8 @@ A release may hand out some of the course's exercises: its grader then knows onl
 (its ``grader/registry.py`` lists them), and each exercise they import that is left out
 comes as given, finished code under a banner saying so, never graded
 (`grader.registry.Course.subset`). :func:`build_release` refuses to finish if any file but a
-given one still holds a ``BEGIN SOLUTION`` marker or the body of a solution.
+given one still holds a ``BEGIN SOLUTION`` marker, the body of a solution, or code that computes
+what an exercise asks (`keras_tx_tools.course.implementations`).
 
 Example::
 
@@ -27,7 +28,7 @@ import re
 import shutil
 
 from grader.registry import load_course
-from keras_tx_tools.course import stubs
+from keras_tx_tools.course import implementations, stubs
 
 COPIED = ("keras_tx_tools", "grader", "datasets", "docs", "pyproject.toml", "LICENSE")
 """Parts of the repository copied into the release as they are (those that exist)."""
@@ -41,6 +42,12 @@ code that computes what the exercises ask (its live references and diagnoses).""
 
 STUDENT_README = pathlib.Path(__file__).with_name("student_readme.md")
 """The template of the bundle's README.md: the exercises in order, grading, the table, the seed, allowed imports."""
+
+GIVEN_NOTE = """
+A file marked *given* is not an exercise of yours: it holds finished code,
+under a banner saying so, because your exercises import it. It is not
+graded; leave it as it is."""
+"""Below the table of exercises in the README of a release with given files."""
 
 _BUILD_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
@@ -65,7 +72,8 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
 
     Raises:
         ValueError: `outdir` is not empty, `root` is not a course repository, `exercises` names
-            an exercise the course lacks, or the bundle would contain solution code.
+            an exercise the course lacks, or the bundle would contain solution code or an
+            implementation.
     """
     root = pathlib.Path(root) if root else repository_root()
     outdir = pathlib.Path(outdir)
@@ -96,9 +104,11 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
         path.write_text(text, encoding="utf-8")
     (outdir / "README.md").write_text(student_readme(course, root), encoding="utf-8")
     leaks = solution_leaks(outdir, solutions, course.graded)
+    leaks += [found for found in implementations.implementations(outdir, implementations.library_classes(root))
+              if not found.startswith(f"{LIBRARY}/")]  # the library ships only when asked for
     if leaks:
         shutil.rmtree(outdir)
-        raise ValueError("the release would contain solution code: " + "; ".join(leaks))
+        raise ValueError("the release would contain solution code or implementations: " + "; ".join(leaks))
     return outdir
 
 
@@ -107,8 +117,9 @@ def ungraded_files(root, course):
     solutions (a given exercise's solution stays, as its code is handed out)."""
     files = set()
     for name in set(load_course(root).names) - set(course.graded):
-        files |= {root / "grader" / f"test_{name}.py", *(root / "grader" / "reference").glob(f"{name}.*")}
-        files |= set() if name in course else {root / "solutions" / f"{name}.py"}
+        files.update([root / "grader" / f"test_{name}.py", *(root / "grader" / "reference").glob(f"{name}.*")])
+        if name not in course:
+            files.add(root / "solutions" / f"{name}.py")
     return files
 
 
@@ -145,7 +156,8 @@ def student_readme(course, root):
         total += points
         rows.append(f"| {course.graded.index(exercise.name) + 1} | `exercises/{exercise.file}` | {title} | {points:g} |")
     template = STUDENT_README.read_text(encoding="utf-8")
-    return template.replace("{exercise_table}", "\n".join(rows)).replace("{total}", f"{total:g}")
+    table = "\n".join(rows) + ("\n" + GIVEN_NOTE if course.given else "")
+    return template.replace("{exercise_table}", table).replace("{total}", f"{total:g}")
 
 
 def check_points(checks):
