@@ -178,9 +178,10 @@ def _compiled_model(task, config, data, source):
 
     schedule = recipe.nanogpt_schedule
     if source != "library":
-        from keras_tx_tools.training.course_model import own_part
+        from keras_tx_tools.training.course_model import own_part, schedule_of_recipe
 
-        schedule = own_part(source, "schedule") or schedule
+        own = own_part(source, "schedule")
+        schedule = schedule_of_recipe(own) if own else schedule
     optimizer = recipe.nanogpt_adamw(
         config["learning_rate"], total_steps(config, data), config["warmup_steps"], config["weight_decay"], schedule
     )

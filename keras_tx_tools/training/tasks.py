@@ -32,7 +32,7 @@ from keras_tx_tools.data import complete_works, imdb, reversal, shakespeare
 from keras_tx_tools.data.tokenizers import CharTokenizer, WordTokenizer
 from keras_tx_tools.data.windows import TextWindows
 from keras_tx_tools.training import settings
-from keras_tx_tools.training.course_model import CourseGPT, own_part
+from keras_tx_tools.training.course_model import CourseGPT, loss_of_targets, own_part
 from keras_tx_tools.training.loss import SparseCrossEntropy
 from keras_tx_tools.training.text_generation import continue_text
 
@@ -121,10 +121,15 @@ class Task:
         """
         model.compile(
             optimizer=optimizer,
-            loss=isinstance(model, CourseGPT) and own_part(model.source, "loss") or SparseCrossEntropy(),
+            loss=self.loss(model),
             metrics=self.metrics(config),
         )
         return model
+
+    def loss(self, model):
+        """`SparseCrossEntropy`, or the student's own `next_token_loss` for the course's GPT once written."""
+        own = isinstance(model, CourseGPT) and own_part(model.source, "loss")
+        return loss_of_targets(own) if own else SparseCrossEntropy()
 
     def data(self, config, tokenizer=None):
         raise NotImplementedError
