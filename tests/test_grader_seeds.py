@@ -12,14 +12,24 @@ import pytest
 
 from grader.checks import failure_feedback
 from grader.gradebook import EXERCISES
+from grader.registry import COURSE
 from grader.submission import load_submission
 from in_process_grading import checks, run_check
 from test_grader import submission
 from test_grader_variants import MISTAKES
 
 SEEDS = range(1, 11)
-SEED_FREE = ("student",)
-"""A check whose only fixture is the student's module draws nothing from the seed."""
+SEED_FREE = ("student",), ("student", "students")
+"""A check whose only fixtures are the student's modules draws nothing from the seed."""
+
+
+def graded_with(exercise):
+    """`exercise` and the exercises whose checks use its code: those that depend on it, directly or not."""
+    users = {exercise}
+    for later in COURSE:  # in course order: a dependency comes before the exercises that use it
+        if users & set(later.depends):
+            users.add(later.name)
+    return [name for name in EXERCISES if name in users]
 
 
 @pytest.mark.slow
@@ -27,13 +37,13 @@ SEED_FREE = ("student",)
 def test_every_seed_gives_a_mistake_the_same_verdicts(mistake, tmp_path):
     file, patches, caught_by, _ = MISTAKES[mistake]
     exercise = file.removesuffix(".py")
-    exercises = EXERCISES[EXERCISES.index(exercise):]  # later exercises import earlier ones
+    exercises = graded_with(exercise)
     folder = submission(tmp_path, {file: patches})
     students = load_submission(folder)
     by_seed = {seed: {} for seed in SEEDS}
     causes = {}  # seed -> (check, cause) of the exercise's first failed check
     for checked, name, function, worth in checks(exercises):
-        seed_free = tuple(inspect.signature(function).parameters) == SEED_FREE
+        seed_free = tuple(inspect.signature(function).parameters) in SEED_FREE
         outcome = None
         for seed in SEEDS:
             if outcome is None or not seed_free:
