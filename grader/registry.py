@@ -70,5 +70,6 @@ COURSE = Course(
     Exercise("masking"),
     Exercise("attention", depends=("masking",)),
     Exercise("model", depends=("positional_embedding", "masking", "attention")),
+    Exercise("sampling"),
 )
 """The course, in order: a later exercise may import only earlier ones."""

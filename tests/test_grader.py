@@ -13,7 +13,8 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MAXIMA = {"positional_embedding": 20, "masking": 20, "attention": 30, "model": 30}
+MAXIMA = {"positional_embedding": 20, "masking": 20, "attention": 30, "model": 30, "sampling": 20}
+COURSE_MAX = sum(MAXIMA.values())
 _reports = itertools.count()
 
 
@@ -53,12 +54,12 @@ def messages(report, exercise):
 def test_solutions_score_full_marks(tmp_path):
     report = grade(tmp_path, "--solutions", "--reference", "live")
     assert {name: result["max"] for name, result in report["exercises"].items()} == MAXIMA
-    assert (report["total"], report["max"]) == (100, 100), report
+    assert (report["total"], report["max"]) == (COURSE_MAX, COURSE_MAX), report
 
 
 def test_stubs_score_zero_and_say_not_attempted(tmp_path):
     report = grade(tmp_path)
-    assert report["total"] == 0 and report["max"] == 100
+    assert report["total"] == 0 and report["max"] == COURSE_MAX
     outcomes = {test["outcome"] for result in report["exercises"].values() for test in result["tests"]}
     assert outcomes == {"not attempted"}
 
@@ -87,7 +88,7 @@ def test_recorded_reference_grades_solutions_fully(tmp_path):
     # The reversal check never consults the reference; it runs in the test above.
     report = grade(tmp_path, "--solutions", "--reference", "recorded", "-k", "not reversal")
     assert report["reference"].startswith("recorded")
-    assert report["total"] == report["max"] == 94
+    assert report["total"] == report["max"] == COURSE_MAX - 6
 
 
 def test_command_line_on_stubs_prints_the_table_and_exits_zero(tmp_path):
@@ -97,7 +98,7 @@ def test_command_line_on_stubs_prints_the_table_and_exits_zero(tmp_path):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:]
     assert result.stdout.count("not attempted yet") >= 4
-    assert re.search(r"^total +0/100$", result.stdout, re.MULTILINE), result.stdout[-2000:]
+    assert re.search(rf"^total +0/{COURSE_MAX}$", result.stdout, re.MULTILINE), result.stdout[-2000:]
     assert json.loads(report.read_text())["seed"] == 7
 
 
@@ -122,7 +123,7 @@ def test_a_broken_file_costs_its_exercise_and_those_that_import_it(tmp_path):
     })
     report = grade(tmp_path, "--submission", str(folder), "-k", "not reversal")
     points = {name: result["points"] for name, result in report["exercises"].items()}
-    assert points == {"positional_embedding": 20, "masking": 0, "attention": 0, "model": 0}
+    assert points == {"positional_embedding": 20, "masking": 0, "attention": 0, "model": 0, "sampling": 20}
     assert "syntax error on line" in messages(report, "masking")
     for exercise in ("attention", "model"):
         assert f"{exercise}.py cannot be graded until masking.py loads: masking.py has a syntax error" in messages(

@@ -10,6 +10,9 @@ from test_grader import grade, submission
 
 ATTENTION_SCORES = "scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) / ops.sqrt(depth)"
 CAUSAL_RULE = "return key_positions <= query_positions"
+TOP_K_THRESHOLD = ("    kth_largest = ops.top_k(logits, k)[0][:, -1:]\n"
+                   "    return ops.where(logits < kth_largest, float(\"-inf\"), logits)\n")
+TOP_P_BEFORE = "before = ops.cumsum(descending, axis=-1) - descending"
 PRE_LN = (
     "        x = x + self.attention(self.norm1(x), attention_mask)\n"
     "        return x + self.ffn_out(self.ffn_in(self.norm2(x)))\n"
@@ -67,6 +70,35 @@ MISTAKES = {
         "model.py", [("self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)",
                       "self.norm2 = keras.layers.LayerNormalization()")],
         "test_block_sublayers", "expected LayerNormalization(epsilon=1e-5)"),
+    "temperature after the softmax": (
+        "sampling.py", [("    logits = logits / temperature\n", ""),
+                        ("    return ops.softmax(logits, axis=-1)\n", "    return ops.softmax(logits, axis=-1) / temperature\n")],
+        "test_temperature_and_greedy", "It divides the logits, before it"),
+    "division by zero at temperature 0": (
+        "sampling.py", [("    if temperature == 0:\n        return ops.one_hot(ops.argmax(logits, axis=-1), ops.shape(logits)[-1])\n", "")],
+        "test_temperature_and_greedy", "logits / 0 divides by zero"),
+    "top-k keeps exactly k when logits tie": (
+        "sampling.py", [(TOP_K_THRESHOLD, "    kept = ops.sum(ops.one_hot(ops.top_k(logits, k)[1], ops.shape(logits)[-1]), axis=1)\n"
+                                          "    return ops.where(kept > 0, logits, float(\"-inf\"))\n")],
+        "test_top_k_keeps_ties", "the lesson's tie rule keeps every logit equal to the k-th largest"),
+    "filtering after renormalising": (
+        "sampling.py", [("    logits = logits / temperature\n", "    logits = logits / temperature\n    unfiltered = ops.softmax(logits, axis=-1)\n"),
+                        ("    return ops.softmax(logits, axis=-1)\n", "    return ops.where(ops.isinf(logits), 0.0, unfiltered)\n")],
+        "test_top_k_keeps_ties", "renormalise after filtering"),
+    "top-p drops the token that crosses p": (
+        "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
+        "test_top_p_keeps_the_token_that_crosses_p", "drops the token that crosses p"),
+    "top-p keeps nothing": (
+        "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
+        "test_top_p_keeps_the_most_likely_token", "your top-p keeps nothing"),
+    "inverse CDF counted with <": (
+        "sampling.py", [("passed = cumulative <= uniform", "passed = cumulative < uniform")],
+        "test_draw_token_inverts_the_cdf", "of probability 0 owns an empty interval"),
+    "sampler ignores the filtered distribution": (
+        "sampling.py", [("    uniform = keras.random.uniform(ops.shape(probabilities)[:1], seed=seed)\n"
+                         "    return draw_token(probabilities, uniform)\n",
+                         "    return keras.random.categorical(ops.cast(logits, \"float32\"), 1, seed=seed)[:, 0]\n")],
+        "test_sampler_draws_from_its_distribution", "does your sampler draw from next_token_distribution"),
 }
 
 
@@ -145,11 +177,21 @@ ALTERNATIVES = {
     "positional_embedding.py": [  # a table precomputed with NumPy loops; the original is renamed away
         ("def sinusoidal_position_encoding(length, dim):", PRECOMPUTED_TABLE + "def vectorised_encoding(length, dim):"),
     ],
+    "sampling.py": [  # top-k through a sort; the temperature as a power of the probabilities; the draw by argmax
+        ("kth_largest = ops.top_k(logits, k)[0][:, -1:]", "kth_largest = ops.sort(logits, axis=-1)[:, -k:][:, :1]"),
+        ("    logits = logits / temperature\n",
+         "    logits = ops.log(ops.power(ops.softmax(logits, axis=-1), 1 / temperature))\n"),
+        ("    passed = cumulative <= uniform[:, None] * cumulative[:, -1:]\n"
+         "    return ops.sum(ops.cast(passed, \"int32\"), axis=-1)\n",
+         "    beyond = cumulative > uniform[:, None] * cumulative[:, -1:]\n"
+         "    return ops.cast(ops.argmax(ops.cast(beyond, \"int32\"), axis=-1), \"int32\")\n"),
+    ],
 }
 
 
 def test_correct_alternatives_score_full_marks(tmp_path):
     folder = submission(tmp_path, ALTERNATIVES)
-    report = grade(tmp_path, "--submission", str(folder), exercises=["positional_embedding", "masking", "attention"])
+    report = grade(tmp_path, "--submission", str(folder),
+                   exercises=["positional_embedding", "masking", "attention", "sampling"])
     assert {name: result["points"] for name, result in report["exercises"].items()} == {
-        "positional_embedding": 20, "masking": 20, "attention": 30}
+        "positional_embedding": 20, "masking": 20, "attention": 30, "sampling": 20}

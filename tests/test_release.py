@@ -12,6 +12,7 @@ import pytest
 
 from keras_tx_tools import cli
 from keras_tx_tools.course import release
+from test_grader import COURSE_MAX
 
 pytestmark = pytest.mark.course
 
@@ -87,8 +88,8 @@ def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_100(b
     outputs = {name: process.communicate()[0] for name, process in processes.items()}
     reports = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in runs}
     assert reports["stubs"]["reference"].startswith("recorded"), outputs["stubs"][-2000:]
-    assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, 100), outputs["stubs"][-2000:]
-    assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (100, 100), outputs["solutions"][-2000:]
+    assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, COURSE_MAX), outputs["stubs"][-2000:]
+    assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (COURSE_MAX, COURSE_MAX), outputs["solutions"][-2000:]
 
 
 def _commands(markdown):

@@ -25,8 +25,8 @@ from keras_tx_tools.course import stubs
 COPIED = ("keras_tx", "keras_tx_tools", "grader", "datasets", "docs", "pyproject.toml", "LICENSE")
 """Parts of the repository copied into the release as they are (those that exist)."""
 
-INSTRUCTOR_ONLY = ("keras_tx_tools/course",)
-"""Left out of the copies: the tooling that makes stubs, releases and grades."""
+INSTRUCTOR_ONLY = ("keras_tx_tools/course", "grader/instructor")
+"""Left out of the copies: the tooling that makes stubs, releases and grades, and the grader's instructor-only code."""
 
 STUDENT_README = pathlib.Path(__file__).with_name("student_readme.md")
 """The bundle's README.md: the exercises in order, grading, the table, the seed, allowed imports."""
