@@ -71,5 +71,6 @@ COURSE = Course(
     Exercise("attention", depends=("masking",)),
     Exercise("model", depends=("positional_embedding", "masking", "attention")),
     Exercise("sampling"),
+    Exercise("generation", depends=("positional_embedding", "masking", "attention", "model", "sampling")),
 )
 """The course, in order: a later exercise may import only earlier ones."""

@@ -48,7 +48,7 @@ def reference(seed):
 def points(function, student, exercise, name, seed, worth):
     """What the check `function` gives the `student` module on `seed`: its points, 0 on failure."""
     arguments = {"student": student, "reference": functools.partial(reference(seed).cases, exercise),
-                 "rngs": check_rngs(seed, name)}
+                 "rngs": check_rngs(seed, name), "request": None}
     seed_keras(seed, name)
     try:
         function(**{parameter: arguments[parameter] for parameter in inspect.signature(function).parameters})

@@ -94,6 +94,30 @@ MISTAKES = {
     "inverse CDF counted with <": (
         "sampling.py", [("passed = cumulative <= uniform", "passed = cumulative < uniform")],
         "test_draw_token_inverts_the_cdf", "of probability 0 owns an empty interval"),
+    "cache written at the wrong index": (
+        "generation.py", [("ops.slice_update(self.keys, (0, 0, self.length, 0), key)", "ops.slice_update(self.keys, (0, 0, 0, 0), key)"),
+                          ("ops.slice_update(self.values, (0, 0, self.length, 0), value)",
+                           "ops.slice_update(self.values, (0, 0, 0, 0), value)")],
+        "test_cache_update_writes_at_its_length", "the newest keys are written at slot 0, expected at slot 3"),
+    "cache never read": (
+        "generation.py", [("    keys, values = cache.update(key, value)\n", "    cache.update(key, value)\n    keys, values = key, value\n"),
+                          ("mask = ops.arange(start + length)[None, :] <= ops.arange(start, start + length)[:, None]",
+                           "mask = ops.arange(length)[None, :] <= ops.arange(length)[:, None]")],
+        "test_cached_logits_match_a_full_pass", "does not read the cache"),
+    "cache grows without bound": (
+        "generation.py", [("self.keys = ops.slice_update(self.keys, (0, 0, self.length, 0), key)",
+                           "self.keys = ops.concatenate([self.keys, key], axis=2)"),
+                          ("self.values = ops.slice_update(self.values, (0, 0, self.length, 0), value)",
+                           "self.values = ops.concatenate([self.values, value], axis=2)")],
+        "test_cache_update_writes_at_its_length", "your cache grows without bound"),
+    "generate feeds the whole sequence at every step": (
+        "generation.py", [("logits = cached_logits(model, next_token, caches)",
+                           "logits = cached_logits(model, ops.concatenate(tokens, axis=1), caches)")],
+        "test_greedy_generation_with_and_without_the_cache", "the cache grows without bound"),
+    "cached positions start from 0": (
+        "generation.py", [("positions = ops.arange(start, start + ops.shape(token_ids)[1])",
+                           "positions = ops.arange(ops.shape(token_ids)[1])")],
+        "test_cached_logits_match_a_full_pass", "position embeddings of positions 0, 1"),
     "sampler ignores the filtered distribution": (
         "sampling.py", [("    uniform = keras.random.uniform(ops.shape(probabilities)[:1], seed=seed)\n"
                          "    return draw_token(probabilities, uniform)\n",
