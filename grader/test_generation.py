@@ -12,12 +12,13 @@ import pytest
 
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
 from grader.layout import assign_weights, pack_weights, random_weights, unpack_weights
+from grader.reference import FIXED_SEED, seed_keras
 
 SIZES = {"vocab_size": 11, "max_length": 13, "embed_dim": 12, "num_heads": 3, "num_layers": 2, "ff_dim": 20}
 """The GPT the checks build: batch 2, heads 3, head size 4, 13 positions; every size distinct."""
-BATCH, PROMPT, STEPS = 2, 5, 4
+BATCH, PROMPT, STEPS = 2, 5, 3
 CACHE_SHAPE = (BATCH, SIZES["num_heads"], SIZES["max_length"], SIZES["embed_dim"] // SIZES["num_heads"])
-NEW_TOKENS = 6
+NEW_TOKENS = 4
 MISTAKES = {
     "never_read": "your cached attention does not read the cache: it attends only to the new token's own key and "
                   "value. Attend to all the keys and values that cache.update returns",
@@ -36,7 +37,7 @@ def instructor():
 
 def built_gpt(module, inputs):
     model = module.GPT(**SIZES)
-    model(tensor(inputs["token_ids"][:, :1]))
+    model(tensor(inputs["token_ids"][:, :2]))
     assign_weights(model, "GPT", unpack_weights(inputs))
     return model
 
@@ -44,7 +45,7 @@ def built_gpt(module, inputs):
 def draw_gpt(rng, module, length):
     model = module.GPT(**SIZES)
     token_ids = rng.integers(0, SIZES["vocab_size"], (BATCH, length)).astype("int32")
-    model(tensor(token_ids[:, :1]))
+    model(tensor(token_ids[:, :2]))
     return {"token_ids": token_ids, **pack_weights(random_weights(model, "GPT", rng))}
 
 
@@ -139,7 +140,14 @@ def steps_hint(logits, expected):
 def run_generate(module, inputs):
     model = built_gpt(module, inputs)
     tokens = module.generate_uncached(model, tensor(inputs["token_ids"]), NEW_TOKENS)
-    return {"tokens": to_numpy(tokens, "generate_uncached").astype("float32")}
+    caches = module.make_caches(model, BATCH)
+    module.generate(model, tensor(inputs["token_ids"]), NEW_TOKENS, caches=caches)
+    return {"tokens": to_numpy(tokens, "generate_uncached").astype("float32"), "keys": last_keys(caches)}
+
+
+def last_keys(caches):
+    """The keys the last block's cache holds after a generation: those of every position fed."""
+    return to_numpy(caches[-1].keys, "KVCache.keys")[:, :, : PROMPT + NEW_TOKENS - 1]
 
 
 @pytest.mark.points(6)
@@ -161,6 +169,9 @@ def test_greedy_generation_with_and_without_the_cache(student, reference):
                     f"expected the greedy tokens {expected['tokens'].astype(int).tolist()}")
         check_fed(caches)
         check_caches(caches, PROMPT + NEW_TOKENS - 1, "generate")
+        check_close(last_keys(caches), expected["keys"], "the keys in the last block's cache after generate",
+                    hint=lambda: "after generate, the last block's cache holds other keys than the reference's: "
+                                 "the cached path computes or stores them otherwise (see the check of cached_logits)")
 
 
 def check_fed(caches):
@@ -176,15 +187,16 @@ def check_fed(caches):
             "use the `caches` argument when it is given, and feed the prompt once, then each new token but the last")
 
 
-SPEED_SIZES = {**SIZES, "max_length": 64}
-SPEED_TOKENS = 48
+SPEED_TOKENS = SIZES["max_length"] - PROMPT
+"""As many as fit: the lengths the other checks compiled already (JAX compiles every new shape)."""
 
 
 @pytest.mark.points(4)
 def test_cached_and_uncached_sampling_agree(student, request):
     """Sampled with one seed, both loops draw the same tokens; their speeds are printed, never graded."""
-    model = student.GPT(**SPEED_SIZES)
-    prompt = tensor(np.arange(8, dtype="int32")[None] % SIZES["vocab_size"])
+    seed_keras(FIXED_SEED, "cached and uncached")  # the same initial weights in every run
+    model = student.GPT(**SIZES)
+    prompt = tensor(np.arange(PROMPT, dtype="int32")[None])
     seconds, tokens = {}, {}
     for name in ("generate", "generate_uncached"):
         start = time.perf_counter()
@@ -197,7 +209,7 @@ def test_cached_and_uncached_sampling_agree(student, request):
     if not np.array_equal(tokens["generate"], tokens["generate_uncached"]):
         raise GradingFailure(
             f"sampled with temperature 1 and seed 7, generate and generate_uncached drew different tokens "
-            f"({tokens['generate'][0, 8:16].astype(int).tolist()}... and "
-            f"{tokens['generate_uncached'][0, 8:16].astype(int).tolist()}...): either the two loops compute other "
+            f"({tokens['generate'][0, PROMPT:].astype(int).tolist()} and "
+            f"{tokens['generate_uncached'][0, PROMPT:].astype(int).tolist()}): either the two loops compute other "
             "logits (the checks above say where), or they do not both make one keras.random.SeedGenerator(seed) "
             "and pass it to sample_next_token at every step")
