@@ -72,5 +72,6 @@ COURSE = Course(
     Exercise("model", depends=("positional_embedding", "masking", "attention")),
     Exercise("sampling"),
     Exercise("generation", depends=("positional_embedding", "masking", "attention", "model", "sampling")),
+    Exercise("gpt2", depends=("positional_embedding", "masking", "attention", "model", "sampling", "generation")),
 )
 """The course, in order: a later exercise may import only earlier ones."""

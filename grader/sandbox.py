@@ -81,11 +81,16 @@ def _parents(path):
     return arguments
 
 
+GRADER_IN_SANDBOX = pathlib.PurePosixPath("/grading/grader")
+"""Where the sandboxed process sees the grader's folder (read-only; its ``reference/`` hidden)."""
+
+
 def _sandboxed(command):
-    """`command` inside bubblewrap, seeing the grader's code at /grading/grader minus its references."""
-    mounts = _mounts() + ["--perms", "0755", "--dir", "/grading", "--ro-bind", str(GRADER), "/grading/grader"]
+    """`command` inside bubblewrap, seeing the grader's code at `GRADER_IN_SANDBOX` minus its references."""
+    mounts = _mounts() + ["--perms", "0755", "--dir", str(GRADER_IN_SANDBOX.parent),
+                          "--ro-bind", str(GRADER), str(GRADER_IN_SANDBOX)]
     if (GRADER / "reference").is_dir():
-        mounts += ["--tmpfs", "/grading/grader/reference"]
+        mounts += ["--tmpfs", str(GRADER_IN_SANDBOX / "reference")]
     mounts += ["--chdir", "/tmp", "--setenv", "PYTHONPATH", "/grading", "--setenv", "HOME", "/tmp"]
     return ["bwrap", *mounts, *NAMESPACES, *command, "--own-pid-namespace", "--scratch", "/tmp"]
 

@@ -118,6 +118,19 @@ MISTAKES = {
         "generation.py", [("positions = ops.arange(start, start + ops.shape(token_ids)[1])",
                            "positions = ops.arange(ops.shape(token_ids)[1])")],
         "test_cached_logits_match_a_full_pass", "position embeddings of positions 0, 1"),
+    "GPT-2 with the exact GELU": (
+        "gpt2.py", [("        block.ffn_in.activation = keras.ops.gelu  # GPT-2's tanh approximation\n", "")],
+        "test_gpt2_logits_match_the_reference", "your ffn_in still uses the exact GELU"),
+    "c_attn split in the wrong order": (
+        "gpt2.py", [("zip((attention.query_dense, attention.key_dense, attention.value_dense)",
+                     "zip((attention.key_dense, attention.query_dense, attention.value_dense)")],
+        "test_gpt2_logits_match_the_reference", "the query, then the key, then the value"),
+    "tied head not transposed": (
+        "gpt2.py", [('model.lm_head.set_weights([arrays["wte.weight"].T])', 'model.lm_head.set_weights([arrays["wte.weight"]])')],
+        "test_gpt2_logits_match_the_reference", "only the tied head is transposed"),
+    "transformer. prefix kept": (
+        "gpt2.py", [('key.removeprefix("transformer.")', "key")],
+        "test_reads_both_checkpoint_layouts", "keeps the 'transformer.' prefix"),
     "sampler ignores the filtered distribution": (
         "sampling.py", [("    uniform = keras.random.uniform(ops.shape(probabilities)[:1], seed=seed)\n"
                          "    return draw_token(probabilities, uniform)\n",
