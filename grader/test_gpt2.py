@@ -71,8 +71,8 @@ def run_reference(module, inputs):
     for layout in LAYOUTS:
         model = loaded(module, str(CHECKPOINTS / layout))
         outputs[f"{layout}:logits"] = to_numpy(model(tensor(inputs["token_ids"])), "GPT")
-        tokens = module.generate(model, tensor(inputs["prompt"]), NEW_TOKENS)
-        outputs[f"{layout}:tokens"] = to_numpy(tokens, "generate").astype("float32")
+    tokens = module.generate(model, tensor(inputs["prompt"]), NEW_TOKENS)
+    outputs["tokens"] = to_numpy(tokens, "generate").astype("float32")
     for path, weights in loaded_weights(model).items():
         outputs.update({f"weight/{path}/{index}": weight for index, weight in enumerate(weights)})
     found = fingerprints(model, tensor(inputs["token_ids"]))
@@ -105,9 +105,10 @@ def test_reads_both_checkpoint_layouts(student):
 
 @pytest.mark.points(10)
 def test_gpt2_logits_match_the_reference(student, reference):
-    for inputs, expected in reference("gpt2", draw_ids, run_reference):
-        for layout in LAYOUTS:
-            model = loaded(student, folder(student, layout))
+    cases = reference("gpt2", draw_ids, run_reference)
+    for layout in LAYOUTS:
+        model = loaded(student, folder(student, layout))
+        for inputs, expected in cases:
             logits = to_numpy(model(tensor(inputs["token_ids"])), "GPT")
             check_close(logits, expected[f"{layout}:logits"], f"your GPT's logits with the {layout} checkpoint",
                         hint=lambda: weights_hint(model, expected) or mistake_hint(logits, expected))
@@ -148,11 +149,11 @@ def weights_hint(model, expected):
 
 @pytest.mark.points(6)
 def test_gpt2_greedy_continuation(student, reference):
-    for inputs, expected in reference("gpt2", draw_ids, run_reference):
-        for layout in LAYOUTS:
-            model = loaded(student, folder(student, layout))
-            tokens = to_numpy(student.generate(model, tensor(inputs["prompt"]), NEW_TOKENS), "generate")
-            wanted = expected[f"{layout}:tokens"]
-            if tokens.shape != wanted.shape or not np.array_equal(tokens, wanted):
-                raise GradingFailure(f"with the {layout} checkpoint, your greedy continuation is "
-                                     f"{tokens.astype(int).tolist()}, expected {wanted.astype(int).tolist()}")
+    """On the last layout only, and a fixed prompt: the logits check covers every layout."""
+    [(inputs, expected), *_] = reference("gpt2", draw_ids, run_reference)
+    model = loaded(student, folder(student, LAYOUTS[-1]))
+    tokens = to_numpy(student.generate(model, tensor(inputs["prompt"]), NEW_TOKENS), "generate")
+    wanted = expected["tokens"]
+    if tokens.shape != wanted.shape or not np.array_equal(tokens, wanted):
+        raise GradingFailure(f"with the {LAYOUTS[-1]} checkpoint, your greedy continuation is "
+                             f"{tokens.astype(int).tolist()}, expected {wanted.astype(int).tolist()}")
