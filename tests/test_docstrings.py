@@ -27,6 +27,8 @@ MODULES = [
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
     "grader.layout",
     "grader.reference",
+    "grader.registry",
+    "keras_tx_tools.course.stubs",
     "grader.instructor.sampling",
     "grader.test_sampling",
 ]

@@ -1,7 +1,10 @@
-"""The instructor's half of the grader: code that computes what an exercise asks.
+"""The instructor's half of the grader: code that computes what the exercises ask.
 
-Drawing inputs with the margins a check needs, and recomputing an exercise's algorithm to do
-so, takes code that would answer the exercise. It lives here, and the student release leaves
-this package out: there the grader reads the recorded cases (`grader.reference`) instead, and
-never calls anything in here.
+The student release leaves this package out. It holds the exercises' computations in NumPy,
+with the knobs that turn each into a known mistake (`algorithms`), and what every mistake
+family computes on a case's inputs (`fingerprints`). The live reference (``solutions/``
+present: ``pytest grader --solutions``, ``keras-tx grade-all``, the Gradescope autograder)
+computes these fingerprints on the run's fresh draws; ``python -m grader.record_reference``
+saves them on the fixed draws, and the release's grader compares with those recordings.
+The shipped grader never imports this package except through the live reference.
 """
