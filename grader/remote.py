@@ -7,9 +7,9 @@ tensors rebuilt here from their values, or a `RemoteObject` stand-in for anythin
 layer the student's class built, say). The checks, the reference and the comparison all run
 here, in the grader; the child sees only the inputs it is given.
 
-A `RemoteObject` passes ``isinstance`` checks for the public Keras layer class its object is an
-instance of, so a student's ``Dense`` sublayer is seen as a ``keras.layers.Dense``, and its
-``type(...).__name__`` is the student's class name.
+A `RemoteObject` passes ``isinstance`` checks for the public Keras layer or learning-rate schedule
+class its object is an instance of, so a student's ``Dense`` sublayer is seen as a
+``keras.layers.Dense``, and its ``type(...).__name__`` is the student's class name.
 
 When the child runs out of time in a check, crashes or is killed by a limit, the check fails,
 the child is ended, and the next check gets a fresh child that loads the same files again.
@@ -261,8 +261,8 @@ def path_seen_by(module, path):
 @functools.cache
 def _remote_class(type_name, keras_name):
     """A `RemoteObject` class named like the student's; ``isinstance`` sees it as `keras_name`'s class."""
-    keras_class = getattr(keras.layers, keras_name, None) if keras_name else None
-    namespace = {"__class__": property(lambda self: keras_class)} if isinstance(keras_class, type) else {}
+    keras_class = wire.public_keras_class(keras_name) if keras_name else None
+    namespace = {"__class__": property(lambda self: keras_class)} if keras_class else {}
     return type(type_name, (RemoteObject,), namespace)
 
 

@@ -281,10 +281,8 @@ class Child:
 
 
 def _keras_classes(value):
-    """The names of the public Keras layer classes `value` is an instance of, most derived first."""
-    import keras
-
-    return [cls.__name__ for cls in type(value).__mro__ if getattr(keras.layers, cls.__name__, None) is cls]
+    """The names of the public Keras classes (`wire.public_keras_class`) `value` is an instance of, most derived first."""
+    return [cls.__name__ for cls in type(value).__mro__ if wire.public_keras_class(cls.__name__) is cls]
 
 
 if __name__ == "__main__":

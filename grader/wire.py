@@ -44,6 +44,18 @@ class Tag:
         return f"Tag({self.kind!r}, {self.payload!r})"
 
 
+def public_keras_class(name):
+    """The public Keras class called `name` that a stand-in for an object may pass for in ``isinstance``:
+    a layer or a learning-rate schedule (None for any other name)."""
+    import keras
+
+    for home in (keras.layers, keras.optimizers.schedules):
+        found = getattr(home, name, None)
+        if isinstance(found, type):
+            return found
+    return None
+
+
 def write_message(stream, message):
     """Write `message` (JSON data, with NumPy arrays anywhere inside) to the binary `stream`."""
     arrays = []

@@ -14,7 +14,7 @@ from grader.registry import load_course
 from grader.sandbox import bubblewrap_works
 from keras_tx_tools import cli
 from keras_tx_tools.course import autograder
-from test_grader import COURSE_MAX, grade, submission
+from test_grader import TOTAL, grade, submission
 from test_sandbox import WALKS_UP, WRONG_MASK
 
 # Gradescope's documented fields of results.json (https://gradescope-autograders.readthedocs.io,
@@ -88,7 +88,7 @@ def test_run_autograder_grades_like_pytest_grader_and_writes_gradescope_results(
         scores[name] = results["score"]
     expected = {name: grade(tmp_path, "--submission", str(hand_ins[name]))["total"] for name in ("correct", "buggy", "broken")}
     assert {name: scores[name] for name in expected} == expected
-    assert expected["correct"] == COURSE_MAX and expected["buggy"] < COURSE_MAX and expected["broken"] < COURSE_MAX
+    assert expected["correct"] == TOTAL and expected["buggy"] < TOTAL and expected["broken"] < TOTAL
     assert scores["hostile"] == scores["buggy"]  # in the grader's own process its trick would win (test_sandbox)
 
 

@@ -24,6 +24,8 @@ MODULES = [
     "keras_tx_tools.commands",
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",
+    "keras_tx_tools.gpt2.bpe_files",
+    "grader.registry",
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
     "grader.layout",
     "grader.reference",

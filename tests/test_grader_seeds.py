@@ -9,18 +9,20 @@ mistake); the reversal check draws nothing from the seed and runs once per mista
 import functools
 import importlib
 import inspect
+import types
 
 import pytest
 
 from grader.gradebook import EXERCISES
+from grader.registry import COURSE
 from grader.reference import LiveReference, check_rngs, seed_keras
 from grader.submission import load_submission
 from test_grader import ROOT, submission
 from test_grader_variants import MISTAKES
 
 SEEDS = range(1, 11)
-SEED_FREE = ("student",)
-"""A check whose only fixture is the student's module draws nothing from the seed."""
+SEED_FREE = ("student",), ("student", "graded")
+"""A check whose only fixtures are the student's modules draws nothing from the seed."""
 
 
 def checks(exercises):
@@ -45,10 +47,11 @@ def reference(seed):
     return LiveReference(solutions(), seed)
 
 
-def points(function, student, exercise, name, seed, worth):
-    """What the check `function` gives the `student` module on `seed`: its points, 0 on failure."""
-    arguments = {"student": student, "reference": functools.partial(reference(seed).cases, exercise),
-                 "rngs": check_rngs(seed, name), "request": None}
+def points(function, students, exercise, name, seed, worth):
+    """What the check `function` gives the `students`' module of `exercise` on `seed`: its points, 0 on failure."""
+    arguments = {"student": students[exercise], "reference": functools.partial(reference(seed).cases, exercise),
+                 "rngs": check_rngs(seed, name), "graded": types.SimpleNamespace(modules=students),
+                 "request": None}
     seed_keras(seed, name)
     try:
         function(**{parameter: arguments[parameter] for parameter in inspect.signature(function).parameters})
@@ -57,17 +60,26 @@ def points(function, student, exercise, name, seed, worth):
     return worth
 
 
+def graded_with(exercise):
+    """`exercise` and the exercises whose checks use its code: those that depend on it, directly or not."""
+    users = {exercise}
+    for later in COURSE:  # in course order: a dependency comes before the exercises that use it
+        if users & set(later.depends):
+            users.add(later.name)
+    return [name for name in EXERCISES if name in users]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_every_seed_gives_a_mistake_the_same_verdicts(mistake, tmp_path):
     file, patches, caught_by, _ = MISTAKES[mistake]
-    exercises = EXERCISES[EXERCISES.index(file.removesuffix(".py")):]  # later exercises import earlier ones
+    exercises = graded_with(file.removesuffix(".py"))
     students = load_submission(submission(tmp_path, {file: patches}))
     by_seed = {seed: {} for seed in SEEDS}
     for exercise, name, function, worth in checks(exercises):
-        seeds = SEEDS[:1] if tuple(inspect.signature(function).parameters) == SEED_FREE else SEEDS
+        seeds = SEEDS[:1] if tuple(inspect.signature(function).parameters) in SEED_FREE else SEEDS
         for seed in seeds:
-            by_seed[seed][name] = points(function, students[exercise], exercise, name, seed, worth)
+            by_seed[seed][name] = points(function, students, exercise, name, seed, worth)
     first = by_seed[SEEDS[0]]
     assert first[caught_by] == 0
     for seed in SEEDS[1:]:

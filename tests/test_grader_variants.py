@@ -79,6 +79,50 @@ MISTAKES = {
         "model.py", [('self.ffn_in = keras.layers.Dense(ff_dim, activation="gelu")',
                       "self.ffn_in = keras.layers.Dense(ff_dim, activation=ops.gelu)")],
         "test_block_matches_reference", "ffn_in differs — exact GELU expected"),
+    # minbpe's BasicTokenizer trains on the whole text, without pre-tokens (github.com/karpathy/minbpe, basic.py)
+    "merges across pre-tokens": (
+        "tokenizer.py", [("collections.Counter(pretokenize(text)).items()", "collections.Counter([text]).items()")],
+        "test_merges_match_reference", "span two pre-tokens"),
+    # minbpe-style `max(stats, key=stats.get)` keeps the first pair counted among ties
+    # (github.com/chinthasaicharan/tinybpe, tokenizer.py); here: the smaller pair
+    "the other tie rule": (
+        "tokenizer.py", [("best = max(pair for pair, count in counts.items() if count == highest)",
+                          "best = min(pair for pair, count in counts.items() if count == highest)")],
+        "test_merges_match_reference", "tied with"),
+    "merges applied left to right": (
+        "tokenizer.py", [("pair = min(zip(ids, ids[1:]), key=lambda pair: self.ranks.get(pair, len(self.ranks)))",
+                          "pair = next((pair for pair in zip(ids, ids[1:]) if pair in self.ranks), None)")],
+        "test_encode_applies_merges_by_rank", "not the first known pair from the left"),
+    "decoded token by token": (
+        "tokenizer.py", [('return b"".join(self.bytes_of[int(i)] for i in ids).decode("utf-8", errors="replace")',
+                          'return "".join(self.bytes_of[int(i)].decode("utf-8", errors="replace") for i in ids)')],
+        "test_round_trip_of_any_text", "decoding token by token"),
+    "unshifted targets": (
+        "training.py", [('logits = ops.cast(logits, "float32")[:, :-1]', 'logits = ops.cast(logits, "float32")'),
+                        ('targets = ops.cast(token_ids, "int32")[:, 1:]', 'targets = ops.cast(token_ids, "int32")')],
+        "test_loss_is_next_token", "against its own input token"),
+    "loss averaged over padding": (
+        "training.py", [("return ops.sum(losses * real) / ops.maximum(ops.sum(real), 1.0)",
+                         "return ops.mean(losses * real)")],
+        "test_loss_matches_reference", "averaged over the padding"),
+    # github.com/nguyenbui45/Deep-learning-summary, codes/crossentropy.py: torch.log of the softmax's probabilities
+    "log of the softmax": (
+        "training.py", [("    shifted = logits - ops.max(logits, axis=-1, keepdims=True)\n"
+                         "    log_probabilities = shifted - ops.log(ops.sum(ops.exp(shifted), axis=-1, keepdims=True))\n",
+                         "    log_probabilities = ops.log(ops.softmax(logits, axis=-1))\n")],
+        "test_loss_stays_finite_for_large_logits", "log(0) = -inf"),
+    "loss in float16": (
+        "training.py", [('logits = ops.cast(logits, "float32")[:, :-1]', "logits = logits[:, :-1]")],
+        "test_loss_is_float32_under_mixed_precision", "cast the logits to float32 first"),
+    # build-nanogpt's get_lr: max_lr * (it+1) / warmup_steps (github.com/karpathy/build-nanogpt, train_gpt2.py)
+    "warm-up off by one": (
+        "training.py", [("warming_up = peak * step / max(self.warmup_steps, 1)",
+                         "warming_up = peak * (step + 1) / max(self.warmup_steps, 1)")],
+        "test_schedule_matches_reference", "off by one"),
+    "cosine short of its floor": (
+        "training.py", [("(step - self.warmup_steps) / (self.total_steps - self.warmup_steps)",
+                         "(step - self.warmup_steps) / self.total_steps")],
+        "test_schedule_matches_reference", "does not reach its floor"),
     "Keras' default LayerNorm epsilon": (
         "model.py", [("self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)",
                       "self.norm2 = keras.layers.LayerNormalization()")],
@@ -346,3 +390,40 @@ def test_correct_alternatives_score_full_marks(tmp_path):
                    exercises=["positional_embedding", "masking", "attention", "sampling"])
     assert {name: result["points"] for name, result in report["exercises"].items()} == {
         "positional_embedding": 20, "masking": 20, "attention": 30, "sampling": 20}
+
+
+NEW_ALTERNATIVES = {
+    "tokenizer.py": [  # the lesson's tie rule as written; merges found by rank among the pairs present; a bytearray
+        ("        highest = max(counts.values())\n"
+         "        best = max(pair for pair, count in counts.items() if count == highest)  # the tie rule\n",
+         "        best = max(counts, key=lambda pair: (counts[pair], pair))\n"),
+        ("        while len(ids) > 1:\n"
+         "            pair = min(zip(ids, ids[1:]), key=lambda pair: self.ranks.get(pair, len(self.ranks)))\n"
+         "            if pair not in self.ranks:\n"
+         "                break\n",
+         "        while True:\n"
+         "            known = [pair for pair in zip(ids, ids[1:]) if pair in self.ranks]\n"
+         "            if not known:\n"
+         "                break\n"
+         "            pair = min(known, key=self.ranks.get)\n"),
+        ('return b"".join(self.bytes_of[int(i)] for i in ids).decode("utf-8", errors="replace")',
+         'joined = bytearray()\n        for i in ids:\n            joined += self.bytes_of[int(i)]\n'
+         '        return joined.decode("utf-8", errors="replace")'),
+    ],
+    "training.py": [  # Keras' log-softmax and a one-hot pick; the cosine's progress clipped with minimum/maximum
+        ("    shifted = logits - ops.max(logits, axis=-1, keepdims=True)\n"
+         "    log_probabilities = shifted - ops.log(ops.sum(ops.exp(shifted), axis=-1, keepdims=True))\n"
+         "    losses = -ops.take_along_axis(log_probabilities, targets[..., None], axis=-1)[..., 0]\n",
+         "    log_probabilities = ops.log_softmax(logits, axis=-1)\n"
+         "    losses = -ops.sum(log_probabilities * ops.one_hot(targets, ops.shape(logits)[-1]), axis=-1)\n"),
+        ("progress = ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)",
+         "progress = ops.minimum(ops.maximum(step - self.warmup_steps, 0.0) / "
+         "(self.total_steps - self.warmup_steps), 1.0)"),
+    ],
+}
+
+
+def test_correct_alternatives_of_tokenizer_and_training_score_full_marks(tmp_path):
+    folder = submission(tmp_path, NEW_ALTERNATIVES)
+    report = grade(tmp_path, "--submission", str(folder), exercises=["tokenizer", "training"])
+    assert {name: result["points"] for name, result in report["exercises"].items()} == {"tokenizer": 20, "training": 20}

@@ -74,10 +74,11 @@ def add_arguments(parser):
     flags.add_argument("--learning-rate", type=non_negative_float, help="peak learning rate of AdamW")
     flags.add_argument("--warmup-steps", type=non_negative_int, help="linear warmup before the cosine decay")
     flags.add_argument("--weight-decay", type=non_negative_float)
-    flags.add_argument("--vocab-size", type=positive_int, help="reverse: symbols; words and imdb: vocabulary cap")
+    flags.add_argument("--vocab-size", type=positive_int,
+                       help="reverse: symbols; bpe: 256 bytes + merges; words and imdb: vocabulary cap")
     flags.add_argument("--half-length", type=positive_int, help="reverse: symbols before the reversal")
     flags.add_argument("--num-validation", type=positive_int, help="reverse: held-out sequences")
-    flags.add_argument("--data", type=existing_file, help="shakespeare-char: the text file to train on")
+    flags.add_argument("--data", type=existing_file, help="shakespeare-char, shakespeare-bpe: the text file to train on")
     flags.add_argument(
         "--sample-tokens", type=non_negative_int, help="language models: tokens sampled after each epoch (0: none)"
     )

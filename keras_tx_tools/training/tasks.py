@@ -251,6 +251,30 @@ class ShakespeareChars(LanguageModel):
         return CharTokenizer.from_text(train_text)
 
 
+class ShakespeareBytePairs(ShakespeareChars):
+    """Tiny Shakespeare in byte-level BPE tokens, learnt from the training text.
+
+    The merges are learnt by the `tokenizers` library (the ``gpt2`` extra)
+    with GPT-2's pre-tokenisation, as the course's tokenizer exercise learns
+    them: ``--vocab-size`` is 256 bytes plus the merges.
+    """
+
+    name = "shakespeare-bpe"
+    description = settings.DESCRIPTIONS["shakespeare-bpe"]
+    defaults = settings.DEFAULTS["shakespeare-bpe"]
+
+    def tokenizer_for(self, train_text, config):
+        from tokenizers import ByteLevelBPETokenizer
+
+        from keras_tx_tools.gpt2.tokenizer import GPT2Tokenizer
+
+        if config["vocab_size"] <= 256:
+            raise ValueError(f"--vocab-size for shakespeare-bpe must exceed the 256 bytes; received {config['vocab_size']}.")
+        merges = ByteLevelBPETokenizer()
+        merges.train_from_iterator([train_text], vocab_size=config["vocab_size"], min_frequency=1, show_progress=False)
+        return GPT2Tokenizer(merges._tokenizer.to_str())
+
+
 class ShakespeareWords(LanguageModel):
     name = "shakespeare-words"
     description = settings.DESCRIPTIONS["shakespeare-words"]
@@ -302,7 +326,8 @@ class IMDBSentiment(Task):
         return dict(val_loss=round(scores["loss"], 4), val_accuracy=round(scores["accuracy"], 4))
 
 
-TASKS = {task.name: task for task in (Reversal(), ShakespeareChars(), ShakespeareWords(), IMDBSentiment())}
+TASKS = {task.name: task for task in
+         (Reversal(), ShakespeareChars(), ShakespeareBytePairs(), ShakespeareWords(), IMDBSentiment())}
 
 
 def steps_per_epoch(config):
