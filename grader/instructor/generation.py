@@ -7,7 +7,8 @@ logits that match one of them name the mistake, in the release too.
 
 from keras import ops
 
-from grader.diagnosis import causal
+from grader.checks import tensor
+from grader.instructor.algorithms import causal_mask
 
 
 class Counter:
@@ -24,7 +25,7 @@ def attending_to_the_new_tokens_only(model, new_ids, caches):
     positions = ops.arange(start, start + length)
     x = model.embedding.token_embedding(new_ids) + model.embedding.position_embedding(positions)
     for block in model.blocks:
-        x = block(x, causal(length))
+        x = block(x, tensor(causal_mask(length)))
     return model.lm_head(model.final_norm(x))
 
 
