@@ -134,6 +134,7 @@ MISTAKES = {
     "division by zero at temperature 0": (
         "sampling.py", [("    if temperature == 0:\n        return ops.one_hot(ops.argmax(logits, axis=-1), ops.shape(logits)[-1])\n", "")],
         "test_temperature_and_greedy", "logits / 0 divides by zero"),
+    # sgl-project/sglang#33539: a PyTorch fallback kept exactly k by rank where the kernels keep the ties
     "top-k keeps exactly k when logits tie": (
         "sampling.py", [(TOP_K_THRESHOLD, "    kept = ops.sum(ops.one_hot(ops.top_k(logits, k)[1], ops.shape(logits)[-1]), axis=1)\n"
                                           "    return ops.where(kept > 0, logits, float(\"-inf\"))\n")],
@@ -142,15 +143,18 @@ MISTAKES = {
         "sampling.py", [("    logits = logits / temperature\n", "    logits = logits / temperature\n    unfiltered = ops.softmax(logits, axis=-1)\n"),
                         ("    return ops.softmax(logits, axis=-1)\n", "    return ops.where(ops.isinf(logits), 0.0, unfiltered)\n")],
         "test_top_k_keeps_ties", "renormalise after filtering"),
+    # rasbt/reasoning-from-scratch#164, fishaudio/fish-speech#1171: `cumsum <= top_p` drops the crossing token
     "top-p drops the token that crosses p": (
         "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
         "test_top_p_keeps_the_token_that_crosses_p", "drops the token that crosses p"),
+    # ml-explore/mlx-lm#1912: a small top_p masked every token, and sampling drew noise
     "top-p keeps nothing": (
         "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
         "test_top_p_keeps_the_most_likely_token", "your top-p keeps nothing"),
     "inverse CDF counted with <": (
         "sampling.py", [("passed = cumulative <= uniform", "passed = cumulative < uniform")],
         "test_draw_token_inverts_the_cdf", "of probability 0 owns an empty interval"),
+    # skyzh/tiny-llm#46: the cache offset advanced by the prompt length again after the first step
     "cache written at the wrong index": (
         "generation.py", [("ops.slice_update(self.keys, (0, 0, self.length, 0), key)", "ops.slice_update(self.keys, (0, 0, 0, 0), key)"),
                           ("ops.slice_update(self.values, (0, 0, self.length, 0), value)",
@@ -167,10 +171,12 @@ MISTAKES = {
                           ("self.values = ops.slice_update(self.values, (0, 0, self.length, 0), value)",
                            "self.values = ops.concatenate([self.values, value], axis=2)")],
         "test_cache_update_writes_at_its_length", "your cache grows without bound"),
+    # huggingface/transformers#36151: passing the whole context again with a cache
     "generate feeds the whole sequence at every step": (
         "generation.py", [("logits = cached_logits(model, next_token, caches)",
                            "logits = cached_logits(model, ops.concatenate(tokens, axis=1), caches)")],
         "test_greedy_generation_with_and_without_the_cache", "the cache grows without bound"),
+    # ml-explore/mlx-lm#93: GPT-2 with a cache gave new tokens the position embeddings from 0
     "cached positions start from 0": (
         "generation.py", [("positions = ops.arange(start, start + ops.shape(token_ids)[1])",
                            "positions = ops.arange(ops.shape(token_ids)[1])")],
