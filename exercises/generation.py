@@ -1,4 +1,4 @@
-"""Exercise 6: generating text, and the key/value cache that makes it fast.
+"""Exercise 7: generating text, and the key/value cache that makes it fast.
 
 Lesson
 ======
@@ -6,7 +6,7 @@ Lesson
 1. Generating, the slow way
 ---------------------------
 To continue a prompt, run the whole sequence through the GPT, sample the next token from the
-logits of the last position (exercise 5), append it, and run the whole, longer sequence again.
+logits of the last position (exercise 6), append it, and run the whole, longer sequence again.
 ``generate_uncached`` does exactly that. It is correct and wasteful: the ``n``-th step recomputes
 the keys, values and outputs of all ``n`` earlier positions, although none of them has changed.
 
@@ -151,7 +151,7 @@ def generate(model, prompt_ids, max_new_tokens, temperature=0.0, top_k=None, top
         model: your GPT.
         prompt_ids: ``(B, P)`` int token ids.
         max_new_tokens: how many tokens to add.
-        temperature, top_k, top_p: the sampling settings of exercise 5 (default: greedy).
+        temperature, top_k, top_p: the sampling settings of exercise 6 (default: greedy).
         seed: None or an integer, for reproducible sampling.
         caches: None (make fresh ones), or the caches of `make_caches(model, B)` to fill.
 

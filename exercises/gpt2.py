@@ -1,4 +1,4 @@
-"""Exercise 7, the capstone: your GPT runs GPT-2.
+"""Exercise 8, the capstone: your GPT runs GPT-2.
 
 Lesson
 ======
@@ -73,7 +73,7 @@ the weights stay as they are. The model you load GPT-2 into then computes GPT-2'
 It opens three small random checkpoints made by ``transformers``: today's ``save_pretrained``,
 and the hub's layout in ``model.safetensors`` and in ``pytorch_model.bin``. It builds your
 ``GPT`` with the config's sizes, calls ``load_gpt2(model, folder)`` and compares your logits
-with the reference's within 1e-4, and your greedy continuation (exercise 6) token for token.
+with the reference's within 1e-4, and your greedy continuation (exercise 7) token for token.
 
 7. Next, with internet access
 -----------------------------

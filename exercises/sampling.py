@@ -1,4 +1,4 @@
-"""Exercise 5: choosing the next token (greedy, temperature, top-k, top-p).
+"""Exercise 6: choosing the next token (greedy, temperature, top-k, top-p).
 
 Lesson
 ======
