@@ -111,6 +111,12 @@ def read_gpt2_checkpoint(checkpoint_dir):
     """``(config, arrays)``: the folder's ``config.json`` as a dict, and its weights by key, prefix stripped.
 
     Lesson: section 2.
+
+    Example (one of the grader's small checkpoints):
+        >>> folder = pathlib.Path(__file__).resolve().parent.parent / "grader" / "checkpoints" / "save_pretrained"
+        >>> config, arrays = read_gpt2_checkpoint(folder)
+        >>> config["n_embd"], arrays["h.0.attn.c_attn.weight"].shape
+        (12, (12, 36))
     """
     ### BEGIN SOLUTION
     folder = pathlib.Path(checkpoint_dir)
@@ -132,6 +138,11 @@ def gpt2_model(checkpoint_dir):
     """Your `GPT` with the sizes of the checkpoint's ``config.json``, and its weights.
 
     Lesson: sections 2 and 7.
+
+    Example:
+        >>> folder = pathlib.Path(__file__).resolve().parent.parent / "grader" / "checkpoints" / "hub_safetensors"
+        >>> tuple(gpt2_model(folder)(np.zeros((1, 3), "int32")).shape)
+        (1, 3, 23)
     """
     ### BEGIN SOLUTION
     config, _ = read_gpt2_checkpoint(checkpoint_dir)
