@@ -139,10 +139,9 @@ def steps_hint(logits, expected):
 
 def run_generate(module, inputs):
     model = built_gpt(module, inputs)
-    tokens = module.generate_uncached(model, tensor(inputs["token_ids"]), NEW_TOKENS)
     caches = module.make_caches(model, BATCH)
-    module.generate(model, tensor(inputs["token_ids"]), NEW_TOKENS, caches=caches)
-    return {"tokens": to_numpy(tokens, "generate_uncached").astype("float32"), "keys": last_keys(caches)}
+    tokens = module.generate(model, tensor(inputs["token_ids"]), NEW_TOKENS, caches=caches)
+    return {"tokens": to_numpy(tokens, "generate").astype("float32"), "keys": last_keys(caches)}
 
 
 def last_keys(caches):
@@ -161,7 +160,8 @@ def test_greedy_generation_with_and_without_the_cache(student, reference):
         except Exception:
             check_fed(caches)  # a cache overflowing its slots ends in an error: name why
             raise
-        uncached = run_generate(student, inputs)["tokens"]
+        uncached = to_numpy(student.generate_uncached(model, tensor(inputs["token_ids"]), NEW_TOKENS),
+                            "generate_uncached")
         for what, tokens in (("generate", cached), ("generate_uncached", uncached)):
             if tokens.shape != expected["tokens"].shape or not np.array_equal(tokens, expected["tokens"]):
                 raise GradingFailure(
