@@ -203,9 +203,11 @@ def test_cached_and_uncached_sampling_agree(student, request):
         tokens[name] = to_numpy(getattr(student, name)(model, prompt, SPEED_TOKENS, temperature=1.0, seed=7), name)
         seconds[name] = time.perf_counter() - start
     if request is not None:  # None when called outside pytest
-        terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-        terminal.write_line("\n" + ", ".join(f"{name}: {SPEED_TOKENS / seconds[name]:.0f} tokens/s"
-                                             for name in seconds) + f" ({SPEED_TOKENS} tokens, your GPT)")
+        plugins = request.config.pluginmanager
+        with plugins.get_plugin("capturemanager").global_and_fixture_disabled():
+            plugins.get_plugin("terminalreporter").write_line(
+                "\n" + ", ".join(f"{name}: {SPEED_TOKENS / seconds[name]:.0f} tokens/s" for name in seconds)
+                + f" ({SPEED_TOKENS} tokens, your GPT)")
     if not np.array_equal(tokens["generate"], tokens["generate_uncached"]):
         raise GradingFailure(
             f"sampled with temperature 1 and seed 7, generate and generate_uncached drew different tokens "
