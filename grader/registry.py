@@ -139,5 +139,8 @@ COURSE = Course(
     Exercise("attention", depends=("masking",)),
     Exercise("model", depends=("positional_embedding", "masking", "attention")),
     Exercise("training", depends=("model",)),  # its checks train the student's GPT
+    Exercise("sampling"),
+    Exercise("generation", depends=("positional_embedding", "masking", "attention", "model", "sampling")),
+    Exercise("gpt2", depends=("positional_embedding", "masking", "attention", "model", "sampling", "generation")),
 )
 """The course, in order: a later exercise may import only earlier ones."""

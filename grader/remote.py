@@ -28,6 +28,7 @@ import atexit
 import builtins
 import functools
 import os
+import pathlib
 import signal
 import socket
 import time
@@ -38,6 +39,7 @@ import numpy as np
 from grader import seeding, wire
 from grader.failures import GradingFailure
 from grader.gradebook import EXERCISES
+from grader import sandbox
 from grader.sandbox import StudentProcess
 
 LIMITS = {"cpu_seconds": 600, "memory_bytes": 4 * 2**30, "processes": 256, "file_bytes": 64 * 2**20,
@@ -158,6 +160,12 @@ class RemoteSubmission:
         if self.seeding is not None:
             self.request({"op": "seed", "seed": self.seeding[0], "check": self.seeding[1]})
 
+    def path_for_student(self, path):
+        """`path`, a file or folder under the grader's folder, as the child sees it."""
+        if not self.process.isolated:
+            return path
+        return str(sandbox.GRADER_IN_SANDBOX / pathlib.Path(path).resolve().relative_to(sandbox.GRADER))
+
     def send_in(self, value):
         """An argument for the child: tensors and arrays by value, stand-ins by handle, Keras objects by config."""
         if issubclass(type(value), RemoteObject):
@@ -253,6 +261,11 @@ class RemoteObject:
 
     def __hash__(self):
         return hash((id(self._submission), self._id))
+
+
+def path_seen_by(module, path):
+    """`path` (under the grader's folder) as the code of `module` sees it: moved for a sandboxed hand-in."""
+    return module._submission.path_for_student(path) if isinstance(module, RemoteModule) else str(path)
 
 
 @functools.cache

@@ -91,12 +91,19 @@ def _parents(path):
     return arguments
 
 
+GRADER_IN_SANDBOX = pathlib.PurePosixPath("/grading/grader")
+"""Where the sandboxed process sees the grader's `CHILD_MODULES` (read-only), and its ``checkpoints/``."""
+
+
 def _sandboxed(command, backend):
-    """`command` inside bubblewrap, seeing the grader's `CHILD_MODULES` in /grading/grader (and on
-    JAX its compilation cache, read-only, in /grading/jax-cache)."""
-    mounts = _mounts() + ["--perms", "0755", "--dir", "/grading", "--perms", "0755", "--dir", "/grading/grader"]
+    """`command` inside bubblewrap, seeing the grader's `CHILD_MODULES` and its checkpoints at
+    `GRADER_IN_SANDBOX` (and on JAX its compilation cache, read-only, in /grading/jax-cache)."""
+    mounts = _mounts() + ["--perms", "0755", "--dir", str(GRADER_IN_SANDBOX.parent),
+                          "--perms", "0755", "--dir", str(GRADER_IN_SANDBOX)]
     for name in CHILD_MODULES:
-        mounts += ["--ro-bind", str(GRADER / name), f"/grading/grader/{name}"]
+        mounts += ["--ro-bind", str(GRADER / name), str(GRADER_IN_SANDBOX / name)]
+    if (GRADER / "checkpoints").is_dir():  # the capstone's GPT-2 checkpoints, which the student's code reads
+        mounts += ["--ro-bind", str(GRADER / "checkpoints"), str(GRADER_IN_SANDBOX / "checkpoints")]
     cache = cache_folder() if backend == "jax" else None
     if cache is not None:
         with contextlib.suppress(OSError):  # the grader fills it (`grader.compilation.use_compilation_cache`)

@@ -327,6 +327,8 @@ class Child:
         if isinstance(value, (list, tuple)):  # Keras keeps sublayer lists in a list subclass
             items = [self.export(item) for item in value]
             return items if isinstance(value, list) else tuple(items)
+        if type(value) is dict and all(type(key) is str for key in value):  # a checkpoint's config and arrays
+            return {key: self.export(item) for key, item in value.items()}
         handle = self.handles.setdefault(id(value), len(self.objects))  # one object, one handle
         self.objects[handle] = value
         return wire.Tag("object", {"id": handle, "type": type(value).__name__, "keras": _keras_classes(value)})

@@ -13,7 +13,7 @@ from grader.registry import load_course
 from grader.sandbox import bubblewrap_works
 from keras_tx_tools import cli
 from keras_tx_tools.course import autograder
-from test_grader import grade, submission
+from test_grader import TOTAL, grade, submission
 from test_sandbox import GRADER_PEAK_BYTES, MEMORY_BOMB, WALKS_UP, WRONG_MASK, _run_measured
 
 # Gradescope's documented fields of results.json (https://gradescope-autograders.readthedocs.io,
@@ -99,7 +99,7 @@ def test_run_autograder_grades_like_pytest_grader_and_writes_gradescope_results(
         scores[name] = results["score"]
     expected = {name: grade(tmp_path, "--submission", str(hand_ins[name]))["total"] for name in ("correct", "buggy", "broken")}
     assert {name: scores[name] for name in expected} == expected
-    assert expected["correct"] == 100 and expected["buggy"] < 100 and expected["broken"] < 100
+    assert expected["correct"] == TOTAL and expected["buggy"] < TOTAL and expected["broken"] < TOTAL
     assert scores["hostile"] == scores["buggy"]  # in the grader's own process its trick would win (test_sandbox)
     assert scores["memory_bomb"] <= scores["buggy"]
 

@@ -40,6 +40,8 @@ MODULES = [
     "grader.screening",
     "grader.student_process",
     "grader.wire",
+    "grader.instructor.sampling",
+    "grader.test_sampling",
 ]
 
 

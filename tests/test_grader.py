@@ -13,7 +13,8 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MAXIMA = {"tokenizer": 20, "positional_embedding": 20, "masking": 20, "attention": 30, "model": 30, "training": 20}
+MAXIMA = {"tokenizer": 20, "positional_embedding": 20, "masking": 20, "attention": 30, "model": 30, "training": 20,
+          "sampling": 20, "generation": 20, "gpt2": 20}
 TOTAL = sum(MAXIMA.values())
 _reports = itertools.count()
 
@@ -124,7 +125,8 @@ def test_a_broken_file_costs_its_exercise_and_those_that_import_it(tmp_path):
     report = grade(tmp_path, "--submission", str(folder), "-k", "not reversal")
     points = {name: result["points"] for name, result in report["exercises"].items()}
     # training.py imports nothing; its one check that trains model.py's GPT is left out by -k
-    assert points == {**MAXIMA, "masking": 0, "attention": 0, "model": 0, "training": MAXIMA["training"] - 2}
+    assert points == {**MAXIMA, "masking": 0, "attention": 0, "model": 0, "training": MAXIMA["training"] - 2,
+                      "generation": 0, "gpt2": 0}
     assert "syntax error on line" in messages(report, "masking")
     for exercise in ("attention", "model"):
         assert f"{exercise}.py cannot be graded until masking.py loads: masking.py has a syntax error" in messages(

@@ -19,7 +19,7 @@ from test_grader import submission
 from test_grader_variants import MISTAKES
 
 SEEDS = range(1, 11)
-SEED_FREE = ("student",), ("student", "students")
+SEED_FREE = ("student",), ("student", "students"), ("student", "request")
 """A check whose only fixtures are the student's modules draws nothing from the seed."""
 
 

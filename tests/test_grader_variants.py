@@ -34,6 +34,9 @@ ATTENTION_RESIDUAL = "        x = x + self.attention(self.norm1(x), attention_ma
 MLP_RESIDUAL = "        return x + self.ffn_out(self.ffn_in(self.norm2(x)))\n"
 NORM1 = "self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5)"
 NORM2 = "self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)"
+TOP_K_THRESHOLD = ("    kth_largest = ops.top_k(logits, k)[0][:, -1:]\n"
+                   "    return ops.where(logits < kth_largest, float(\"-inf\"), logits)\n")
+TOP_P_BEFORE = "before = ops.cumsum(descending, axis=-1) - descending"
 
 MISTAKES = {
     # name: (file, [(old, new)], the exercise's first check to fail, a fragment of the cause it must name)
@@ -254,6 +257,78 @@ MISTAKES = {
         "model.py", [("self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)",
                       "self.norm2 = keras.layers.LayerNormalization()")],
         "test_block_sublayers", "expected LayerNormalization(epsilon=1e-5)"),
+    "temperature after the softmax": (
+        "sampling.py", [("    logits = logits / temperature\n", ""),
+                        ("    return ops.softmax(logits, axis=-1)\n", "    return ops.softmax(logits, axis=-1) / temperature\n")],
+        "test_temperature_and_greedy", "It divides the logits, before it"),
+    "division by zero at temperature 0": (
+        "sampling.py", [("    if temperature == 0:\n        return ops.one_hot(ops.argmax(logits, axis=-1), ops.shape(logits)[-1])\n", "")],
+        "test_temperature_and_greedy", "logits / 0 divides by zero"),
+    # sgl-project/sglang#33539: a PyTorch fallback kept exactly k by rank where the kernels keep the ties
+    "top-k keeps exactly k when logits tie": (
+        "sampling.py", [(TOP_K_THRESHOLD, "    kept = ops.sum(ops.one_hot(ops.top_k(logits, k)[1], ops.shape(logits)[-1]), axis=1)\n"
+                                          "    return ops.where(kept > 0, logits, float(\"-inf\"))\n")],
+        "test_top_k_keeps_ties", "the lesson's tie rule keeps every logit equal to the k-th largest"),
+    "filtering after renormalising": (
+        "sampling.py", [("    logits = logits / temperature\n", "    logits = logits / temperature\n    unfiltered = ops.softmax(logits, axis=-1)\n"),
+                        ("    return ops.softmax(logits, axis=-1)\n", "    return ops.where(ops.isinf(logits), 0.0, unfiltered)\n")],
+        "test_top_k_keeps_ties", "renormalise after filtering"),
+    # rasbt/reasoning-from-scratch#164, fishaudio/fish-speech#1171: `cumsum <= top_p` drops the crossing token
+    "top-p drops the token that crosses p": (
+        "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
+        "test_top_p_keeps_the_token_that_crosses_p", "drops the token that crosses p"),
+    # ml-explore/mlx-lm#1912: a small top_p masked every token, and sampling drew noise
+    "top-p keeps nothing": (
+        "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
+        "test_top_p_keeps_the_most_likely_token", "your top-p keeps nothing"),
+    "inverse CDF counted with <": (
+        "sampling.py", [("passed = cumulative <= uniform", "passed = cumulative < uniform")],
+        "test_draw_token_inverts_the_cdf", "of probability 0 owns an empty interval"),
+    # skyzh/tiny-llm#46: the cache offset advanced by the prompt length again after the first step
+    "cache written at the wrong index": (
+        "generation.py", [("ops.slice_update(self.keys, (0, 0, self.length, 0), key)", "ops.slice_update(self.keys, (0, 0, 0, 0), key)"),
+                          ("ops.slice_update(self.values, (0, 0, self.length, 0), value)",
+                           "ops.slice_update(self.values, (0, 0, 0, 0), value)")],
+        "test_cache_update_writes_at_its_length", "the newest keys are written at slot 0, expected at slot 3"),
+    "cache never read": (
+        "generation.py", [("    keys, values = cache.update(key, value)\n", "    cache.update(key, value)\n    keys, values = key, value\n"),
+                          ("mask = ops.arange(start + length)[None, :] <= ops.arange(start, start + length)[:, None]",
+                           "mask = ops.arange(length)[None, :] <= ops.arange(length)[:, None]")],
+        "test_cached_logits_match_a_full_pass", "does not read the cache"),
+    "cache grows without bound": (
+        "generation.py", [("self.keys = ops.slice_update(self.keys, (0, 0, self.length, 0), key)",
+                           "self.keys = ops.concatenate([self.keys, key], axis=2)"),
+                          ("self.values = ops.slice_update(self.values, (0, 0, self.length, 0), value)",
+                           "self.values = ops.concatenate([self.values, value], axis=2)")],
+        "test_cache_update_writes_at_its_length", "your cache grows without bound"),
+    # huggingface/transformers#36151: passing the whole context again with a cache
+    "generate feeds the whole sequence at every step": (
+        "generation.py", [("logits = cached_logits(model, next_token, caches)",
+                           "logits = cached_logits(model, ops.concatenate(tokens, axis=1), caches)")],
+        "test_greedy_generation_with_and_without_the_cache", "the cache grows without bound"),
+    # ml-explore/mlx-lm#93: GPT-2 with a cache gave new tokens the position embeddings from 0
+    "cached positions start from 0": (
+        "generation.py", [("positions = ops.arange(start, start + ops.shape(token_ids)[1])",
+                           "positions = ops.arange(ops.shape(token_ids)[1])")],
+        "test_cached_logits_match_a_full_pass", "position embeddings of positions 0, 1"),
+    "GPT-2 with the exact GELU": (
+        "gpt2.py", [("        block.ffn_in.activation = keras.ops.gelu  # GPT-2's tanh approximation\n", "")],
+        "test_gpt2_logits_match_the_reference", "your ffn_in still uses the exact GELU"),
+    "c_attn split in the wrong order": (
+        "gpt2.py", [("zip((attention.query_dense, attention.key_dense, attention.value_dense)",
+                     "zip((attention.key_dense, attention.query_dense, attention.value_dense)")],
+        "test_gpt2_logits_match_the_reference", "the query, then the key, then the value"),
+    "tied head not transposed": (
+        "gpt2.py", [('model.lm_head.set_weights([arrays["wte.weight"].T])', 'model.lm_head.set_weights([arrays["wte.weight"]])')],
+        "test_gpt2_logits_match_the_reference", "only the tied head is transposed"),
+    "transformer. prefix kept": (
+        "gpt2.py", [('key.removeprefix("transformer.")', "key")],
+        "test_reads_both_checkpoint_layouts", "keeps the 'transformer.' prefix"),
+    "sampler ignores the filtered distribution": (
+        "sampling.py", [("    uniform = keras.random.uniform(ops.shape(probabilities)[:1], seed=seed)\n"
+                         "    return draw_token(probabilities, uniform)\n",
+                         "    return keras.random.categorical(ops.cast(logits, \"float32\"), 1, seed=seed)[:, 0]\n")],
+        "test_sampler_draws_from_its_distribution", "does your sampler draw from next_token_distribution"),
 }
 
 WAITING_ON_DIAG = set()
@@ -434,14 +509,24 @@ ALTERNATIVES = {
     "positional_embedding.py": [  # a table precomputed with NumPy loops; the original is renamed away
         ("def sinusoidal_position_encoding(length, dim):", PRECOMPUTED_TABLE + "def vectorised_encoding(length, dim):"),
     ],
+    "sampling.py": [  # top-k through a sort; the temperature as a power of the probabilities; the draw by argmax
+        ("kth_largest = ops.top_k(logits, k)[0][:, -1:]", "kth_largest = ops.sort(logits, axis=-1)[:, -k:][:, :1]"),
+        ("    logits = logits / temperature\n",
+         "    logits = ops.log(ops.power(ops.softmax(logits, axis=-1), 1 / temperature))\n"),
+        ("    passed = cumulative <= uniform[:, None] * cumulative[:, -1:]\n"
+         "    return ops.sum(ops.cast(passed, \"int32\"), axis=-1)\n",
+         "    beyond = cumulative > uniform[:, None] * cumulative[:, -1:]\n"
+         "    return ops.cast(ops.argmax(ops.cast(beyond, \"int32\"), axis=-1), \"int32\")\n"),
+    ],
 }
 
 
 def test_correct_alternatives_score_full_marks(tmp_path):
     folder = submission(tmp_path, ALTERNATIVES)
-    report = grade(tmp_path, "--submission", str(folder), exercises=["positional_embedding", "masking", "attention"])
+    report = grade(tmp_path, "--submission", str(folder),
+                   exercises=["positional_embedding", "masking", "attention", "sampling"])
     assert {name: result["points"] for name, result in report["exercises"].items()} == {
-        "positional_embedding": 20, "masking": 20, "attention": 30}
+        "positional_embedding": 20, "masking": 20, "attention": 30, "sampling": 20}
 
 
 NEW_ALTERNATIVES = {
