@@ -29,7 +29,8 @@ from keras_tx.sampling import sample_next_token, top_k_filter, top_p_filter
 from keras_tx.self_attention import MultiHeadSelfAttention
 from keras_tx.transformer_block import TransformerBlock
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+"""The release, in one place: the package metadata and `keras-tx --version` read it from here."""
 
 __all__ = [
     "GPT",

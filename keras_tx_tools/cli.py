@@ -12,11 +12,15 @@ their environment variables first.
     keras-tx train reverse
     keras-tx generate runs/shakespeare-char/model.keras --prompt "ROMEO:"
     python -m keras_tx_tools --help
+    keras-tx --version
 """
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import os
+import pathlib
 import sys
 
 ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
@@ -63,10 +67,25 @@ def main(argv=None):
 
 def _overview_parser():
     parser = argparse.ArgumentParser(prog="keras-tx", description="Train, sample and grade GPT-style transformers built with Keras 3.")
+    parser.add_argument("--version", action="version", version=f"keras-tx {version()}")
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name, (_, help_text) in COMMANDS.items():
         subcommands.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def version():
+    """`keras_tx.__version__`, read from the package's source: importing `keras_tx` would load a backend.
+
+    >>> import keras_tx
+    >>> version() == keras_tx.__version__
+    True
+    """
+    source = pathlib.Path(importlib.util.find_spec("keras_tx").origin).read_text(encoding="utf-8")
+    for statement in ast.parse(source).body:
+        if isinstance(statement, ast.Assign) and [getattr(target, "id", None) for target in statement.targets] == ["__version__"]:
+            return ast.literal_eval(statement.value)
+    raise RuntimeError("keras_tx/__init__.py assigns no __version__")
 
 
 def _choose_backend(backend, argv):
