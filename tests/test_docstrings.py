@@ -25,6 +25,7 @@ MODULES = [
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
+    *(f"keras_tx_tools.site.{name}" for name in ("plain_math", "lessons", "doctest_blocks")),
     "grader.layout",
     "grader.reference",
 ]
