@@ -26,11 +26,14 @@ PAGES = {
     "student-guide.md": "keras_tx_tools/course/student_readme.md",
     "benchmarks.md": "benchmarks/RESULTS.md",
     "datasets.md": "datasets/README.md",
+    "contributing.md": "CONTRIBUTING.md",
+    "changelog.md": "CHANGELOG.md",
 }
 """Site pages copied from files of the repository: {page: file}."""
 
-LINKS = {f"../{source}": page for page, source in PAGES.items()} | {"../docs/results.md": "results.md"}
-"""Links between those files, as the repository writes them, and the pages they become."""
+LINKS = {link: page for page, source in {**PAGES, "results.md": "docs/results.md"}.items()
+         for link in (f"../{source}", source)}
+"""Links between those files, as the repository writes them (from a folder, or from the root), and their pages."""
 
 PICTURES = {
     "masking": [("reverse-attention.png", "Every head of a GPT trained by `keras-tx train reverse`: "
