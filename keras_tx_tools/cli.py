@@ -16,11 +16,9 @@ their environment variables first.
 """
 
 import argparse
-import ast
 import importlib
-import importlib.util
+import importlib.metadata
 import os
-import pathlib
 import sys
 
 ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
@@ -75,17 +73,14 @@ def _overview_parser():
 
 
 def version():
-    """`keras_tx.__version__`, read from the package's source: importing `keras_tx` would load a backend.
+    """The installed keras-tx release, as `keras_tx.__version__` gives it, without importing `keras_tx`
+    (which would load a backend).
 
     >>> import keras_tx
     >>> version() == keras_tx.__version__
     True
     """
-    source = pathlib.Path(importlib.util.find_spec("keras_tx").origin).read_text(encoding="utf-8")
-    for statement in ast.parse(source).body:
-        if isinstance(statement, ast.Assign) and [getattr(target, "id", None) for target in statement.targets] == ["__version__"]:
-            return ast.literal_eval(statement.value)
-    raise RuntimeError("keras_tx/__init__.py assigns no __version__")
+    return importlib.metadata.version("keras-tx")
 
 
 def _choose_backend(backend, argv):

@@ -21,6 +21,7 @@ MODULES = [
     "keras_tx.validation",
     *(f"keras_tx_tools.data.{name}" for name in ("tokenizers", "reversal", "windows", "complete_works", "shakespeare", "imdb")),
     *(f"keras_tx_tools.training.{name}" for name in ("tasks", "settings", "saved", "callbacks", "plots", "recipe", "loss", "text_generation", "distribute")),
+    "keras_tx_tools.cli",
     "keras_tx_tools.commands",
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",

@@ -25,16 +25,20 @@ pytestmark = pytest.mark.course
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.MULTILINE)[1]
+"""The one source of the version: pyproject.toml's."""
+
+
 def test_the_changelog_opens_with_the_current_version():
     releases = re.findall(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), flags=re.MULTILINE)
-    assert releases[0] == cli.version()
+    assert releases[0] == VERSION
 
 
-def test_keras_tx_version_prints_the_package_version(capsys):
+def test_keras_tx_version_prints_the_installed_version(capsys):
     with pytest.raises(SystemExit) as exit:
         cli.main(["--version"])
     assert exit.value.code == 0
-    assert capsys.readouterr().out.strip() == f"keras-tx {cli.version()}"
+    assert capsys.readouterr().out.strip() == f"keras-tx {VERSION}", "reinstall after a version bump: pip install -e ."
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +57,7 @@ def wheel(tmp_path_factory):
 @pytest.mark.slow
 def test_the_wheel_carries_the_package_data_and_the_licence(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    version = cli.version()
-    assert f"keras_tx-{version}.dist-info/licenses/LICENSE" in names
+    assert f"keras_tx-{VERSION}.dist-info/licenses/LICENSE" in names
     assert "keras_tx_tools/course/student_readme.md" in names
     assert {"grader/README.md", "grader/conftest.py", "grader/reference/model.npz"} <= names
     assert not any(name.startswith(("solutions/", "exercises/", "tests/")) for name in names)
@@ -81,5 +84,5 @@ def test_the_installed_wheel_runs_keras_tx_and_imports(wheel, tmp_path):
         cwd=tmp_path, check=True, capture_output=True, text=True, timeout=300,
         env={"KERAS_BACKEND": "torch", "PATH": ""},
     ).stdout.split()
-    assert version.strip() == f"keras-tx {imported[0]}" == f"keras-tx {cli.version()}"
+    assert version.strip() == f"keras-tx {imported[0]}" == f"keras-tx {VERSION}"
     assert pathlib.Path(imported[1]).is_relative_to(venv), "keras_tx was imported from the checkout, not the wheel"
