@@ -60,7 +60,7 @@ def is_close(actual, expected, dtype="float32"):
     return actual.shape == expected.shape and bool(np.all(np.abs(actual - expected) <= atol + rtol * np.abs(expected)))
 
 
-def check_close(actual, expected, what, dtype="float32", hint=None):
+def check_close(actual, expected, what, dtype="float32", hint=None, source="the reference's"):
     """Fail unless `actual` matches `expected` within the tolerance of `dtype`.
 
     Args:
@@ -70,6 +70,7 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
         dtype: the compute dtype, which sets the tolerance.
         hint: optional callable run only on a mismatch; the message it returns (if any)
             replaces the generic "not the reference's values" one.
+        source: whose values `expected` holds, as the generic message says it ("the formula's").
     """
     check_shape(actual, np.shape(expected), what)
     if is_close(actual, expected, dtype):
@@ -79,7 +80,7 @@ def check_close(actual, expected, what, dtype="float32", hint=None):
         actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
         index = np.unravel_index(np.argmax(np.abs(actual - expected)), actual.shape) if actual.size else ()
         message = (
-            f"{what}: not the reference's values; at index {tuple(int(i) for i in index)} yours is "
+            f"{what}: not {source} values; at index {tuple(int(i) for i in index)} yours is "
             f"{actual[index]:.5g}, expected {expected[index]:.5g}"
         )
     raise GradingFailure(message)

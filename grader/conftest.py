@@ -24,6 +24,7 @@ from grader.backends import BACKENDS, backends_to_spawn, grade_in_subprocesses
 from grader.compilation import prefer_fast_compilation, use_compilation_cache
 from grader.gradebook import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
+from grader.registry import COURSE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -32,7 +33,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 class Settings:
     """What this run grades, and how."""
 
-    folder: pathlib.Path  # the four exercise files to grade
+    folder: pathlib.Path  # the exercise files to grade
     reference: str  # "live" or "recorded"
     seed: int
     timeout: float
@@ -52,7 +53,7 @@ SETTINGS = pytest.StashKey[Settings]()
 def pytest_addoption(parser):
     group = parser.getgroup("grader", "keras-tx grader")
     group.addoption("--solutions", action="store_true", help="grade the reference solutions/ (should score 100)")
-    group.addoption("--submission", metavar="DIR", help="grade the four exercise files in DIR instead of exercises/")
+    group.addoption("--submission", metavar="DIR", help="grade the exercise files in DIR instead of exercises/")
     group.addoption(
         "--backend",
         choices=(*BACKENDS, "all"),
@@ -68,6 +69,9 @@ def pytest_addoption(parser):
         help="compare with the solutions run live, or with grader/reference/ recordings "
         "(default auto: live when solutions/ exists)",
     )
+    group.addoption("--threads", type=int, default=1, metavar="N",
+                    help="PyTorch's intra-op threads (default 1: the checks' models are tiny, and more threads "
+                    "only wait for each other on a busy machine)")
     group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS", help="time limit per check (default 60)")
     group.addoption("--isolate", action="store_true",
                     help="run the submission's code in a separate, limited process, sandboxed with bubblewrap "
@@ -82,6 +86,13 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): the points a grader test is worth")
     option = config.option
+    backend = os.environ.get("KERAS_BACKEND")
+    if option.backend is None and backend is not None and backend not in BACKENDS:
+        raise pytest.UsageError(
+            f"KERAS_BACKEND={backend} is not a Keras backend: use one of {', '.join(BACKENDS)} (or --backend NAME)"
+        )
+    if option.threads < 1:
+        raise pytest.UsageError(f"--threads must be an integer >= 1, got {option.threads}")
     if option.solutions and option.submission:
         raise pytest.UsageError("--solutions and --submission exclude each other: give one of them")
     if option.solutions:
@@ -123,6 +134,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("points") is None:
             raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.points(n) marker")
+        if _exercise(item) not in COURSE.graded:
+            raise pytest.UsageError(f"{item.path.name} checks {_exercise(item)!r}, which grader/registry.py does not "
+                                    f"grade (it grades {', '.join(COURSE.graded)}): add Exercise({_exercise(item)!r}) "
+                                    "to its COURSE")
     items.sort(key=lambda item: EXERCISES.index(_exercise(item)))
 
 
@@ -144,7 +159,7 @@ def pytest_runtestloop(session):
 def _forwarded_options(config, settings):
     option = config.option
     forwarded = ["--seed", str(settings.seed), "--reference", settings.reference,
-                 "--grade-timeout", str(settings.timeout)]
+                 "--grade-timeout", str(settings.timeout), "--threads", str(option.threads)]
     if option.solutions:
         forwarded.append("--solutions")
     if option.submission:
@@ -175,7 +190,7 @@ def graded(pytestconfig):
     if keras.backend.backend() == "torch":
         import torch
 
-        torch.set_num_threads(1)  # the models are tiny: threads only stall when graders share a CPU
+        torch.set_num_threads(pytestconfig.option.threads)
     use_compilation_cache()
     settings = pytestconfig.stash[SETTINGS]
     settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference)
@@ -253,6 +268,12 @@ def student(request, graded):
     if isinstance(module, StudentModule) and module.untouched:  # with --isolate, the checks find out
         raise NotImplementedError("not attempted yet")
     return module
+
+
+@pytest.fixture
+def students(graded):
+    """``{exercise: module}``: every exercise's student module, for a check that needs another one's."""
+    return graded.modules
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import dataclasses
 from grader.registry import COURSE
 
 EXERCISES = COURSE.names
-"""The exercises' names in the order of the course (`grader.registry` holds the course)."""
+"""The exercises' names in the order of the course (`grader.registry` holds the course), given ones included."""
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 
@@ -102,7 +102,7 @@ def matrix_table(reports):
     """Lines of the score matrix of several backends: ``{backend: report or None (crashed)}``."""
     backends = list(reports)
     lines = [f"{'exercise':<22}" + "".join(f"{backend:>13}" for backend in backends)]
-    for row in [*EXERCISES, "total"]:
+    for row in [*COURSE.graded, "total"]:
         cells = []
         for report in reports.values():
             if report is None:

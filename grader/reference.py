@@ -8,10 +8,12 @@ lucky draw alone (the draw functions make every axis matter: all sizes distinct,
 length >= 3, heads >= 2, head size >= 2).
 
 * `LiveReference` (the instructor's grader, ``solutions/`` present) draws fresh inputs from
-  the run's seed and runs the solutions on them.
-* `RecordedReference` (the student release, no solution code) reads inputs and outputs that
-  ``python -m grader.record_reference`` saved in ``grader/reference/``. Outputs that are not
-  floating point (masks) are stored only as a SHA-256 digest, so they cannot be read off.
+  the run's seed and runs the solutions on them; `grader.instructor.fingerprints` adds what
+  each known mistake computes on those inputs, for the diagnosis (`grader.families`).
+* `RecordedReference` (the student release: no solution code, no ``grader/instructor/``) reads
+  the inputs, outputs and fingerprints that ``python -m grader.record_reference`` saved in
+  ``grader/reference/``. Outputs that are not floating point (masks) are stored only as a
+  SHA-256 digest, so they cannot be read off.
 * `RecordingReference` is a `LiveReference` that keeps every case for saving.
 
 Example::
@@ -81,6 +83,13 @@ def draw_distinct(rng, *bounds, taken=()):
     return [sizes[index] for index in range(len(bounds))]
 
 
+def draw_mask(rng, batch, queries, keys):
+    """A random boolean mask ``(B, 1, queries, keys)`` in which every query may attend to some key."""
+    mask = rng.random((batch, 1, queries, keys)) < 0.6
+    mask[..., np.arange(queries), rng.integers(0, keys, queries)] = True
+    return mask
+
+
 def draws(seed):
     """The seeds a check draws from: the run's, then `FIXED_SEED`; with their key suffixes."""
     return {"": seed, "@fixed": FIXED_SEED}
@@ -135,12 +144,14 @@ class LiveReference:
             draw_inputs: ``(rng, reference_module) -> {name: array}``.
             run: ``(module, inputs) -> {name: numpy array}``.
         """
+        from grader.instructor.fingerprints import fingerprints  # instructor-only: the release has no live reference
+
         if (exercise, name) not in self._computed:  # two checks may share a case: compute it once
             module = self.modules[exercise]
             drawn = []
             for suffix, seed in draws(self.seed).items():
                 inputs = draw_inputs(case_rng(seed, exercise, name), module)
-                drawn.append((inputs, run(module, inputs)))
+                drawn.append((inputs, {**run(module, inputs), **fingerprints(exercise, name, inputs)}))
                 self.keep(exercise, name + suffix, *drawn[-1])
             self._computed[exercise, name] = drawn
         return self._computed[exercise, name]

@@ -1,4 +1,4 @@
-"""Load the four exercise files of a submission as fresh, isolated modules.
+"""Load the exercise files of a submission as fresh, isolated modules.
 
 Each load creates a new package with a unique name whose ``__path__`` is the submission
 folder, so the files' relative imports (``from .masking import apply_mask``) find their
@@ -63,8 +63,8 @@ def load_submission(folder):
     """Load the exercise files in `folder`.
 
     Args:
-        folder: a `pathlib.Path` holding ``positional_embedding.py``, ``masking.py``,
-            ``attention.py`` and ``model.py``.
+        folder: a `pathlib.Path` holding the exercise files (``masking.py``, ...) of the course
+            (`grader.registry.COURSE`), given ones included.
 
     Returns:
         ``{exercise: StudentModule}`` in course order.

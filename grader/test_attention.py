@@ -5,10 +5,10 @@ import functools
 import numpy as np
 import pytest
 
-from grader.checks import GradingFailure, check_close, check_shape, is_close, tensor, to_numpy
-from grader.diagnosis import attention_cause, causal, causal_numpy
+from grader.checks import GradingFailure, check_close, check_shape, tensor, to_numpy
+from grader.families import MASKED_SELF_ATTENTION, MERGE_HEADS, SELF_ATTENTION, SPLIT_HEADS, closest_mistake
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
-from grader.reference import check_matches, draw_distinct
+from grader.reference import check_matches, draw_distinct, draw_mask
 
 
 def draw_qkv(rng, module, masked=False):
@@ -21,9 +21,7 @@ def draw_qkv(rng, module, masked=False):
         "value": rng.normal(0, 1, (batch, heads, key_length, value_depth)).astype("float32"),
     }
     if masked:
-        mask = rng.random((batch, 1, query_length, key_length)) < 0.6
-        mask[..., np.arange(query_length), rng.integers(0, key_length, query_length)] = True  # none fully masked
-        inputs["mask"] = mask
+        inputs["mask"] = draw_mask(rng, batch, query_length, key_length)
     return inputs
 
 
@@ -53,21 +51,23 @@ def row_sum_hint(weights):
     return f"attention weights rows sum to {worst:.2f}, expected 1 — softmax over the wrong axis?"
 
 
-def scale_hint(weights, query, key, mask=None):
-    """Name a wrong score scaling, read off the weights: log w = scale * (q . k) + row constant.
+def scale_hint(weights, raw, depth, mask=None):
+    """Name a wrong score scaling, read off the weights: log w = scale * raw + row constant.
 
-    With a `mask`, only the keys each query may attend to take part.
+    `raw` holds the unscaled scores Q @ K^T (recorded with the reference), `depth` is d. With a
+    `mask`, only the keys each query may attend to take part; so do only the weights that did not
+    underflow to 0, whose logarithm says nothing.
     """
-    depth = query.shape[-1]
-    raw = np.einsum("...qd,...kd->...qk", query.astype(float), key.astype(float))
     logs = np.log(np.maximum(weights.astype(float), 1e-300))
-    allowed = np.ones(raw.shape, bool) if mask is None else np.broadcast_to(mask, raw.shape)
+    allowed = (np.ones(raw.shape, bool) if mask is None else np.broadcast_to(mask, raw.shape)) & (weights > 1e-30)
     centred_logs, centred_raw = (row_centred(values, allowed) for values in (logs, raw))
     scale = float((centred_logs * centred_raw).sum() / (centred_raw**2).sum())
     if abs(scale - 1) < 0.05:
         return f"the scores are not scaled: divide Q @ K^T by sqrt(d) = sqrt({depth}) before the softmax"
     if abs(scale * depth - 1) < 0.05:
         return f"you divided the scores by d = {depth}; divide them by sqrt(d)"
+    if abs(scale / np.sqrt(depth) - 1) < 0.05:
+        return f"you multiplied the scores by sqrt(d) = sqrt({depth}); divide them by it"
     if abs(scale * np.sqrt(depth) - 1) > 0.05:
         return f"your weights behave like softmax({scale:.3g} * Q @ K^T); expected the factor 1/sqrt(d) = {depth ** -0.5:.3g}"
     return None
@@ -97,13 +97,17 @@ def masked_hint(weights, mask):
     return row_sum_hint(weights)
 
 
+def depth(inputs):
+    return inputs["query"].shape[-1]
+
+
 @pytest.mark.points(6)
 def test_attention_matches_reference(student, reference):
     for inputs, expected in reference("attention", draw_qkv, attend):
         actual = attend(student, inputs)
         weights = actual["weights"]
         check_close(weights, expected["weights"], "the attention weights",
-                    hint=lambda: row_sum_hint(weights) or scale_hint(weights, inputs["query"], inputs["key"]))
+                    hint=lambda: row_sum_hint(weights) or scale_hint(weights, expected["scores"], depth(inputs)))
         check_close(actual["output"], expected["output"], "the attention output",
                     hint=lambda: "the weights are right but the output is not weights @ value")
 
@@ -129,7 +133,7 @@ def test_attention_masked_keys_get_zero_weight(student, reference):
         if hint:
             raise GradingFailure(hint)
         check_close(weights, expected["weights"], "the masked attention weights",
-                    hint=lambda: scale_hint(weights, inputs["query"], inputs["key"], inputs["mask"]))
+                    hint=lambda: scale_hint(weights, expected["scores"], depth(inputs), inputs["mask"]))
         check_close(actual["output"], expected["output"], "the masked attention output")
 
 
@@ -156,10 +160,8 @@ def test_split_heads(student, reference):
         batch, length, channels = x.shape
         split = to_numpy(student.split_heads(tensor(x), num_heads), "split_heads")
         check_shape(split, (batch, num_heads, length, channels // num_heads), f"split_heads of a {x.shape} tensor")
-        no_transpose = x.reshape(batch, num_heads, length, -1)
-        check_matches(split, expected["split"], "split_heads", hint=lambda: (
-            "you reshaped straight to (B, H, T, C/H), which cuts up the sequence instead of the channels: "
-            "reshape to (B, T, H, C/H), then move the head axis forward") if np.array_equal(split, no_transpose) else None)
+        check_matches(split, expected["split"], "split_heads",
+                      hint=lambda: closest_mistake(split, expected, "split", SPLIT_HEADS))
 
 
 @pytest.mark.points(2)
@@ -169,10 +171,8 @@ def test_merge_heads(student, reference):
         batch, num_heads, length, head_dim = heads.shape
         merged = to_numpy(student.merge_heads(tensor(heads)), "merge_heads")
         check_shape(merged, (batch, length, num_heads * head_dim), f"merge_heads of a {heads.shape} tensor")
-        no_transpose = heads.reshape(batch, length, -1)
-        check_matches(merged, expected["merged"], "merge_heads", hint=lambda: (
-            "you reshaped without moving the head axis back first: transpose to (B, T, H, D), then reshape")
-            if np.array_equal(merged, no_transpose) else None)
+        check_matches(merged, expected["merged"], "merge_heads",
+                      hint=lambda: closest_mistake(merged, expected, "merged", MERGE_HEADS))
 
 
 @pytest.mark.points(2)
@@ -208,7 +208,7 @@ def draw_self_attention(rng, module):
     layer = module.MultiHeadSelfAttention(num_heads * head_dim, num_heads)
     layer(tensor(x))
     weights = random_weights(layer, "MultiHeadSelfAttention", rng)
-    return {"x": x, "num_heads": np.asarray(num_heads), **pack_weights(weights)}
+    return {"x": x, "mask": draw_mask(rng, batch, length, length), "num_heads": np.asarray(num_heads), **pack_weights(weights)}
 
 
 def built_self_attention(module, inputs):
@@ -224,33 +224,33 @@ def run_self_attention(module, inputs):
     x = tensor(inputs["x"])
     return {
         "unmasked": to_numpy(layer(x), "MultiHeadSelfAttention"),
-        "causal": to_numpy(layer(x, causal(inputs["x"].shape[1])), "MultiHeadSelfAttention"),
+        "masked": to_numpy(layer(x, tensor(inputs["mask"])), "MultiHeadSelfAttention"),
     }
 
 
-def self_attention_hint(output, inputs, masked):
-    """Name the mistake a numpy re-computation with the same weights reproduces, else None."""
-    mask = causal_numpy(inputs["x"].shape[1]) if masked else None
-    return attention_cause(output, inputs["x"], unpack_weights(inputs), int(inputs["num_heads"]), mask)
+def attention_sizes(inputs):
+    """The sizes the attention's messages name."""
+    width, num_heads = inputs["x"].shape[-1], int(inputs["num_heads"])
+    return {"width": width, "num_heads": num_heads, "head_size": width // num_heads}
 
 
 @pytest.mark.points(4)
 def test_self_attention_matches_reference(student, reference):
     for inputs, expected in reference("self_attention", draw_self_attention, run_self_attention):
         output = to_numpy(built_self_attention(student, inputs)(tensor(inputs["x"])), "MultiHeadSelfAttention")
-        check_close(output, expected["unmasked"], "MultiHeadSelfAttention's output",
-                    hint=lambda: self_attention_hint(output, inputs, masked=False))
+        check_close(output, expected["unmasked"], "MultiHeadSelfAttention's output", hint=lambda: closest_mistake(
+            output, expected, "unmasked", SELF_ATTENTION, **attention_sizes(inputs)))
 
 
 @pytest.mark.points(4)
 def test_self_attention_with_mask(student, reference):
     for inputs, expected in reference("self_attention", draw_self_attention, run_self_attention):
         layer = built_self_attention(student, inputs)
-        x, length = tensor(inputs["x"]), inputs["x"].shape[1]
-        positional = to_numpy(layer(x, causal(length)), "MultiHeadSelfAttention")
-        check_close(positional, expected["causal"], "MultiHeadSelfAttention's output with a causal mask",
-                    hint=lambda: "the mask makes no difference: pass attention_mask on to the attention"
-                    if is_close(positional, expected["unmasked"]) else self_attention_hint(positional, inputs, masked=True))
-        keyword = to_numpy(layer(x, attention_mask=causal(length)), "MultiHeadSelfAttention")
+        x, mask = tensor(inputs["x"]), tensor(inputs["mask"])
+        positional = to_numpy(layer(x, mask), "MultiHeadSelfAttention")
+        check_close(positional, expected["masked"], "MultiHeadSelfAttention's output with a mask",
+                    hint=lambda: closest_mistake(positional, expected, "masked", MASKED_SELF_ATTENTION,
+                                                 **attention_sizes(inputs)))
+        keyword = to_numpy(layer(x, attention_mask=mask), "MultiHeadSelfAttention")
         check_close(keyword, positional, "the output when the mask is passed as attention_mask=",
                     hint=lambda: "the call argument must be named attention_mask")

@@ -6,23 +6,8 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_dtype, check_shape, tensor, to_numpy
+from grader.families import CAUSAL_MASK, PADDING_MASK, closest_mistake
 from grader.reference import check_matches, draw_distinct
-
-
-def causal_hint(mask, length):
-    """Name the classic wrong causal masks by comparing with them."""
-    lower = np.tril(np.ones((length, length), bool))
-    misreadings = {
-        "your mask is upper-triangular: True must mean key position <= query position "
-        "(rows are queries, columns are keys); yours is the transposed mask": lower.T,
-        "the diagonal is masked out: a position must be allowed to attend to itself "
-        "(key position <= query position, not <)": np.tril(lower, -1),
-        "your mask is inverted: True must mean 'may attend' (the past and the position itself)": ~lower,
-    }
-    for hint, wrong in misreadings.items():
-        if mask.shape == wrong.shape and np.array_equal(mask, wrong):
-            return hint
-    return None
 
 
 def draw_length(rng, module):
@@ -41,7 +26,8 @@ def test_causal_mask(student, reference):
         check_dtype(mask, "bool", f"causal_mask({length})")
         mask = to_numpy(mask, "causal_mask")
         check_shape(mask, (length, length), f"causal_mask({length})")
-        check_matches(mask, expected["mask"], f"causal_mask({length})", hint=lambda: causal_hint(mask, length))
+        check_matches(mask, expected["mask"], f"causal_mask({length})",
+                      hint=lambda: closest_mistake(mask, expected, "mask", CAUSAL_MASK))
 
 
 def draw_token_ids(rng, module):
@@ -79,18 +65,16 @@ def check_padding_mask(student, inputs, expected):
             f"padding_mask of ids shaped {(batch, length)} has shape {mask.shape}, expected {(batch, 1, 1, length)}, "
             "so that it broadcasts over the heads and the queries"
         )
-    real = (token_ids != pad_id)[:, None, None, :]
-
-    def hint():
-        if np.array_equal(mask, ~real):
-            return "your padding mask is inverted: True must mean 'a real token' (not padding)"
-        if not np.array_equal(mask, real):
-            return f"padding_mask(token_ids, pad_id={pad_id}) does not mark exactly the tokens equal to pad_id"
-        return "padding_mask(token_ids) must use pad_id=0 by default"
-
     actual = run_padding_mask(student, inputs)
     for key in ("given_pad_id", "default_pad_id"):
-        check_matches(actual[key], expected[key], "padding_mask", hint=hint)
+        check_matches(actual[key], expected[key], "padding_mask", hint=lambda: closest_mistake(
+            actual[key], expected, key, PADDING_MASK) or PADDING_MISMATCH[key].format(pad_id=pad_id))
+
+
+PADDING_MISMATCH = {
+    "given_pad_id": "padding_mask(token_ids, pad_id={pad_id}) does not mark exactly the tokens equal to pad_id",
+    "default_pad_id": "padding_mask(token_ids) must use pad_id=0 by default",
+}
 
 
 def draw_scores(rng, module, dtype):

@@ -5,16 +5,21 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
-from grader.diagnosis import block_steps, causal, first_divergence, gpt_steps, trace_block, trace_gpt
+from grader.diagnosis import block_steps, first_divergence, gpt_steps
+from grader.families import BLOCK, GPT, closest_mistake, mismatch
 from grader.layout import (FFN_ACTIVATION, LAYER_NORM_EPSILON, assign_weights, leaf_layers, pack_weights,
                            random_weights, unpack_weights)
-from grader.reference import FIXED_SEED, draw_distinct, seed_keras
+from grader.reference import FIXED_SEED, draw_distinct, draw_mask, seed_keras
 
 
 SIZES = {"vocab_size": 10, "max_length": 7, "embed_dim": 18, "num_heads": 3, "num_layers": 2, "ff_dim": 32}
 """The model the reference checks build, on batches of 2 sequences of `max_length`: every size
 distinct (head size 6). Values and weights are drawn afresh each run, the shapes stay: on JAX
 each new shape costs a compilation, and the sublayer checks vary the sizes instead."""
+
+ATTENTION_SIZES = {"width": SIZES["embed_dim"], "num_heads": SIZES["num_heads"],
+                   "head_size": SIZES["embed_dim"] // SIZES["num_heads"]}
+"""The sizes the attention's messages name."""
 
 
 def check_block_sublayers(leaves, prefix, embed_dim, ff_dim):
@@ -39,10 +44,12 @@ def check_epsilon(norm, path):
 
 
 def draw_block(rng, module):
-    x = rng.normal(size=(2, SIZES["max_length"], SIZES["embed_dim"])).astype("float32")
+    length = SIZES["max_length"]
+    x = rng.normal(size=(2, length, SIZES["embed_dim"])).astype("float32")
     block = module.TransformerBlock(SIZES["embed_dim"], SIZES["num_heads"], SIZES["ff_dim"])
     block(tensor(x))
-    return {"x": x, **pack_weights(random_weights(block, "TransformerBlock", rng))}
+    return {"x": x, "mask": draw_mask(rng, 2, length, length), "num_heads": np.asarray(SIZES["num_heads"]),
+            **pack_weights(random_weights(block, "TransformerBlock", rng))}
 
 
 def built_block(module, inputs):
@@ -55,51 +62,7 @@ def built_block(module, inputs):
 
 def run_block(module, inputs):
     block = built_block(module, inputs)
-    x, mask = tensor(inputs["x"]), causal(inputs["x"].shape[1])
-    return {"output": to_numpy(block(x, mask), "TransformerBlock"), **trace_block(block, x, mask)[1]}
-
-
-def block_mistakes(block, x, mask):
-    """What a block made of these sublayers computes under each classic mistake: ``{hint: output}``."""
-    def attend(h, attention_mask=mask):
-        return block.attention(h, attention_mask)
-
-    def mlp(h):
-        return block.ffn_out(block.ffn_in(h))
-
-    def post_ln():
-        h = block.norm1(x + attend(x))
-        return block.norm2(h + mlp(h))
-
-    def no_attention_residual():
-        h = attend(block.norm1(x))
-        return h + mlp(block.norm2(h))
-
-    def no_mlp_residual():
-        return mlp(block.norm2(x + attend(block.norm1(x))))
-
-    def unmasked():
-        h = x + attend(block.norm1(x), None)
-        return h + mlp(block.norm2(h))
-
-    return {
-        "your block normalises after the residual (post-LN); this exercise is pre-LN: "
-        "x = x + attention(norm1(x), attention_mask), then x = x + ffn_out(ffn_in(norm2(x)))": post_ln,
-        "the residual connection around the attention is missing: x = x + attention(norm1(x), attention_mask)":
-            no_attention_residual,
-        "the residual connection around the MLP is missing: x = x + ffn_out(ffn_in(norm2(x)))": no_mlp_residual,
-        "the mask does not reach the attention: pass attention_mask on to self.attention": unmasked,
-    }
-
-
-def first_matching(mistakes, output):
-    for hint, compute in mistakes.items():
-        try:
-            if is_close(output, to_numpy(compute(), "your sublayers")):
-                return hint
-        except Exception:  # sublayers that cannot even be rearranged this way: not this mistake
-            continue
-    return None
+    return {"output": to_numpy(block(tensor(inputs["x"]), tensor(inputs["mask"])), "TransformerBlock")}
 
 
 def draw_sublayer_sizes(rng):
@@ -122,18 +85,19 @@ def test_block_sublayers(student, rngs):
 def test_block_matches_reference(student, reference):
     for inputs, expected in reference("block", draw_block, run_block):
         block = built_block(student, inputs)
-        x, mask = tensor(inputs["x"]), causal(inputs["x"].shape[1])
-        output = to_numpy(block(x, mask), "TransformerBlock")
+        mask = tensor(inputs["mask"])
+        output = to_numpy(block(tensor(inputs["x"]), mask), "TransformerBlock")
         check_close(output, expected["output"], "TransformerBlock's output", hint=lambda: (
-            first_divergence(block, block_steps(), expected, unpack_weights(inputs), None, mask, SIZES["num_heads"])
-            or first_matching(block_mistakes(block, x, mask), output)))
+            first_divergence(block, block_steps(), expected, None, mask, **ATTENTION_SIZES)
+            or closest_mistake(output, expected, "output", BLOCK)))
 
 
 def draw_gpt(rng, module):
     token_ids = rng.integers(0, SIZES["vocab_size"], (2, SIZES["max_length"])).astype("int32")
     model = module.GPT(**SIZES)
     model(tensor(token_ids))
-    return {"token_ids": token_ids, **pack_weights(random_weights(model, "GPT", rng))}
+    return {"token_ids": token_ids, "num_heads": np.asarray(SIZES["num_heads"]),
+            **pack_weights(random_weights(model, "GPT", rng))}
 
 
 def built_gpt(module, inputs):
@@ -144,26 +108,7 @@ def built_gpt(module, inputs):
 
 
 def run_gpt(module, inputs):
-    model = built_gpt(module, inputs)
-    token_ids = tensor(inputs["token_ids"])
-    return {"logits": to_numpy(model(token_ids), "GPT"), **trace_gpt(model, token_ids)[1]}
-
-
-def gpt_mistakes(model, token_ids):
-    """What a GPT made of these sublayers computes under each classic mistake: ``{hint: logits}``."""
-    def stack(mask):
-        x = model.embedding(token_ids)
-        for block in model.blocks:
-            x = block(x, mask)
-        return x
-
-    mask = causal(token_ids.shape[1])
-    return {
-        "the final LayerNorm is missing: apply final_norm after the last block, before lm_head":
-            lambda: model.lm_head(stack(mask)),
-        "the blocks get no causal mask: GPT.call must pass causal_mask(T) to every block":
-            lambda: model.lm_head(model.final_norm(stack(None))),
-    }
+    return {"logits": to_numpy(built_gpt(module, inputs)(tensor(inputs["token_ids"])), "GPT")}
 
 
 def draw_gpt_sizes(rng):
@@ -191,27 +136,45 @@ def test_gpt_sublayers(student, rngs):
 
 
 @pytest.mark.points(6)
-def test_gpt_matches_reference(student, reference):
+def test_gpt_matches_reference(student, students, reference):
     for inputs, expected in reference("gpt", draw_gpt, run_gpt):
         model = built_gpt(student, inputs)
-        token_ids = tensor(inputs["token_ids"])
-        logits = to_numpy(model(token_ids), "GPT")
-        steps = gpt_steps(SIZES["num_layers"])
-        check_close(logits, expected["logits"], "GPT's logits", hint=lambda: (
-            first_divergence(model, steps, expected, unpack_weights(inputs), inputs["token_ids"],
-                             causal(SIZES["max_length"]), SIZES["num_heads"])
-            or block_wiring_hint(model, expected) or first_matching(gpt_mistakes(model, token_ids), logits)))
+        logits = to_numpy(model(tensor(inputs["token_ids"])), "GPT")
+        check_close(logits, expected["logits"], "GPT's logits",
+                    hint=lambda: gpt_hint(model, logits, inputs, expected, students["masking"]))
 
 
-def block_wiring_hint(model, expected):
+def gpt_hint(model, logits, inputs, expected, masking):
+    """Why the GPT's logits differ: its wiring, else its first sublayer that differs, else its first block."""
+    wiring = closest_mistake(logits, expected, "logits", GPT)
+    if wiring:
+        return wiring
+    length = SIZES["max_length"]
+    mask = causal_mask_of(masking, length)
+    if mask is None or mismatch(mask, expected["causal_mask"]):
+        return (f"your causal_mask({length}) is not the causal mask (the masking exercise), so the grader cannot "
+                "feed your blocks the reference's mask to find where your GPT differs")
+    mask = tensor(mask)
+    return (first_divergence(model, gpt_steps(SIZES["num_layers"]), expected, inputs["token_ids"], mask,
+                             **ATTENTION_SIZES)
+            or block_wiring_hint(model, expected, mask))
+
+
+def causal_mask_of(masking, length):
+    """The student's own ``causal_mask(length)`` as a NumPy array, or None when it fails."""
+    try:
+        return to_numpy(masking.causal_mask(length), "causal_mask")
+    except Exception:  # not written yet, or broken: the masking exercise says which
+        return None
+
+
+def block_wiring_hint(model, expected, mask):
     """The first block that, fed the reference's input, gives another output, and its likely mistake."""
-    mask = causal(SIZES["max_length"])
     streams = [expected[f"blocks.{index}.norm1>in"] for index in range(len(model.blocks))] + [expected["final_norm>in"]]
     for index, block in enumerate(model.blocks):
-        x = tensor(streams[index])
-        output = to_numpy(block(x, mask), "TransformerBlock")
+        output = to_numpy(block(tensor(streams[index]), mask), "TransformerBlock")
         if not is_close(output, streams[index + 1]):
-            mistake = first_matching(block_mistakes(block, x, mask), output)
+            mistake = closest_mistake(output, expected, f"blocks.{index}>out", BLOCK)
             return (f"blocks.{index}: every sublayer matches on the reference's inputs, but the block's output "
                     f"differs: {mistake or 'check how TransformerBlock.call connects them'}")
     return None

@@ -4,35 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from grader.checks import GradingFailure, check_close, check_dtype, check_shape, is_close, tensor, to_numpy
+from grader.checks import GradingFailure, check_close, check_dtype, check_shape, tensor, to_numpy
+from grader.families import EMBEDDING, SINUSOID, closest_mistake
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
 from grader.reference import check_matches, draw_distinct
-
-
-def formula_table(length, dim, exponent=2, interleaved=True, sine_first=True):
-    """The sinusoidal table of the exercise's formula, and its classic misreadings."""
-    positions = np.arange(length)[:, None]
-    pair = np.arange((dim + 1) // 2)[None, :]  # the i of column pair (2i, 2i + 1)
-    angles = positions / 10000 ** (exponent * pair / dim)
-    first, second = (np.sin(angles), np.cos(angles)) if sine_first else (np.cos(angles), np.sin(angles))
-    if interleaved:
-        return np.stack([first, second], axis=-1).reshape(length, -1)[:, :dim]
-    return np.concatenate([first, second], axis=-1)[:, :dim]
-
-
-MISREADINGS = {
-    "sine and cosine are swapped: sin goes in the even columns 2i, cos in the odd columns 2i+1": {"sine_first": False},
-    "the exponent uses i where the formula has 2i: 10000 ** (2i / dim), with 2i the even column index": {"exponent": 1},
-    "sines and cosines are concatenated (all sines, then all cosines); the formula interleaves them: "
-    "sin in column 2i, cos in column 2i+1": {"interleaved": False},
-}
-
-
-def sinusoid_hint(table, length, dim):
-    for hint, misreading in MISREADINGS.items():
-        if is_close(table, formula_table(length, dim, **misreading)):
-            return hint
-    return None
 
 
 def draw_sizes(rng, module):
@@ -63,12 +38,16 @@ def test_sinusoidal_shape_and_dtype(student, rngs):
         check_dtype(table, "float32", "the sinusoidal table")
 
 
+def formula_sizes(rng, module):
+    return {"length": np.asarray(50), "dim": np.asarray(16)}  # wide and long enough to tell every misreading apart
+
+
 @pytest.mark.points(5)
-def test_sinusoidal_follows_the_formula(student):
-    length, dim = 50, 16  # wide and long enough to tell every misreading of the formula apart
-    table = to_numpy(student.sinusoidal_position_encoding(length, dim), "sinusoidal_position_encoding")
-    check_close(table, formula_table(length, dim), f"sinusoidal_position_encoding({length}, {dim})",
-                hint=lambda: sinusoid_hint(table, length, dim))
+def test_sinusoidal_follows_the_formula(student, reference):
+    for inputs, expected in reference("formula", formula_sizes, run_sinusoid)[:1]:  # the same sizes on both draws
+        table = run_sinusoid(student, inputs)["table"]
+        check_close(table, expected["table"], "sinusoidal_position_encoding(50, 16)", source="the formula's",
+                    hint=lambda: closest_mistake(table, expected, "table", SINUSOID))
 
 
 @pytest.mark.points(4)
@@ -77,7 +56,7 @@ def test_sinusoidal_matches_reference(student, reference):
         length, dim = int(inputs["length"]), int(inputs["dim"])
         table = run_sinusoid(student, inputs)["table"]
         check_matches(table, expected["table"], f"sinusoidal_position_encoding({length}, {dim})",
-                      hint=lambda: sinusoid_hint(table, length, dim))
+                      hint=lambda: closest_mistake(table, expected, "table", SINUSOID))
 
 
 def draw_embedding_sizes(rng):
@@ -127,15 +106,6 @@ def test_embedding_sublayers(student, rngs):
 @pytest.mark.points(5)
 def test_embedding_matches_reference(student, reference):
     for inputs, expected in reference("embedding", draw_embedding, run_embedding):
-        layer = built_embedding(student, inputs)
-        token_ids = tensor(inputs["token_ids"])
-        output = to_numpy(layer(token_ids), "TokenAndPositionEmbedding")
+        output = run_embedding(student, inputs)["output"]
         check_close(output, expected["output"], "TokenAndPositionEmbedding's output",
-                    hint=lambda: embedding_hint(layer, token_ids, output))
-
-
-def embedding_hint(layer, token_ids, output):
-    tokens = to_numpy(layer.token_embedding(token_ids), "token_embedding")
-    if is_close(output, tokens):
-        return "the output is the token embedding alone: add position_embedding(positions 0..T-1)"
-    return None
+                    hint=lambda: closest_mistake(output, expected, "output", EMBEDDING))

@@ -7,6 +7,9 @@ import keras
 import numpy as np
 import pytest
 
+collect_ignore = ["data"]
+"""Files the tests use (a custom exercise's checks among them), not tests of this project."""
+
 # JAX's compilations while grading are cached here, not in the user's cache (grader/compilation.py).
 os.environ.setdefault("KERAS_TX_JAX_CACHE", os.path.join(tempfile.gettempdir(), "keras-tx-tests-jax-cache"))
 

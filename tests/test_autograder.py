@@ -10,6 +10,7 @@ import zipfile
 import keras
 import pytest
 
+from grader.registry import load_course
 from grader.sandbox import bubblewrap_works
 from keras_tx_tools import cli
 from keras_tx_tools.course import autograder
@@ -107,3 +108,16 @@ def test_without_bubblewrap_grading_warns_and_runs_apart_but_not_isolated(monkey
         submission.close()
     finally:
         process.close()
+
+
+@pytest.mark.course
+def test_a_bundle_of_some_exercises_grades_only_those_and_gives_what_they_import(tmp_path):
+    assert cli.main(["autograder", str(tmp_path / "week2.zip"), "--exercises", "attention"]) == 0
+    with zipfile.ZipFile(tmp_path / "week2.zip") as bundle:
+        names = set(bundle.namelist())
+        bundle.extract("grader/registry.py", tmp_path)
+    assert {name for name in names if name.startswith("grader/test_")} == {"grader/test_attention.py"}
+    assert {name for name in names if name.startswith("solutions/")} >= {"solutions/masking.py", "solutions/attention.py"}
+    assert "solutions/model.py" not in names and "grader/reference/model.npz" not in names
+    course = load_course(tmp_path)
+    assert (course.graded, course.given) == (("attention",), ("masking",))

@@ -126,11 +126,19 @@ def test_train_char_model_then_generate_from_the_saved_files_only(tmp_path, caps
         (["train", "riddle"], "argument task: invalid choice: 'riddle'"),
         (["train", "reverse", "--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
         (["train", "reverse", "--backend", "numpy"], "argument --backend: invalid choice: 'numpy'"),
-        (["generate", "model.keras"], "the following arguments are required: --prompt"),
+        (["generate", "pyproject.toml"], "the following arguments are required: --prompt"),
         (["bogus"], "invalid choice: 'bogus'"),
+        (["train", "shakespeare-char", "--data", "missing.txt"], "argument --data: there is no file 'missing.txt'"),
+        (["generate", "missing.keras", "--prompt", "a"], "argument MODEL: there is no file 'missing.keras'"),
+        (["evaluate", "missing.keras"], "argument MODEL: there is no file 'missing.keras'"),
+        (["generate", "--checkpoint", "no-gpt2", "--prompt", "a"], "argument --checkpoint: there is no folder 'no-gpt2'"),
+        (["train", "reverse", "--out", "pyproject.toml"], "argument --out: 'pyproject.toml' is a file"),
+        (["train", "reverse", "--model", "mine"], "argument --model: invalid choice: 'mine'"),
+        (["train", "reverse", "--threads", "0"], "argument --threads: must be an integer >= 1, got 0"),
     ],
 )
-def test_bad_flags_are_one_usage_line_and_exit_status_2(argv, message, capsys):
+def test_bad_flags_are_one_usage_line_and_exit_status_2(argv, message, capsys, monkeypatch):
+    monkeypatch.chdir(pathlib.Path(__file__).parents[1])  # where pyproject.toml is a file
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
@@ -142,15 +150,14 @@ def test_bad_flags_are_one_usage_line_and_exit_status_2(argv, message, capsys):
     "argv, message",
     [
         (["train", "reverse", "--data", "x.txt"], "--data does not apply to the reverse task."),
-        (["train", "shakespeare-char", "--data", "missing.txt"], "Cannot read the text given by --data"),
+        (["train", "imdb", "--model", "exercises"], "--model exercises trains the course's GPT, a language model"),
         (["train", "reverse", "--vocab-size", "40"], "--vocab-size for the reverse task must be in [2, 36]"),
         (["train", "reverse", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
-        (["generate", "missing.keras", "--prompt", "a"], "MODEL 'missing.keras' is not a file"),
-        (["evaluate", "missing.keras"], "MODEL 'missing.keras' is not a file"),
     ],
 )
 def test_unusable_input_is_one_error_line_and_exit_status_1(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.txt").write_text("a text")
     assert main(argv) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"keras-tx {argv[0]}: error: ") and message in error
@@ -235,24 +242,34 @@ def test_imdb_without_data_names_the_file_to_provide(tmp_path, monkeypatch, caps
     assert str(tmp_path / "datasets" / "imdb.npz") in error
 
 
-def test_ctrl_c_saves_the_run_and_exits_cleanly(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_stops_at_that_step_saves_the_model_and_says_so(tmp_path, monkeypatch, capsys):
     class CtrlCAtStep3(callbacks.StopOnInterrupt):
         """The real handler, sent a real SIGINT during the third training step."""
 
         def on_train_batch_end(self, batch, logs=None):
             if batch == 2:
                 signal.raise_signal(signal.SIGINT)
+            super().on_train_batch_end(batch, logs)
 
     monkeypatch.setattr(callbacks, "StopOnInterrupt", CtrlCAtStep3)
     out = tmp_path / "run"
-    # The shapes of `reverse_run`, so that JAX reuses what it compiled there.
-    status = main(["train", "reverse", *REVERSE_FLAGS, "--steps", "1000", "--epochs", "4", "--out", str(out)])
+    # The shapes of `reverse_run`, so that JAX reuses what it compiled there; 3 steps make a point of loss.png.
+    status = main(["train", "reverse", *REVERSE_FLAGS, "--steps", "1200", "--epochs", "4", "--out", str(out)])
     assert status == 130
-    assert "Interrupted: stopping after this step" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Interrupted: stopping after this step" in printed
+    assert "\n  3/300 - " in printed  # the progress line ends at the step reached, not at 300/300
+    assert "Interrupted at step 3 (epoch 1 of 4)" in printed and "Skipped: validation" in printed
+    assert "val_loss" not in printed and "Results on held-out data" not in printed
     record = json.loads((out / "metrics.json").read_text())
     assert record["interrupted"] is True and record["epochs"] == 1 and record["steps"] == 3
-    for name in ("model.keras", "tokenizer.json", "loss.png", "attention.png"):
+    assert record["history"] == {} and record["step_history"]["step"] == [3]
+    for name in ("model.keras", "tokenizer.json", "loss.png"):
         assert (out / name).is_file()
+    assert not (out / "attention.png").exists()
+    from keras_tx_tools.training import saved
+
+    assert saved.load_model(out / "model.keras").count_params() > 0
 
 
 def test_backend_flag_restarts_the_command_under_that_backend(monkeypatch):

@@ -55,6 +55,9 @@ def _probe(argv, cwd=None):
         ["train", "reverse", "--epochs", "0"],
         ["generate", "model.keras"],
         ["bogus"],
+        ["generate", "missing.keras", "--prompt", "a"],
+        ["evaluate", "missing.keras"],
+        ["train", "shakespeare-char", "--data", "missing.txt"],
     ],
 )
 def test_help_and_argument_errors_load_no_backend(argv):
@@ -107,3 +110,14 @@ def test_verbose_leaves_the_backend_log_settings_alone(run_folder):
     report, stderr = _probe([*argv, "--verbose"])
     assert report["status"] == 0
     assert "This TensorFlow binary is optimized" in stderr  # TensorFlow's cpu_feature_guard
+
+
+def test_an_unknown_keras_backend_in_the_grader_is_one_line_naming_the_valid_ones():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": "pytorch"}
+    process = subprocess.run([sys.executable, "-m", "pytest", "grader", "-p", "no:cacheprovider"], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=300)
+    lines = [line for line in (process.stdout + process.stderr).splitlines() if line.strip()]
+    assert lines == ["ERROR: KERAS_BACKEND=pytorch is not a Keras backend: use one of tensorflow, torch, jax "
+                     "(or --backend NAME)"]
+    assert process.returncode == 4  # pytest's usage error

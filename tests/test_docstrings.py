@@ -29,6 +29,8 @@ MODULES = [
     *(f"keras_tx_tools.site.{name}" for name in ("plain_math", "lessons", "doctest_blocks")),
     "grader.layout",
     "grader.reference",
+    "grader.registry",
+    "keras_tx_tools.course.stubs",
 ]
 
 

@@ -1,15 +1,19 @@
 """Batch grading: screening, exports, and a whole synthetic class graded by `keras-tx grade-all`."""
 
 import ast
+import concurrent.futures
 import csv
 import json
 import re
+import shutil
+import zipfile
 
 import pytest
 
 from keras_tx_tools import cli
-from keras_tx_tools.course import exports, release, stubs, summary
+from keras_tx_tools.course import autograder, batch, exports, release, stubs, summary
 from keras_tx_tools.course.batch import GRADED, TIMEOUT, StudentGrade
+from grader.registry import COURSE
 from grader.screening import forbidden_imports
 from test_grader_variants import MISTAKES
 
@@ -317,3 +321,35 @@ def test_the_model_exercise_of_a_class_is_graded_with_every_mistake_caught(tmp_p
     for student in set(MODEL_CLASS) - {"correct"}:
         assert rows[student]["status"] == "graded", student
         assert float(rows[student]["model"]) < float(rows["correct"]["model"]), student
+
+
+# --- a subset of the exercises ----------------------------------------------------------------
+
+
+def test_an_unknown_exercise_fails_before_grading_with_one_line_naming_the_course(tmp_path, capsys):
+    (tmp_path / "submissions" / "ada").mkdir(parents=True)
+    status = cli.main(["grade-all", str(tmp_path / "submissions"), "--exercises", "attention,masks",
+                       "--backend", CLASS_BACKEND, "--out", str(tmp_path / "out"), "--no-progress"])
+    error = capsys.readouterr().err
+    assert status == 1 and len(error.strip().splitlines()) == 1
+    assert f"exercises must be some of {', '.join(COURSE.names)}; got 'masks'" in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_hand_in_of_one_exercise_is_graded_with_the_given_code_of_what_it_imports(tmp_path):
+    """Graded by the repository, by a release of that exercise, and by its Gradescope autograder."""
+    hand_in = tmp_path / "ada"
+    hand_in.mkdir()
+    shutil.copy(release.repository_root() / "solutions" / "attention.py", hand_in)  # no masking.py
+    week2 = release.build_release(tmp_path / "week2", exercises=["attention"])
+    with zipfile.ZipFile(autograder.build_bundle(tmp_path / "week2.zip", exercises=["attention"])) as bundle:
+        bundle.extractall(tmp_path / "gradescope")
+    roots = {"repository": (release.repository_root(), ["attention"]), "release": (week2, None),
+             "autograder": (tmp_path / "gradescope", None)}
+    with concurrent.futures.ThreadPoolExecutor(len(roots)) as pool:
+        grades = dict(zip(roots, pool.map(lambda root: batch.grade_submission(
+            hand_in, grading_root=root[0], backend=CLASS_BACKEND, exercises=root[1], seed=0), roots.values())))
+    for name, grade in grades.items():
+        assert grade.status == GRADED and list(grade.exercises) == ["attention"], (name, grade.message, grade.log[-2000:])
+        assert (grade.total, grade.exercises["attention"]["max"]) == (30, 30), (name, grade.log[-2000:])

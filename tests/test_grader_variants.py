@@ -4,12 +4,25 @@ Every variant is a small patch of the solutions (``(old, new)`` text replacement
 only by the check that must catch it.
 """
 
+import functools
+import importlib
+import inspect
+import sys
+
 import pytest
 
-from test_grader import grade, submission
+from grader.checks import GradingFailure
+from grader.record_reference import RECORDED_SEED
+from grader.reference import LiveReference, RecordedReference, check_rngs, seed_keras
+from grader.submission import load_submission
+from test_grader import ROOT, grade, submission
 
 ATTENTION_SCORES = "scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) / ops.sqrt(depth)"
 CAUSAL_RULE = "return key_positions <= query_positions"
+ATTENTION_CALL = "attended, _ = scaled_dot_product_attention(query, key, value, attention_mask)"
+SINUSOID_PAIRS = "pairs = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)"
+SINUSOID_PER_COLUMN = ("pairs = ops.stack([ops.sin(positions / ops.power(10000.0, {sine})), "
+                       "ops.cos(positions / ops.power(10000.0, {cosine}))], axis=-1)")
 PRE_LN = (
     "        x = x + self.attention(self.norm1(x), attention_mask)\n"
     "        return x + self.ffn_out(self.ffn_in(self.norm2(x)))\n"
@@ -67,6 +80,73 @@ MISTAKES = {
         "model.py", [("self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)",
                       "self.norm2 = keras.layers.LayerNormalization()")],
         "test_block_sublayers", "expected LayerNormalization(epsilon=1e-5)"),
+    # Graylab/DL4Proteins-notebooks#12, omihub777/ViT-CIFAR#12: scores scaled by the model width C, not the head's
+    "scores scaled by the model width, inline": (
+        "attention.py", [(ATTENTION_CALL, "attended, _ = scaled_dot_product_attention("
+                                          "query / ops.sqrt(float(self.num_heads)), key, value, attention_mask)")],
+        "test_self_attention_matches_reference", "divided by sqrt(C)"),
+    # esceptico/perceiver-io#9: the scale 1/sqrt(d) divided by instead of multiplied by
+    "scores multiplied by sqrt(d)": (
+        "attention.py", [(ATTENTION_SCORES, "scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * ops.sqrt(depth)")],
+        "test_attention_matches_reference", "you multiplied the scores by sqrt(d)"),
+    # any-LABS/anyGPT#10 (q, k, v projections mixed up): the value made with the query's weights
+    "value projected by query_dense": (
+        "attention.py", [("value = split_heads(self.value_dense(x), self.num_heads)",
+                          "value = split_heads(self.query_dense(x), self.num_heads)")],
+        "test_self_attention_matches_reference", "the value with query_dense"),
+    # the same mix-up the other way: the query made with the key's weights
+    "query projected by key_dense": (
+        "attention.py", [("query = split_heads(self.query_dense(x), self.num_heads)",
+                          "query = split_heads(self.key_dense(x), self.num_heads)")],
+        "test_self_attention_matches_reference", "the query with key_dense"),
+    # stevezheng23/sequence_labeling_tf#83: the output projection of multi-head attention missing
+    "no output projection": (
+        "attention.py", [("return self.output_dense(merge_heads(attended))", "return merge_heads(attended)")],
+        "test_self_attention_matches_reference", "output_dense is not applied"),
+    # jsbaan/transformer-from-scratch#6: heads merged by a reshape without the permute
+    "heads merged without a transpose": (
+        "attention.py", [("    x = ops.transpose(x, (0, 2, 1, 3))\n    return ops.reshape(x, (-1, length, num_heads * head_dim))",
+                          "    return ops.reshape(x, (-1, length, num_heads * head_dim))")],
+        "test_merge_heads", "without moving the head axis back"),
+    # Kyubyong/transformer#38, SamLynnEvans/Transformer#25: the exponent 2c/dim for every column c
+    "sinusoid exponent 2c per column": (
+        "positional_embedding.py", [(SINUSOID_PAIRS, SINUSOID_PER_COLUMN.format(
+            sine="2 * even_columns / dim", cosine="2 * (even_columns + 1) / dim"))],
+        "test_sinusoidal_follows_the_formula", "the exponent is 2c / dim"),
+    # maxjcohen/transformer#62: the cosine columns take their own odd index as the exponent
+    "sinusoid exponent per column": (
+        "positional_embedding.py", [(SINUSOID_PAIRS, SINUSOID_PER_COLUMN.format(
+            sine="even_columns / dim", cosine="(even_columns + 1) / dim"))],
+        "test_sinusoidal_follows_the_formula", "every column has its own exponent"),
+    # maxjcohen/transformer#62: 1000 for 10000
+    "sinusoid base 1000": (
+        "positional_embedding.py", [("ops.power(10000.0, even_columns / dim)", "ops.power(1000.0, even_columns / dim)")],
+        "test_sinusoidal_follows_the_formula", "the base of the power is 1000"),
+    # zju3dv/LoFTR#41: an operator-precedence slip in the exponent
+    "sinusoid exponent without parentheses": (
+        "positional_embedding.py", [("ops.power(10000.0, even_columns / dim)", "ops.power(10000.0, even_columns) / dim")],
+        "test_sinusoidal_follows_the_formula", "the exponent's parentheses are missing"),
+    # Howuhh/faster-trajectory-transformer#3: norm_x + attn(norm_x), the residual taken after the norm
+    "attention residual from the normalised x": (
+        "model.py", [("x = x + self.attention(self.norm1(x), attention_mask)",
+                      "x = self.norm1(x)\n        x = x + self.attention(x, attention_mask)")],
+        "test_block_matches_reference", "the attention's residual adds norm1(x)"),
+    # pytorch/pytorch#61165, tracel-ai/burn#1056: src = norm(src) overwrites the stream before each residual
+    "stream overwritten by the norms": (
+        "model.py", [(PRE_LN, "        x = self.norm1(x)\n        x = x + self.attention(x, attention_mask)\n"
+                              "        x = self.norm2(x)\n        return x + self.ffn_out(self.ffn_in(x))\n")],
+        "test_block_matches_reference", "both residuals add the normalised x"),
+    # Atcold/NYU-DLSP20#270, simon-ging/coot-videotext#5: every layer fed the embedding, so only the last counts
+    "blocks not chained": (
+        "model.py", [("        x = self.embedding(token_ids)\n        for block in self.blocks:\n            x = block(x, mask)\n",
+                      "        embedded = self.embedding(token_ids)\n        for block in self.blocks:\n"
+                      "            x = block(embedded, mask)\n")],
+        "test_gpt_matches_reference", "the blocks are not chained"),
+    # linkedin/Liger-Kernel#269, zalandoresearch/pytorch-vq-vae#2: [Block(...)] * n repeats one object
+    "one block object repeated": (
+        "model.py", [("[TransformerBlock(embed_dim, num_heads, ff_dim) for _ in range(num_layers)]",
+                      "[TransformerBlock(embed_dim, num_heads, ff_dim)] * num_layers")],
+        "test_gpt_matches_reference", "every block computes with the weights of the last one"),
 }
 
 
@@ -85,6 +165,40 @@ def test_classic_mistake_fails_its_check_with_its_hint(mistake, tmp_path):
     result = graded_check(tmp_path, mistake, check, file.removesuffix(".py"))
     assert (result["name"], result["points"]) == (check, 0)
     assert hint in result["message"]
+
+
+@functools.cache
+def live_reference():
+    """The solutions run live on the recorded draws: the recordings' seed, and the fixed one."""
+    return LiveReference({exercise: module._module for exercise, module in load_submission(ROOT / "solutions").items()},
+                         RECORDED_SEED)
+
+
+def check_message(check, exercise, students, reference):
+    """What the grader's check `check` tells `students` (None when it passes), with `reference`."""
+    function = getattr(importlib.import_module(f"grader.test_{exercise}"), check)
+    fixtures = {"student": students[exercise], "students": students, "rngs": check_rngs(RECORDED_SEED, check),
+                "reference": functools.partial(reference.cases, exercise)}
+    seed_keras(RECORDED_SEED, check)
+    try:
+        function(**{name: fixtures[name] for name in inspect.signature(function).parameters})
+    except GradingFailure as failure:
+        return str(failure)
+    return None
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_recordings_give_a_mistake_the_message_of_the_live_reference(mistake, tmp_path, monkeypatch):
+    """The student release diagnoses from recordings alone, as well as the instructor's live grader."""
+    file, patches, check, hint = MISTAKES[mistake]
+    exercise = file.removesuffix(".py")
+    students = load_submission(submission(tmp_path, {file: patches}))
+    live = check_message(check, exercise, students, live_reference())
+    for name in [name for name in sys.modules if name.startswith("grader.instructor")]:
+        monkeypatch.setitem(sys.modules, name, None)  # the release has no instructor code: importing it fails
+    recorded = check_message(check, exercise, students, RecordedReference(ROOT / "grader" / "reference"))
+    assert hint in live
+    assert recorded == live
 
 
 def test_the_masked_attention_check_names_unscaled_scores_too(tmp_path):

@@ -126,3 +126,16 @@ def test_nbgrader_grades_a_correct_and_a_buggy_submission_like_pytest_grader(tmp
     hidden = [test["name"] for test in tests["attention"] if "matches_reference" in test["name"]]
     assert hidden and "test_attention_weights_are_probabilities" in feedback
     assert not any(name in feedback for name in hidden)
+
+
+def test_a_course_of_some_exercises_gives_the_ones_they_import_as_read_only_notebooks(tmp_path):
+    tests = {"attention": [{"name": "test_weights", "max": 5, "hidden": False}]}
+    written = nbgrader_course.write_course(tmp_path, SOLUTIONS, tests, exercises=["attention"])
+    assert [path.stem for path in written] == ["masking", "attention"]
+    given = nbformat.read(written[0], as_version=4)
+    assert given.metadata["keras_tx"]["given"] and "GIVEN CODE" in given.cells[0].source
+    assert all(cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["grade"]
+               and not cell.metadata["nbgrader"]["solution"] for cell in given.cells)
+    assert _code(notebooks.notebook_to_module(written[0])) == _code((SOLUTIONS / "masking.py").read_text())
+    asked = nbformat.read(written[1], as_version=4).cells
+    assert [cell.metadata["nbgrader"].get("points") for cell in asked if cell.metadata["nbgrader"]["grade"]] == [5]

@@ -10,12 +10,14 @@ import sys
 import keras
 import pytest
 
+from grader.registry import COURSE, load_course
 from keras_tx_tools import cli
-from keras_tx_tools.course import release
+from keras_tx_tools.course import release, stubs
 
 pytestmark = pytest.mark.course
 
-SOLUTIONS = release.repository_root() / "solutions"
+ROOT = release.repository_root()
+SOLUTIONS = ROOT / "solutions"
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +30,42 @@ def _collapsed(text):
     return " ".join(text.split())
 
 
-def test_the_release_holds_exercises_lessons_grader_and_library_but_no_solutions(bundle):
-    assert not (bundle / "solutions").exists()
+def test_the_release_holds_exercises_lessons_grader_and_tools_but_no_solutions_library_or_instructor_code(bundle):
+    for left_out in ("solutions", "keras_tx", "grader/instructor", "keras_tx_tools/course"):
+        assert not (bundle / left_out).exists(), left_out
     exercises = sorted(path.name for path in (bundle / "exercises").glob("*.py"))
-    assert exercises == sorted(path.name for path in SOLUTIONS.glob("*.py"))
+    assert exercises == sorted(["__init__.py", *(exercise.file for exercise in COURSE)])
     assert "Lesson" in (bundle / "exercises" / "attention.py").read_text()
     assert (bundle / "grader" / "conftest.py").is_file() and list((bundle / "grader" / "reference").glob("*.npz"))
+    assert (bundle / "keras_tx_tools" / "data" / "reversal.py").is_file()
+    assert load_course(bundle).names == COURSE.names
+
+
+def test_the_library_ships_only_when_asked_for(tmp_path):
+    bundle = release.build_release(tmp_path / "bundle", exercises=["masking"], with_library=True)
     assert (bundle / "keras_tx" / "self_attention.py").is_file()
-    assert not (bundle / "keras_tx" / "course").exists()
+
+
+def test_a_release_of_some_exercises_gives_the_ones_they_import_and_grades_only_its_own(tmp_path):
+    bundle = release.build_release(tmp_path / "bundle", exercises=["attention"])
+    course = load_course(bundle)
+    assert (course.graded, course.given) == (("attention",), ("masking",))
+    assert sorted(path.name for path in (bundle / "exercises").glob("*.py")) == ["__init__.py", "attention.py", "masking.py"]
+    given = (bundle / "exercises" / "masking.py").read_text()
+    assert stubs.is_given_code(given) and "NotImplementedError" not in given and "BEGIN SOLUTION" not in given
+    assert "NotImplementedError" in (bundle / "exercises" / "attention.py").read_text()
+    assert sorted(path.name for path in (bundle / "grader").glob("test_*.py")) == ["test_attention.py"]
+    assert [path.stem for path in (bundle / "grader" / "reference").glob("*.npz")] == ["attention"]
+    readme = (bundle / "README.md").read_text()
+    assert "| given | `exercises/masking.py` |" in readme and "| 1 | `exercises/attention.py` |" in readme
+    assert "exercises/model.py" not in readme and "reads 0/30," in readme
+
+
+def test_an_unknown_exercise_gets_one_error_naming_the_course(tmp_path, capsys):
+    assert cli.main(["release", str(tmp_path / "bundle"), "--exercises", "attention,atention"]) == 1
+    error = capsys.readouterr().err
+    assert f"exercises must be some of {', '.join(COURSE.names)}; got 'atention'" in error
+    assert len(error.strip().splitlines()) == 1 and not (tmp_path / "bundle").exists()
 
 
 def test_no_file_of_the_release_holds_a_solution_body_or_marker(bundle):
@@ -67,28 +97,44 @@ def test_release_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
 
 
+def _shadow_library(folder):
+    """A ``keras_tx`` package in `folder` that fails to import: put first on ``PYTHONPATH``, it proves
+    that the release's grader never reaches the repository's library."""
+    (folder / "keras_tx").mkdir(parents=True)
+    (folder / "keras_tx" / "__init__.py").write_text("raise ImportError('the release imported keras_tx')\n")
+    return folder
+
+
 @pytest.mark.slow
-def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_100(bundle, tmp_path):
+def test_pytest_grader_in_the_release_scores_the_stubs_0_and_the_solutions_full_marks(bundle, tmp_path):
+    week2 = release.build_release(tmp_path / "week2", exercises=["attention"])
     shutil.copytree(SOLUTIONS, tmp_path / "answers")
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
-    env.pop("PYTHONPATH", None)
-    runs = {
-        "stubs": [],
-        "solutions": ["--submission", str(tmp_path / "answers")],
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "PYTHONPATH": str(_shadow_library(tmp_path / "shadow"))}
+    runs = {  # name: (release, options)
+        "stubs": (bundle, []),
+        "solutions": (bundle, ["--submission", str(tmp_path / "answers")]),
+        "week2 stubs": (week2, []),
+        "week2 solution": (week2, ["--submission", str(tmp_path / "answers")]),
     }
     processes = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider",
-             "--grade-json", str(tmp_path / f"{name}.json"), *options],
-            cwd=bundle, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "--grade-timeout", "600",
+             "--grade-json", str(tmp_path / f"{name}.json"), *options],  # four graders share the CPU: no check's time limit
+            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        for name, options in runs.items()
+        for name, (folder, options) in runs.items()
     }
     outputs = {name: process.communicate()[0] for name, process in processes.items()}
     reports = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in runs}
+    full = sum(release.check_points(ROOT / "grader" / exercise.checks) for exercise in COURSE)
     assert reports["stubs"]["reference"].startswith("recorded"), outputs["stubs"][-2000:]
-    assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, 100), outputs["stubs"][-2000:]
-    assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (100, 100), outputs["solutions"][-2000:]
+    assert (reports["stubs"]["total"], reports["stubs"]["max"]) == (0, full), outputs["stubs"][-2000:]
+    assert outputs["stubs"].count("not attempted yet") >= len(COURSE), outputs["stubs"][-2000:]
+    assert (reports["solutions"]["total"], reports["solutions"]["max"]) == (full, full), outputs["solutions"][-2000:]
+    assert list(reports["week2 stubs"]["exercises"]) == ["attention"], outputs["week2 stubs"][-2000:]
+    assert (reports["week2 stubs"]["total"], reports["week2 stubs"]["max"]) == (0, 30), outputs["week2 stubs"][-2000:]
+    week2_solution = reports["week2 solution"]
+    assert (week2_solution["total"], week2_solution["max"]) == (30, 30), outputs["week2 solution"][-2000:]
 
 
 def _commands(markdown):
@@ -99,10 +145,9 @@ def _commands(markdown):
 
 def test_the_release_readme_speaks_to_students_only(bundle):
     readme = (bundle / "README.md").read_text()
-    for exercise in ("positional_embedding", "masking", "attention", "model"):
-        assert f"exercises/{exercise}.py" in readme
-    order = [readme.index(f"exercises/{name}.py") for name in ("positional_embedding", "masking", "attention", "model")]
+    order = [readme.index(f"exercises/{exercise.file}") for exercise in COURSE]
     assert order == sorted(order)
+    assert f"reads 0/{sum(release.check_points(ROOT / 'grader' / exercise.checks) for exercise in COURSE):g}," in readme
     for topic in ("pytest grader", "--seed", "not attempted yet", "may not use", "from .masking import"):
         assert topic in readme
     for word in ("solution", "instructor", "benchmark", "grade-all", "release"):
@@ -140,3 +185,12 @@ def test_every_command_of_the_release_readme_runs_in_the_release(bundle):
         assert process.returncode == 0 and "reproduce this run with: pytest grader --seed" in output, (
             f"{command}:\n{output[-3000:]}"
         )
+
+
+@pytest.mark.slow
+def test_the_training_tools_of_the_release_run_without_the_library(bundle, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(_shadow_library(tmp_path / "shadow")), "KERAS_BACKEND": keras.backend.backend()}
+    result = subprocess.run([sys.executable, "-m", "keras_tx_tools", "train", "reverse", "--model", "exercises"],
+                            cwd=bundle, env=env, capture_output=True, text=True)
+    assert result.stderr.strip().splitlines()[-1].startswith("keras-tx train: error: exercises/"), result.stderr[-3000:]
+    assert "NotImplementedError" in result.stderr and "Traceback" not in result.stderr

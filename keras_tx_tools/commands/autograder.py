@@ -3,12 +3,15 @@
 Example::
 
     keras-tx autograder autograder.zip --backend torch
+    keras-tx autograder week2.zip --exercises attention   # grades attention; masking is given
 
 writes ``autograder.zip`` (``setup.sh``, ``run_autograder`` and the grader with the solutions)
 to upload as a Gradescope programming assignment's autograder.
 """
 
 import pathlib
+
+from keras_tx_tools.commands import add_exercises_argument
 
 BACKENDS = ("torch", "jax", "tensorflow")
 
@@ -19,12 +22,13 @@ def add_arguments(parser):
     parser.add_argument("out", metavar="OUT.zip", type=pathlib.Path, help="the bundle to write")
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="Keras backend the autograder grades with (default: torch)")
+    add_exercises_argument(parser, "grade")
 
 
 def run(args):
     """Write the bundle; return the exit status."""
     from keras_tx_tools.course import autograder
 
-    autograder.build_bundle(args.out, backend=args.backend)
+    autograder.build_bundle(args.out, backend=args.backend, exercises=args.exercises)
     print(f"Gradescope autograder written to {args.out}: upload it as the assignment's autograder")
     return 0

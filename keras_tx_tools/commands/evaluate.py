@@ -9,16 +9,16 @@ and prints the same results table as the end of training.
 """
 
 import json
-import pathlib
 import warnings
 
-from keras_tx_tools.commands import add_backend_argument
+from keras_tx_tools.commands import add_backend_argument, add_threads_argument, existing_file
 
 
 def add_arguments(parser):
-    parser.add_argument("model", type=pathlib.Path, metavar="MODEL", help="a model.keras saved by `keras-tx train`")
-    parser.add_argument("--data", type=pathlib.Path, help="shakespeare-char: the text file (default: as in training)")
+    parser.add_argument("model", type=existing_file, metavar="MODEL", help="a model.keras saved by `keras-tx train`")
+    parser.add_argument("--data", type=existing_file, help="shakespeare-char: the text file (default: as in training)")
     add_backend_argument(parser)
+    add_threads_argument(parser)
 
 
 def run(args):
@@ -26,9 +26,12 @@ def run(args):
 
     from keras_tx_tools.commands.train import print_results
     from keras_tx_tools.data.shakespeare import OfflineCorpusWarning
+    from keras_tx_tools.threads import set_threads
     from keras_tx_tools.training import saved
+    from keras_tx_tools.training.course_model import errors_of
     from keras_tx_tools.training.tasks import TASKS
 
+    set_threads(args.threads)
     model = saved.load_model(args.model)
     metrics_path = args.model.parent / "metrics.json"
     if not metrics_path.is_file():
@@ -45,7 +48,8 @@ def run(args):
         # says where its data came from below, and whether training used it too.
         warnings.simplefilter("ignore", OfflineCorpusWarning)
         data = task.data(config, tokenizer)
-    results = task.results(task.compile(model, config), data, config)
+    with errors_of(model):
+        results = task.results(task.compile(model, config), data, config)
     print(f"{task.name} on {keras.backend.backend()}, data from {data.source}")
     if data.source != record.get("data_source", data.source):
         print(f"note: the model was trained on data from {record['data_source']}")

@@ -3,15 +3,19 @@
 Needs only the files `keras-tx train` saved: `MODEL` (a `.keras` file) and
 the `tokenizer.json` beside it; or a GPT-2 checkpoint folder (`config.json`,
 `model.safetensors`, and `vocab.json` + `merges.txt` or `tokenizer.json`).
+A model trained with `--model exercises` is the student's own GPT: it loads
+from the course folder's `exercises/`, and samples with the student's own
+`sample_next_token` once written (see `keras_tx_tools.training.course_model`).
 
     keras-tx generate runs/shakespeare-char/model.keras --prompt "ROMEO:" --top-k 10
     keras-tx generate runs/reverse/model.keras --prompt "31415926|" --num-tokens 8 --temperature 0
     keras-tx generate --checkpoint gpt2 --prompt "The meaning of life is" --num-tokens 40 --top-k 40
 """
 
-import pathlib
-
-from keras_tx_tools.commands import add_backend_argument, non_negative_float, non_negative_int, positive_int
+from keras_tx_tools.commands import (
+    add_backend_argument, add_threads_argument, existing_file, existing_folder, non_negative_float, non_negative_int,
+    positive_int,
+)
 
 
 def add_arguments(parser):
@@ -23,16 +27,21 @@ def add_arguments(parser):
     parser.add_argument("--top-p", type=non_negative_float, help="sample among the most likely tokens of total probability p")
     parser.add_argument("--seed", type=non_negative_int, help="makes the sample reproducible")
     add_backend_argument(parser)
+    add_threads_argument(parser)
 
 
 def run(args):
+    from keras_tx_tools.threads import set_threads
+    from keras_tx_tools.training.course_model import errors_of
     from keras_tx_tools.training.text_generation import continue_text
 
+    set_threads(args.threads)
     model, tokenizer = load_language_model(args)
-    text = continue_text(
-        model, tokenizer, args.prompt, args.num_tokens,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-    )
+    with errors_of(model):
+        text = continue_text(
+            model, tokenizer, args.prompt, args.num_tokens,
+            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+        )
     print(args.prompt + text)
     return 0
 
@@ -41,10 +50,10 @@ def add_model_arguments(parser):
     """`MODEL` or `--checkpoint DIR`: the two ways to name a language model."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "model", nargs="?", type=pathlib.Path, metavar="MODEL", help="a model.keras saved by `keras-tx train`"
+        "model", nargs="?", type=existing_file, metavar="MODEL", help="a model.keras saved by `keras-tx train`"
     )
     source.add_argument(
-        "--checkpoint", type=pathlib.Path, metavar="DIR",
+        "--checkpoint", type=existing_folder, metavar="DIR",
         help="a GPT-2 checkpoint folder: config.json, model.safetensors, vocab.json and merges.txt",
     )
 

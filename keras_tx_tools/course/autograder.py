@@ -27,6 +27,7 @@ import sys
 import time
 import zipfile
 
+from grader.registry import load_course
 from keras_tx_tools.course import batch, exports, release
 
 BACKEND_PACKAGES = {"torch": {"torch": "torch"}, "jax": {"jax": "jax", "jaxlib": "jaxlib"},
@@ -63,13 +64,15 @@ VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 """The visibility values Gradescope accepts for a test and for the whole result."""
 
 
-def build_bundle(out_zip, backend="torch", root=None):
+def build_bundle(out_zip, backend="torch", root=None, exercises=None):
     """Write the Gradescope autograder bundle for `backend` to the zip file `out_zip`.
 
     Args:
         out_zip: the ``.zip`` file to write.
         backend: the Keras backend the autograder grades with.
         root: the course repository (default: `release.repository_root`).
+        exercises: the exercises it grades (default: all), as ``keras-tx release --exercises``
+            hands them out; its grader knows only those, and the exercises they import are given.
 
     Returns:
         `out_zip` as a `pathlib.Path`.
@@ -77,9 +80,12 @@ def build_bundle(out_zip, backend="torch", root=None):
     if backend not in BACKEND_PACKAGES:
         raise ValueError(f"backend must be one of {', '.join(BACKEND_PACKAGES)}, got {backend!r}")
     root = pathlib.Path(root) if root else release.repository_root()
+    course = load_course(root).subset(exercises)
     out_zip = pathlib.Path(out_zip)
     if out_zip.suffix != ".zip":
         raise ValueError(f"out_zip must name a .zip file, got {str(out_zip)!r}")
+    left_out = release.ungraded_files(root, course)
+    registry = root / "grader" / "registry.py"
     with zipfile.ZipFile(out_zip, "w", zipfile.ZIP_DEFLATED) as bundle:
         _add_script(bundle, "setup.sh", SETUP.format(**_installs(backend)))
         _add_script(bundle, "run_autograder", RUN.format(backend=backend))
@@ -87,8 +93,9 @@ def build_bundle(out_zip, backend="torch", root=None):
             path = root / part
             files = sorted(path.rglob("*")) if path.is_dir() else [path]
             for file in files:
-                if file.is_file() and "__pycache__" not in file.parts:
+                if file.is_file() and "__pycache__" not in file.parts and file not in left_out | {registry}:
                     bundle.write(file, str(file.relative_to(root)))
+        bundle.writestr(str(registry.relative_to(root)), release.released_registry(registry.read_text(), course))
     return out_zip
 
 

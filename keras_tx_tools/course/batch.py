@@ -1,7 +1,7 @@
 """Grade a whole class: warm graders, and each hand-in's code in its own sandboxed process.
 
 Each student's hand-in is graded by ``pytest grader --isolate`` (see ``grader/README.md``):
-the checks and the reference run in the grader, and the student's four exercise files, and
+the checks and the reference run in the grader, and the student's exercise files, and
 nothing else from the hand-in, run in a fresh child process inside a bubblewrap sandbox
 (`grader.sandbox`). There they see the Python environment, read-only, their own files and the
 inputs they are given: no solutions, no recorded references, no gradebook, no other student's
@@ -41,10 +41,10 @@ import tempfile
 import time
 import warnings
 
-from grader.gradebook import EXERCISES
+from grader.registry import load_course
 from grader.sandbox import NotIsolatedWarning, bubblewrap_works
 from grader.screening import forbidden_imports, imported_modules
-from keras_tx_tools.course import notebooks
+from keras_tx_tools.course import notebooks, stubs
 
 GRADED, FAILED, TIMEOUT = "graded", "failed", "timeout"
 """The status of a graded submission: graded normally, no report, or out of time."""
@@ -90,14 +90,29 @@ class StudentGrade:
         return self.exercises.get(exercise, {}).get("points", 0)
 
 
-def select_exercises(exercises=None):
-    """`exercises` (default: all) in course order, checked against the course's."""
-    if exercises is None:
-        return list(EXERCISES)
-    unknown = sorted(set(exercises) - set(EXERCISES))
-    if unknown or not exercises:
-        raise ValueError(f"exercises must be some of {', '.join(EXERCISES)}; got {', '.join(exercises) or 'none'}")
-    return [name for name in EXERCISES if name in exercises]
+def assignment(grading_root, exercises=None):
+    """The course `grading_root`'s grader grades, cut down to `exercises` (default: all it grades).
+
+    The exercises that `exercises` import and leave out are given (`grader.registry.Course.subset`).
+
+    Raises:
+        ValueError: an exercise that the grader of `grading_root` does not grade, naming those it does.
+    """
+    return load_course(grading_root).subset(exercises)
+
+
+def given_code(grading_root, exercise):
+    """The finished code of `exercise` that grading may hand to the exercises importing it, or ``None``.
+
+    From ``solutions/`` in a course repository; in a release, the given file it handed out.
+    """
+    grading_root = pathlib.Path(grading_root)
+    solution = grading_root / "solutions" / f"{exercise}.py"
+    if solution.is_file():
+        return stubs.given_code(solution.read_text(encoding="utf-8"))
+    handed_out = grading_root / "exercises" / f"{exercise}.py"
+    source = handed_out.read_text(encoding="utf-8") if handed_out.is_file() else ""
+    return source if stubs.is_given_code(source) else None
 
 
 def student_folders(submissions_dir):
@@ -156,8 +171,10 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
         grading_root: the course repository (or a bundle from ``keras-tx release``) whose
             ``grader/`` grades; with ``solutions/`` there, the reference runs live on fresh inputs.
         backend: the Keras backend to grade with.
-        exercises: the exercises to grade (default: all); the others' files
-            are still handed to the grader, as later exercises import earlier ones.
+        exercises: the exercises to grade (default: all the grader of `grading_root` grades); the
+            others' files are still handed to the grader, as later exercises import earlier ones.
+            An exercise they import that the hand-in lacks is given: its finished code
+            (`given_code`) stands in, as in a release of those `exercises`.
         timeout: wall-clock seconds the student's code may run in all.
         memory_limit: bytes of data the student's process may use.
         seed: the grader's seed, to reproduce a run (default: a fresh one per run).
@@ -168,15 +185,20 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
         A `StudentGrade`.
     """
     student_dir = pathlib.Path(student_dir)
-    selected = select_exercises(exercises)
+    course = assignment(grading_root)
+    selected = course.subset(exercises)
     with tempfile.TemporaryDirectory(prefix="keras-tx-grade-") as workdir:
         submission = pathlib.Path(workdir) / "submission"
-        found = collect_submission(student_dir, EXERCISES, submission)
+        found = collect_submission(student_dir, course.names, submission)
         if not found:
-            return StudentGrade(student_dir.name, FAILED,
-                                message=f"no exercise files found (expected {', '.join(EXERCISES)}, .py or .ipynb)")
+            return StudentGrade(student_dir.name, FAILED, message="no exercise files found "
+                                f"(expected {', '.join(selected.graded)}, .py or .ipynb)")
+        for name in set(selected.given) - set(found):
+            code = given_code(grading_root, name)
+            if code is not None:
+                (submission / f"{name}.py").write_text(code, encoding="utf-8")
         report = pathlib.Path(workdir) / f"report-{secrets.token_hex(16)}.json"
-        tests = ["grader"] if selected == list(EXERCISES) else [f"grader/test_{name}.py" for name in selected]
+        tests = ["grader"] if selected.graded == course.graded else [f"grader/test_{name}.py" for name in selected.graded]
         arguments = [*tests, "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "--isolate", "--submission", str(submission),
                      "--backend", backend, "--grade-json", str(report), "--time-budget", f"{timeout:g}",
                      "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}"]
@@ -186,9 +208,9 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
         log = (run or run_pytest_process)(arguments, grading_root=grading_root, backend=backend, timeout=timeout)
         grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log,
                              seconds={"total": time.monotonic() - start})
-        missing = sorted(set(selected) - set(found))
+        missing = sorted(set(selected.graded) - set(found))
         grade.message = f"missing exercise files: {', '.join(missing)}. " if missing else ""
-        return _read_report(grade, report, selected, timeout)
+        return _read_report(grade, report, selected.graded, timeout)
 
 
 def run_pytest_process(arguments, *, grading_root, backend, timeout):
@@ -234,7 +256,7 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
     if not (grading_root / "grader" / "conftest.py").is_file():
         raise ValueError(f"grading_root must hold the course's grader/ (see `keras-tx release`); "
                          f"{str(grading_root)!r} does not")
-    select_exercises(limits.get("exercises"))  # fail before the first submission
+    assignment(grading_root, limits.get("exercises"))  # fails before the first submission
     # One fresh seed for the whole batch: unknown to every student beforehand, like a seed per
     # hand-in, and each grader computes the reference's outputs once for the whole class.
     limits.setdefault("seed", None)

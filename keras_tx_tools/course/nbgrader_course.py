@@ -34,11 +34,11 @@ import pathlib
 
 import nbformat
 
-from grader.gradebook import EXERCISES
-from keras_tx_tools.course import batch, exports, notebooks
+from grader.registry import COURSE
+from keras_tx_tools.course import batch, exports, notebooks, stubs
 
 ASSIGNMENT = "transformer"
-"""The nbgrader assignment that holds the four exercise notebooks."""
+"""The nbgrader assignment that holds the exercise notebooks."""
 
 CHECK_TIMEOUT = 600
 CHECK_MEMORY = 4 * 2**30
@@ -70,7 +70,7 @@ c.Autograde.exclude_overwriting = {{}}
 '''
 
 
-def write_course(course_dir, solutions_dir, tests):
+def write_course(course_dir, solutions_dir, tests, exercises=None):
     """Write the nbgrader course layout for the solution modules of `solutions_dir`.
 
     Args:
@@ -79,6 +79,8 @@ def write_course(course_dir, solutions_dir, tests):
         tests: ``{exercise: [test, ...]}`` where a test is a dict with
             ``"name"``, ``"max"`` (its points) and ``"hidden"``, as in the
             grader's ``--grade-json`` report.
+        exercises: the exercises to hand out (default: all); those they import
+            and leave out become read-only notebooks of given code, without checks.
 
     Returns:
         The paths of the notebooks written.
@@ -87,16 +89,19 @@ def write_course(course_dir, solutions_dir, tests):
     folder = course_dir / "source" / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for order, exercise in enumerate(EXERCISES, start=1):
-        solution = pathlib.Path(solutions_dir) / f"{exercise}.py"
+    for order, exercise in enumerate(COURSE.subset(exercises), start=1):
+        solution = pathlib.Path(solutions_dir) / exercise.file
         if not solution.exists():
             continue  # a course of some of the exercises, in their order
-        if exercise not in tests:
-            raise ValueError(f"tests must list the grader's tests of every exercise; {exercise!r} is missing")
-        notebook = notebooks.module_to_notebook(solution.read_text(), exercise)
-        notebook.cells += test_cells(exercise, tests[exercise])
-        notebook.metadata["keras_tx"] = {"exercise": exercise, "order": order}
-        path = folder / f"{exercise}.ipynb"
+        if exercise.given:
+            notebook = given_notebook(solution.read_text(), exercise.name)
+        elif exercise.name in tests:
+            notebook = notebooks.module_to_notebook(solution.read_text(), exercise.name)
+            notebook.cells += test_cells(exercise.name, tests[exercise.name])
+        else:
+            raise ValueError(f"tests must list the grader's tests of every exercise; {exercise.name!r} is missing")
+        notebook.metadata["keras_tx"] = {"exercise": exercise.name, "order": order, "given": exercise.given}
+        path = folder / f"{exercise.name}.ipynb"
         nbformat.write(notebook, path)
         written.append(path)
     (course_dir / "nbgrader_config.py").write_text(
@@ -105,12 +110,24 @@ def write_course(course_dir, solutions_dir, tests):
     return written
 
 
-def grader_tests(root):
-    """The grader's tests of each exercise, as listed in its report on the solutions of `root`."""
+def given_notebook(solution, exercise):
+    """The notebook of an exercise handed out as given code: read-only, its banner on top, no checks."""
+    notebook = notebooks.module_to_notebook(stubs.given_code(solution), exercise)
+    banner = nbformat.v4.new_markdown_cell(" ".join(line.lstrip("# ") for line in stubs.GIVEN.splitlines()))
+    banner.id = f"{exercise}-given"
+    banner.metadata["nbgrader"] = notebooks.nbgrader_metadata(banner.id, locked=True)
+    notebook.cells.insert(0, banner)
+    return notebook
+
+
+def grader_tests(root, exercises=None):
+    """The grader's tests of each exercise (of `exercises`, default all), as listed in its report
+    on the solutions of `root`."""
     import keras
 
     grade = batch.grade_submission(
-        pathlib.Path(root) / "solutions", grading_root=root, backend=keras.backend.backend(), seed=SEED
+        pathlib.Path(root) / "solutions", grading_root=root, backend=keras.backend.backend(), exercises=exercises,
+        seed=SEED,
     )
     if grade.status != batch.GRADED:
         raise ValueError(f"root must hold solutions/ that `pytest grader` can grade: {grade.message}")

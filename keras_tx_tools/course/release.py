@@ -1,35 +1,47 @@
-"""Build the student release: everything a student needs, and no solution code.
+"""Build the student release: everything a student needs, and no implementation of what they write.
 
-The bundle holds the library (``keras_tx/``), the data and training tools
-(``keras_tx_tools/``, without the instructor's ``keras_tx_tools/course``
-tooling), the exercise stubs
-(``exercises/``, regenerated here from ``solutions/`` so they cannot be
-stale), the lessons (they live in the exercises' docstrings, plus ``docs/``),
-the grader with the reference outputs recorded from the solutions
-(``grader/reference/``, so ``pytest grader`` runs without them), the dataset
-loaders, the project files and a README written for students. It never holds ``solutions/``, and :func:`build_release` refuses to
-finish if any file of the bundle still contains a ``BEGIN SOLUTION`` marker
-or the body of a solution.
+The bundle holds the exercises (``exercises/``, stubs regenerated here from ``solutions/`` so they
+cannot be stale; their lessons are the docstrings), ``docs/``, the grader with the reference
+outputs recorded from the solutions (``grader/reference/``, so ``pytest grader`` runs without
+them), the data loaders and training tools (``keras_tx_tools/``, without the instructor's
+``keras_tx_tools/course`` tooling), the dataset files, the project files and a README written
+for students. It never holds ``solutions/``, nor the grader's instructor-only code
+(``grader/instructor/``), nor the finished library ``keras_tx/`` unless asked for
+(`with_library`, for after the deadline).
+
+A release may hand out some of the course's exercises: its grader then knows only those
+(its ``grader/registry.py`` lists them), and each exercise they import that is left out
+comes as given, finished code under a banner saying so, never graded
+(`grader.registry.Course.subset`). :func:`build_release` refuses to finish if any file but a
+given one still holds a ``BEGIN SOLUTION`` marker, the body of a solution, or code that computes
+what an exercise asks (`keras_tx_tools.course.implementations`).
 
 Example::
 
-    build_release("release/")          # then: cd release && pytest grader
+    build_release("release/")                                        # then: cd release && pytest grader
+    build_release("week2/", exercises=["attention"])                 # masking comes as given code
 """
 
+import ast
 import pathlib
 import re
 import shutil
 
-from keras_tx_tools.course import stubs
+from grader.registry import load_course
+from keras_tx_tools.course import implementations, stubs
 
-COPIED = ("keras_tx", "keras_tx_tools", "grader", "datasets", "docs", "pyproject.toml", "LICENSE")
+COPIED = ("keras_tx_tools", "grader", "datasets", "docs", "pyproject.toml", "LICENSE")
 """Parts of the repository copied into the release as they are (those that exist)."""
 
-INSTRUCTOR_ONLY = ("keras_tx_tools/course",)
-"""Left out of the copies: the tooling that makes stubs, releases and grades."""
+LIBRARY = "keras_tx"
+"""The finished library: copied only with ``with_library``."""
+
+INSTRUCTOR_ONLY = ("keras_tx_tools/course", "grader/instructor")
+"""Left out of the copies: the tooling that makes stubs, releases and grades, and the grader's
+code that computes what the exercises ask (its live references and diagnoses)."""
 
 STUDENT_README = pathlib.Path(__file__).with_name("student_readme.md")
-"""The bundle's README.md: the exercises in order, grading, the table, the seed, allowed imports."""
+"""The template of the bundle's README.md: the exercises in order, grading, the table, the seed, allowed imports."""
 
 _BUILD_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
@@ -39,60 +51,125 @@ def repository_root():
     return pathlib.Path(__file__).resolve().parents[2]
 
 
-def build_release(outdir, root=None):
+def build_release(outdir, root=None, exercises=None, with_library=False):
     """Write the student release into the new or empty folder `outdir`.
 
     Args:
         outdir: where to build the bundle; must not exist or be empty.
         root: the course repository (default: `repository_root`).
+        exercises: the names of the exercises to hand out (default: all); those they import
+            and leave out come as given code.
+        with_library: also ship the finished library ``keras_tx/`` (after the deadline).
 
     Returns:
         `outdir` as a `pathlib.Path`.
 
     Raises:
-        ValueError: `outdir` is not empty, `root` is not a course repository,
-            or the bundle would contain solution code.
+        ValueError: `outdir` is not empty, `root` is not a course repository, `exercises` names
+            an exercise the course lacks, or the bundle would contain solution code or an
+            implementation.
     """
     root = pathlib.Path(root) if root else repository_root()
     outdir = pathlib.Path(outdir)
     solutions = root / "solutions"
     if not solutions.is_dir() or not (root / "grader").is_dir():
         raise ValueError(f"root must be the course repository with solutions/ and grader/, got {str(root)!r}")
+    course = load_course(root).subset(exercises)
     if not any((root / "grader" / "reference").glob("*.npz")):
         raise ValueError("the grader has no recorded reference outputs: run `python -m grader.record_reference` first")
     if outdir.exists() and any(outdir.iterdir()):
         raise ValueError(f"outdir must be a new or empty folder, {str(outdir)!r} is not empty")
     outdir.mkdir(parents=True, exist_ok=True)
-    left_out = {root / path for path in INSTRUCTOR_ONLY}
+    left_out = {root / path for path in INSTRUCTOR_ONLY} | ungraded_files(root, course)
 
     def ignore(folder, names):
         return {*_BUILD_FILES(folder, names), *(name for name in names if pathlib.Path(folder, name) in left_out)}
 
-    for name in COPIED:
+    for name in (*COPIED, *([LIBRARY] if with_library else [])):
         source = root / name
         if source.is_dir():
             shutil.copytree(source, outdir / name, ignore=ignore)
         elif source.is_file():
             shutil.copy2(source, outdir / name)
-    shutil.copy2(STUDENT_README, outdir / "README.md")
+    registry = outdir / "grader" / "registry.py"
+    registry.write_text(released_registry(registry.read_text(encoding="utf-8"), course), encoding="utf-8")
     (outdir / "exercises").mkdir()
-    for path, stub in stubs.generate(solutions, outdir / "exercises").items():
-        path.write_text(stub, encoding="utf-8")
-    leaks = solution_leaks(outdir, solutions)
+    for path, text in exercise_files(solutions, outdir / "exercises", course).items():
+        path.write_text(text, encoding="utf-8")
+    (outdir / "README.md").write_text(student_readme(course, root), encoding="utf-8")
+    leaks = solution_leaks(outdir, solutions, course.graded)
+    leaks += [found for found in implementations.implementations(outdir, implementations.library_classes(root))
+              if not found.startswith(f"{LIBRARY}/")]  # the library ships only when asked for
     if leaks:
         shutil.rmtree(outdir)
-        raise ValueError("the release would contain solution code: " + "; ".join(leaks))
+        raise ValueError("the release would contain solution code or implementations: " + "; ".join(leaks))
     return outdir
 
 
-def solution_bodies(solutions):
-    """The code between the solution markers of every file in `solutions`, one string per region.
+def ungraded_files(root, course):
+    """The files of `root` about exercises `course` does not grade: their checks, recordings and
+    solutions (a given exercise's solution stays, as its code is handed out)."""
+    files = set()
+    for name in set(load_course(root).names) - set(course.graded):
+        files.update([root / "grader" / f"test_{name}.py", *(root / "grader" / "reference").glob(f"{name}.*")])
+        if name not in course:
+            files.add(root / "solutions" / f"{name}.py")
+    return files
+
+
+def exercise_files(solutions, folder, course):
+    """``{path in folder: source}``: the stub of each exercise `course` grades, the given code of
+    each it gives, and the package's ``__init__.py``."""
+    files = {}
+    for path in [pathlib.Path(solutions, "__init__.py"), *(pathlib.Path(solutions, e.file) for e in course)]:
+        source = path.read_text(encoding="utf-8")
+        given = path.stem in course and course[path.stem].given
+        files[pathlib.Path(folder, path.name)] = stubs.given_code(source) if given else stubs.strip_solutions(source)
+    return files
+
+
+def released_registry(source, course):
+    """`source`, the course's ``grader/registry.py``, defining `course` as its ``COURSE`` instead."""
+    statement = next(node for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                     and any(getattr(target, "id", None) == "COURSE" for target in node.targets))
+    lines = source.splitlines(keepends=True)
+    return "".join(lines[: statement.lineno - 1]) + course.source() + "".join(lines[statement.end_lineno:])
+
+
+def student_readme(course, root):
+    """The release's README: the template with the table of `course`'s exercises, their lessons'
+    titles and their points (`root` is the course repository)."""
+    rows, total = [], 0
+    for exercise in course:
+        lesson = ast.get_docstring(ast.parse((root / "solutions" / exercise.file).read_text(encoding="utf-8")))
+        title = lesson.splitlines()[0].partition(": ")[2].rstrip(".") if lesson else ""
+        if exercise.given:
+            rows.append(f"| given | `exercises/{exercise.file}` | nothing: finished code, not graded ({title}) | - |")
+            continue
+        points = check_points(root / "grader" / exercise.checks)
+        total += points
+        rows.append(f"| {course.graded.index(exercise.name) + 1} | `exercises/{exercise.file}` | {title} | {points:g} |")
+    template = STUDENT_README.read_text(encoding="utf-8")
+    return template.replace("{exercise_table}", "\n".join(rows)).replace("{total}", f"{total:g}")
+
+
+def check_points(checks):
+    """The points of the checks file `checks`: the sum of its ``@pytest.mark.points(n)`` markers."""
+    return sum(decorator.args[0].value for node in ast.walk(ast.parse(pathlib.Path(checks).read_text()))
+               if isinstance(node, ast.FunctionDef) for decorator in node.decorator_list
+               if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", None) == "points")
+
+
+def solution_bodies(solutions, exercises=None):
+    """The code between the solution markers of the files in `solutions` (only those of
+    `exercises`, when given), one string per region.
 
     Comments and blank lines are dropped and each line is stripped, so a body
     is recognised whatever its indentation.
     """
     bodies = []
-    for path in sorted(pathlib.Path(solutions).glob("*.py")):
+    paths = sorted(pathlib.Path(solutions).glob("*.py"))
+    for path in [path for path in paths if exercises is None or path.stem in exercises]:
         pattern = re.escape(stubs.BEGIN) + r"(.*?)" + re.escape(stubs.END)
         for region in re.findall(pattern, path.read_text(), flags=re.DOTALL):
             body = _code_lines(region)
@@ -101,9 +178,10 @@ def solution_bodies(solutions):
     return bodies
 
 
-def solution_leaks(folder, solutions):
-    """Files under `folder` holding a solution marker or a solution body, with what they hold."""
-    bodies = solution_bodies(solutions)
+def solution_leaks(folder, solutions, exercises=None):
+    """Files under `folder` holding a solution marker, or a solution body of `exercises` (default:
+    all), with what they hold."""
+    bodies = solution_bodies(solutions, exercises)
     leaks = []
     for path in sorted(pathlib.Path(folder).rglob("*")):
         if not path.is_file():

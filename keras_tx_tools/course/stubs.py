@@ -3,7 +3,9 @@
 Each answer in ``solutions/*.py`` sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
 lines (nbgrader's markers). `strip_solutions` replaces every such region, markers included,
 with one ``raise NotImplementedError(...)`` at the marker's indentation; everything else (the
-lesson, signatures, docstrings) is kept as it is.
+lesson, signatures, docstrings) is kept as it is. An exercise a course hands out as *given*
+code (a dependency of the exercises asked, see `grader.registry.Course.subset`) is its
+solution instead, without the markers and under the `GIVEN` banner (`given_code`).
 
 Command line, from the repository root::
 
@@ -24,6 +26,11 @@ import sys
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: write this part (the docstring and the lesson at the top of the file explain it)")'
+GIVEN = (
+    "# GIVEN CODE: finished, and not graded. This exercise is not part of your assignment; its answer\n"
+    "# is handed out so that the exercises that build on it can import it. Read it, leave it as it is.\n"
+)
+"""The first lines of a given exercise file."""
 
 
 def strip_solutions(source: str) -> str:
@@ -50,6 +57,24 @@ def strip_solutions(source: str) -> str:
     if begun_at is not None:
         raise ValueError(f"line {begun_at}: {BEGIN} is never closed by {END}")
     return "".join(lines)
+
+
+def given_code(source: str) -> str:
+    """`source`, a solution, as given code: its marker lines dropped, the `GIVEN` banner on top.
+
+    >>> print(given_code("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION\\n"), end="")
+    # GIVEN CODE: finished, and not graded. This exercise is not part of your assignment; its answer
+    # is handed out so that the exercises that build on it can import it. Read it, leave it as it is.
+    def f():
+        return 1
+    """
+    strip_solutions(source)  # the same checks of the markers
+    return GIVEN + "".join(line for line in source.splitlines(keepends=True) if line.strip() not in (BEGIN, END))
+
+
+def is_given_code(source: str) -> bool:
+    """Whether `source` is an exercise handed out as given code (`given_code`)."""
+    return source.startswith(GIVEN)
 
 
 def generate(solutions, exercises):

@@ -3,7 +3,10 @@
 - `TextSample` prints generated text after every epoch, so you can watch a
   language model go from noise to words.
 - `StopOnInterrupt` turns Ctrl-C into "finish this step, then stop": `fit`
-  returns normally, and the run saves its model, tokenizer and metrics.
+  ends at once with `TrainingInterrupted`, before any validation or sample,
+  and the run saves what it has.
+- `ProgressBar` is Keras' progress bar, which can also end its line at the
+  step where training stopped.
 - `MetricsLog` keeps `metrics.json` up to date after every epoch, with a
   point of the training curves every few steps.
 
@@ -53,14 +56,21 @@ class TextSample(keras.callbacks.Callback):
         self.print_fn(f"\n--- sample after epoch {epoch + 1} ---\n{self.prompt}{text}\n---")
 
 
-class StopOnInterrupt(keras.callbacks.Callback):
-    """Ctrl-C (SIGINT) stops training after the current step instead of killing it.
+class TrainingInterrupted(Exception):
+    """Raised out of `fit` by `StopOnInterrupt` after Ctrl-C, at the end of a step."""
 
-    `fit` then ends as if it had run out of epochs, so the callbacks after it
-    (checkpoint, metrics) and the code after `fit` still run and save the
-    work. `interrupted` tells that code what happened. A second Ctrl-C raises
-    `KeyboardInterrupt` as usual. Signals only reach the main thread, so in
-    other threads this callback does nothing.
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) stops training within seconds, at the end of the current step, instead of killing it.
+
+    The signal handler only takes note. At the end of the training step (or
+    of the validation batch, or at the start of an epoch) the callback
+    raises `TrainingInterrupted`: `fit` ends there, without the validation,
+    checkpoint and samples of the epoch's end, and the code around `fit`
+    catches it and saves the model as it is. `interrupted` tells that code
+    what happened. A second Ctrl-C raises `KeyboardInterrupt` as usual.
+    Signals only reach the main thread, so in other threads this callback
+    does nothing.
     """
 
     def __init__(self, print_fn=print):
@@ -77,13 +87,47 @@ class StopOnInterrupt(keras.callbacks.Callback):
         if self.interrupted:
             raise KeyboardInterrupt
         self.interrupted = True
-        self.model.stop_training = True
         self.print_fn("\nInterrupted: stopping after this step and saving (Ctrl-C again to quit without saving).")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._stop_if_interrupted()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._stop_if_interrupted()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._stop_if_interrupted()
+
+    def _stop_if_interrupted(self):
+        if self.interrupted:
+            self.on_train_end()
+            raise TrainingInterrupted
 
     def on_train_end(self, logs=None):
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
+
+
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar (`verbose` of `fit` sets its style), which can end its line where training stopped.
+
+    Keras' own bar ends every epoch at the epoch's last step, even one that
+    stopped earlier; `end_line` shows the step training really reached.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._logs = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._logs = logs or {}
+        super().on_train_batch_end(batch, logs)
+
+    def end_line(self):
+        """Ends the bar's line at the last step trained, with its metrics."""
+        if self.progbar is not None:
+            self.progbar.update(self.seen, list(self._logs.items()), finalize=True)
 
 
 class MetricsLog(keras.callbacks.Callback):
@@ -97,7 +141,8 @@ class MetricsLog(keras.callbacks.Callback):
     `log_every=N`, every N steps `step_history` gets the step and the mean of
     each training metric over the steps since the previous point (or since
     the epoch began): a loss curve with more points than epochs. Add results
-    to `record` and call `write()` to save them too.
+    to `record` and call `write()` to save them too. A run stopped in the
+    middle of an epoch calls `stop_early()`.
 
     Args:
         path: the JSON file to (over)write.
@@ -114,19 +159,24 @@ class MetricsLog(keras.callbacks.Callback):
         self.record = {**info, "history": {}, "step_history": {}}
         self._steps = 0
         self._start = None
-        self._epoch_steps, self._point = 0, (0, {})
+        self._epoch, self._epoch_steps, self._point = 0, 0, (0, {})
+        self._logs = {}
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_steps, self._point = 0, (0, {})
+        self._epoch, self._epoch_steps, self._point = epoch, 0, (0, {})
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps += 1
         self._epoch_steps += 1
+        self._logs = logs or {}
         if self.log_every and self._steps % self.log_every == 0:
-            self._add_point({name: float(value) for name, value in (logs or {}).items()})
+            self._add_point(self._means())
+
+    def _means(self):
+        return {name: float(value) for name, value in self._logs.items()}
 
     def _add_point(self, means):
         """Keras reports means since the epoch began; the difference of two is the mean between them."""
@@ -141,11 +191,23 @@ class MetricsLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for name, value in {**(logs or {}), "step": self._steps}.items():
             self.record["history"].setdefault(name, []).append(float(value))
+        self._record_progress(epochs=epoch + 1)
+        self.write()
+
+    def stop_early(self):
+        """Records a run stopped inside an epoch: `interrupted: true`, the steps it trained, and the
+        last stretch of the training curves (the epoch's history gets no entry: it was not validated)."""
+        if self._epoch_steps > self._point[0] and self._logs:
+            self._add_point(self._means())
+        self._record_progress(epochs=self._epoch + 1)
+        self.record["interrupted"] = True
+        self.write()
+
+    def _record_progress(self, epochs):
         wall_time = time.perf_counter() - self._start
-        self.record.update(epochs=epoch + 1, steps=self._steps, wall_time_s=round(wall_time, 2))
+        self.record.update(epochs=epochs, steps=self._steps, wall_time_s=round(wall_time, 2))
         if self.tokens_per_step:
             self.record["tokens_per_second"] = round(self._steps * self.tokens_per_step / wall_time, 1)
-        self.write()
 
     def write(self):
         with open(self.path, "w", encoding="utf-8") as file:

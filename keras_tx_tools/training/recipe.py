@@ -58,13 +58,14 @@ def nanogpt_schedule(learning_rate, total_steps, warmup_steps=100):
     return NanoGPTSchedule(learning_rate, total_steps, warmup_steps)
 
 
-def nanogpt_adamw(learning_rate, total_steps, warmup_steps=100, weight_decay=0.1):
-    """AdamW with nanoGPT's settings and `nanogpt_schedule` over `total_steps`.
+def nanogpt_adamw(learning_rate, total_steps, warmup_steps=100, weight_decay=0.1, schedule=nanogpt_schedule):
+    """AdamW with nanoGPT's settings and `schedule(learning_rate, total_steps, warmup_steps)` over `total_steps`.
 
-    `weight_decay` is the decoupled decay of the matrices and embeddings.
+    `weight_decay` is the decoupled decay of the matrices and embeddings;
+    `schedule` makes the learning-rate schedule (default: `nanogpt_schedule`).
     """
     optimizer = keras.optimizers.AdamW(
-        learning_rate=nanogpt_schedule(learning_rate, total_steps, warmup_steps),
+        learning_rate=schedule(learning_rate, total_steps, warmup_steps),
         weight_decay=weight_decay,
         beta_2=0.99,
         epsilon=1e-8,  # PyTorch's default; Keras' own is 1e-7

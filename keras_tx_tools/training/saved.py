@@ -21,8 +21,8 @@ import json
 import pathlib
 import zipfile
 
-MODELS = ("keras_tx>GPT", "keras_tx>TransformerClassifier")
-"""The registered names of the models `keras-tx train` saves."""
+MODELS = ("keras_tx>GPT", "keras_tx>TransformerClassifier", "keras_tx_tools>CourseGPT")
+"""The registered names of the models `keras-tx train` saves: the library's two, and the course's own GPT."""
 
 _HINT = "pass the model.keras written by `keras-tx train`"
 
@@ -32,6 +32,9 @@ def load_model(path):
 
     It comes back uncompiled: compile it for the backend running now (see
     `Task.compile`); what it was compiled with in training may not suit it.
+    The library's models need `keras_tx`; the course's own GPT
+    (`course_model.CourseGPT`) needs the `exercises/` or `solutions/` folder
+    it was trained from, not the library.
 
     Raises:
         FileNotFoundError: `path` is not a file.
@@ -39,8 +42,6 @@ def load_model(path):
             keras-tx did not write.
     """
     import keras
-
-    import keras_tx  # noqa: F401  (registers GPT and TransformerClassifier with Keras)
 
     path = pathlib.Path(path)
     if not path.is_file():
@@ -60,9 +61,15 @@ def load_model(path):
     if name not in MODELS:
         raise ValueError(
             f"MODEL {path} holds a {config.get('class_name')!r} saved by another program, "
-            f"not a keras-tx GPT or TransformerClassifier; {_HINT}."
+            f"not a keras-tx GPT, TransformerClassifier or the course's own GPT; {_HINT}."
         )
-    return keras.saving.load_model(path, compile=False)
+    if name.startswith("keras_tx>"):
+        import keras_tx  # noqa: F401  (registers GPT and TransformerClassifier with Keras)
+        return keras.saving.load_model(path, compile=False)
+    from keras_tx_tools.training.course_model import course_errors  # registers CourseGPT with Keras
+
+    with course_errors(config["config"]["source"]):
+        return keras.saving.load_model(path, compile=False)
 
 
 def load_tokenizer(model, model_path):

@@ -9,7 +9,21 @@ each name.
 (8, 'reverse random sequences: checks the causal mask')
 >>> list(DEFAULTS) == list(DESCRIPTIONS)
 True
+>>> MODELS
+('library', 'exercises', 'solutions')
 """
+
+import importlib.util
+
+MODELS = ("library", "exercises", "solutions")
+"""What `--model` trains: the library's GPT (`keras_tx`), or the course's own from `exercises/model.py` or
+`solutions/model.py` (`keras_tx_tools.training.course_model`)."""
+
+
+def default_model():
+    """`"library"` where `keras_tx` is installed, else `"exercises"` (the student release has no library)."""
+    return "library" if importlib.util.find_spec("keras_tx") else "exercises"
+
 
 DESCRIPTIONS = {
     "reverse": "reverse random sequences: checks the causal mask",

@@ -5,11 +5,15 @@ updated by command-line flags) into
 
 - `data(config, tokenizer=None)`: a `TaskData` with the arguments for
   `model.fit`, the validation data, the tokenizer and a sample input;
-- `build_model(config, tokenizer)`: a fresh, untrained model;
+- `build_model(config, tokenizer, source)`: a fresh, untrained model: the
+  library's (`source="library"`), or the course's own GPT from `exercises/`
+  or `solutions/` (`CourseGPT`, for the language models and the reversal);
 - `results(model, data, config)`: the numbers that say how well it learned.
 
 `keras-tx evaluate` calls `data` with the saved tokenizer and `results` with
-the saved model, so a result is always computed the same way.
+the saved model, so a result is always computed the same way. `keras_tx` is
+imported only to build the library's models: the course's own GPT trains
+without it.
 
 >>> task = TASKS["reverse"]
 >>> config = {**task.defaults, "steps_per_epoch": 2, "num_validation": 8}
@@ -24,12 +28,11 @@ import math
 import keras
 import numpy as np
 
-from keras_tx.classifier import TransformerClassifier
 from keras_tx_tools.data import complete_works, imdb, reversal, shakespeare
 from keras_tx_tools.data.tokenizers import CharTokenizer, WordTokenizer
 from keras_tx_tools.data.windows import TextWindows
-from keras_tx.gpt import GPT
 from keras_tx_tools.training import settings
+from keras_tx_tools.training.course_model import CourseGPT, own_part
 from keras_tx_tools.training.loss import SparseCrossEntropy
 from keras_tx_tools.training.text_generation import continue_text
 
@@ -98,6 +101,7 @@ class Task:
 
     name = ""
     description = ""
+    gpt = True  # trains a GPT: the library's, or the course's own
     language_model = False
     defaults = {}
 
@@ -108,13 +112,16 @@ class Task:
     def compile(self, model, config, optimizer="adam"):
         """Compiles `model` with the task's loss and metrics (the optimizer matters only to `fit`).
 
+        The loss is `SparseCrossEntropy`, or for the course's own GPT the
+        student's `next_token_loss` once written (see `course_model.OWN_PARTS`).
+
         `jit_compile` is left to Keras, which picks what suits the backend
         running now: a saved model remembers the choice of the backend it was
         trained on (XLA under JAX), which under PyTorch means `torch.compile`.
         """
         model.compile(
             optimizer=optimizer,
-            loss=SparseCrossEntropy(),
+            loss=isinstance(model, CourseGPT) and own_part(model.source, "loss") or SparseCrossEntropy(),
             metrics=self.metrics(config),
         )
         return model
@@ -122,7 +129,7 @@ class Task:
     def data(self, config, tokenizer=None):
         raise NotImplementedError
 
-    def build_model(self, config, tokenizer):
+    def build_model(self, config, tokenizer, source="library"):
         raise NotImplementedError
 
     def results(self, model, data, config):
@@ -163,10 +170,10 @@ class Reversal(Task):
             source=f"generated, seed {config['seed']}",
         )
 
-    def build_model(self, config, tokenizer):
+    def build_model(self, config, tokenizer, source="library"):
         # Room for the whole sequence: `generate` can then write all of the
         # second half after a prompt of the first half and the separator.
-        return _gpt(config, tokenizer.vocab_size, 2 * config["half_length"] + 1)
+        return _gpt(config, tokenizer.vocab_size, 2 * config["half_length"] + 1, source)
 
     def results(self, model, data, config):
         inputs, targets = data.validation
@@ -216,8 +223,8 @@ class LanguageModel(Task):
             source=source,
         )
 
-    def build_model(self, config, tokenizer):
-        return _gpt(config, tokenizer.vocab_size, config["sequence_length"])
+    def build_model(self, config, tokenizer, source="library"):
+        return _gpt(config, tokenizer.vocab_size, config["sequence_length"], source)
 
     def results(self, model, data, config):
         loss = model.evaluate(data.validation, verbose=0, return_dict=True)["loss"]
@@ -259,6 +266,7 @@ class ShakespeareWords(LanguageModel):
 
 class IMDBSentiment(Task):
     name = "imdb"
+    gpt = False
     description = settings.DESCRIPTIONS["imdb"]
     defaults = settings.DEFAULTS["imdb"]
 
@@ -279,7 +287,9 @@ class IMDBSentiment(Task):
             source="keras.datasets.imdb",
         )
 
-    def build_model(self, config, tokenizer):
+    def build_model(self, config, tokenizer, source="library"):
+        from keras_tx.classifier import TransformerClassifier
+
         return TransformerClassifier(
             vocab_size=config["vocab_size"], max_length=config["sequence_length"],
             embed_dim=config["embed_dim"], num_heads=config["num_heads"],
@@ -308,9 +318,14 @@ def total_steps(config, data):
     return math.ceil(len(x) / data.fit_arguments["batch_size"]) * config["epochs"]
 
 
-def _gpt(config, vocab_size, max_length):
-    return GPT(
+def _gpt(config, vocab_size, max_length, source):
+    """The library's GPT, or with `source` `"exercises"` or `"solutions"` the course's own (which has no dropout)."""
+    shape = dict(
         vocab_size=vocab_size, max_length=max_length, embed_dim=config["embed_dim"],
         num_heads=config["num_heads"], num_layers=config["num_layers"],
-        ff_dim=config["ff_dim"], dropout=config["dropout"],
     )
+    if source != "library":
+        return CourseGPT(source, **shape, ff_dim=config["ff_dim"] or 4 * config["embed_dim"])
+    from keras_tx.gpt import GPT
+
+    return GPT(**shape, ff_dim=config["ff_dim"], dropout=config["dropout"])
