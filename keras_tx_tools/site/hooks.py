@@ -3,8 +3,8 @@
 - One lesson page per exercise of the course (`grader.registry.COURSE`, so a new exercise
   appears by itself), rendered from its file in ``exercises/`` (`keras_tx_tools.site.lessons`),
   with the pictures the tools drew for it (`PICTURES`), and a course page listing them in order.
-- The pages whose text lives beside the code: the grader's guide, the student release's
-  README, the benchmark results and the datasets; links between them point at their pages.
+- The pages whose text lives beside the code: the grader's guide, the benchmark results, the
+  datasets, the contributors' guide and the changelog; links between them point at their pages.
 - MathJax, served by the site itself from the `jupyter_server_mathjax` package, so that the
   math renders offline.
 
@@ -23,7 +23,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 PAGES = {
     "grader.md": "grader/README.md",
-    "student-guide.md": "keras_tx_tools/course/student_readme.md",
     "benchmarks.md": "benchmarks/RESULTS.md",
     "datasets.md": "datasets/README.md",
     "contributing.md": "CONTRIBUTING.md",
