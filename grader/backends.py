@@ -72,9 +72,14 @@ def choose_installed_backend():
     except (OSError, ValueError, AttributeError):
         configured = None
     chosen = configured or "tensorflow"
-    installed = [backend for backend in BACKENDS if importlib.util.find_spec(backend) is not None]
+    installed = [backend for backend in BACKENDS if is_installed(backend)]
     if chosen in BACKENDS and chosen not in installed and installed:
         os.environ["KERAS_BACKEND"] = installed[0]
+
+
+def is_installed(backend):
+    """Whether the package of `backend` can be imported (it is not imported here)."""
+    return importlib.util.find_spec(backend) is not None
 
 
 def grade_in_subprocesses(backends, options):
