@@ -115,3 +115,17 @@ def test_a_lesson_page_shows_typeset_math_and_its_pictures_in_chromium(browser, 
     assert len(images) == len(hooks.PICTURES["model"])
     assert all(width > 0 for _, width in images), images
     assert screenshot.stat().st_size > 10_000
+
+
+def test_a_simple_table_of_a_lesson_becomes_a_markdown_table():
+    docstring = """Exercise 9: a demo.
+
+=========  ==========
+name       shape
+=========  ==========
+``c_proj``  ``(C, C)``
+``q_i``    a query
+=========  ==========
+"""
+    assert lesson_markdown(docstring).splitlines()[2:6] == [
+        "| name | shape |", "|---|---|", "| `c_proj` | $(C , C)$ |", "| $q_{i}$ | a query |"]

@@ -3,7 +3,8 @@
 Every exercise file opens with its lesson, a docstring written for a terminal: a title line,
 headings underlined with ``===`` or ``---``, ``literal`` spans, ``*`` bullets and ``::``
 blocks. `lesson_markdown` turns one into Markdown for MkDocs: the title becomes the page's
-heading, the ``Lesson`` banner goes, numbered headings become sections, and a span or block
+heading, the ``Lesson`` banner goes, numbered headings become sections, simple tables (columns
+under ``=====  =====`` borders) become Markdown tables, and a span or block
 written as a formula becomes typeset math (`keras_tx_tools.site.plain_math`) while code
 stays code. The docstring is read with `ast`, so no exercise is imported (and no backend).
 
@@ -60,6 +61,10 @@ def lesson_markdown(docstring):
             if underline[0] == "-":  # the "Lesson" banner (===) goes: the whole page is the lesson
                 page += [f"## {row.strip()}", ""]
             i += 2
+        elif _TABLE_BORDER.fullmatch(row):
+            table, i = _simple_table(rows, i)
+            page += [_inline(prose), "", *table, ""]
+            prose = []
         elif row.rstrip().endswith("::"):
             block, i = _literal_block(rows, i + 1)
             page += [_inline([*prose, row.rstrip()[:-1]]), "", *_block_markdown(block), ""]
@@ -69,6 +74,34 @@ def lesson_markdown(docstring):
             i += 1
     page.append(_inline(prose))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(page).strip() + "\n")
+
+
+_TABLE_BORDER = re.compile(r" *=+( +=+)+ *")
+
+
+def _simple_table(rows, i):
+    """The simple table whose top border is rows[i], as Markdown lines, and the index after it.
+
+    Its columns are the runs of ``=`` of the border (or, in a row, the runs of two spaces or more);
+    the row after the top border is the header, and the table ends at its third border.
+    """
+    columns = [match.span() for match in re.finditer(r"=+", rows[i])]
+    starts = [start for start, _ in columns]
+    cells = []
+    borders = 1
+    i += 1
+    while i < len(rows) and borders < 3:
+        if _TABLE_BORDER.fullmatch(rows[i]):
+            borders += 1
+        elif rows[i].strip():
+            pieces = re.split(r"\s{2,}", rows[i].strip())  # a cell that runs past its column's border
+            if len(pieces) != len(starts):
+                pieces = [rows[i][start:end].strip() for start, end in zip(starts, [*starts[1:], None])]
+            cells.append([_inline([piece]) for piece in pieces])
+        i += 1
+    header, *body = cells
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in body], i
 
 
 def _literal_block(rows, i):

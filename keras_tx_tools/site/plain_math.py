@@ -6,8 +6,8 @@ formula by its vocabulary and returns its TeX; anything else (Python names, call
 arguments like ``axis=keys``, lists of numbers) is code and gets `None`, so it stays
 code on the page. A formula uses only:
 
-* one-letter variables, optionally with a subscript (``q_i``, ``T_k``), and the names in
-  `NAMES`;
+* one-letter variables, optionally with a one-character subscript (``q_i``, ``T_k``; not
+  ``c_proj``, a name in code), and the names in `NAMES`;
 * numbers (``12,288`` with thousands commas; not ``1e-3``, which is code);
 * the functions in `FUNCTIONS`; brackets; ``+ - * / // ** ^ @ = < > <= >= !=``, ``.`` as
   a dot product between spaces, and commas.
@@ -18,8 +18,8 @@ code on the page. A formula uses only:
 'Q K ^{\\\\top} / \\\\sqrt{d}'
 >>> to_tex("sin(p / 10000 ** (2i / dim))")
 '\\\\sin (p / 10000 ^{2 i / \\\\mathrm{dim}})'
->>> to_tex("V=50,257") , to_tex("(vocab_size, embed_dim)"), to_tex("[19, 14, 1]")
-('V = 50{,}257', None, None)
+>>> to_tex("V=50,257"), to_tex("(vocab_size, embed_dim)"), to_tex("[19, 14, 1]"), to_tex("c_proj")
+('V = 50{,}257', None, None, None)
 """
 
 import re
@@ -72,7 +72,7 @@ def to_tex(text):
 
 
 def _variable(token):
-    return bool(re.fullmatch(r"[A-Za-z](?:_\w+)?", token)) or token in NAMES
+    return bool(re.fullmatch(r"[A-Za-z](?:_[A-Za-z0-9])?", token)) or token in NAMES
 
 
 def _sequence(tokens, i, closing):
@@ -119,7 +119,6 @@ def _item(tokens, i):
         return token.replace(",", "{,}"), i + 1
     if re.fullmatch(r"[A-Za-z]", token):
         return token, i + 1
-    if match := re.fullmatch(r"([A-Za-z])_(\w+)", token):
-        subscript = match[2] if len(match[2]) == 1 else rf"\mathrm{{{match[2]}}}"
-        return f"{match[1]}_{{{subscript}}}", i + 1
+    if re.fullmatch(r"[A-Za-z]_[A-Za-z0-9]", token):  # q_i; a longer subscript (c_proj) is a name in code
+        return f"{token[0]}_{{{token[2]}}}", i + 1
     raise ValueError(f"not a formula: {token!r}")
