@@ -94,7 +94,7 @@ def breakdown(grades, seconds, cpu, jobs):
         "student_process_cpu_seconds_per_hand_in": sum(student_cpu) / count,
         "of_which_grader": (busy - sum(student)) / count,
         "grader_start_seconds": max(0.0, seconds - busy / jobs),
-        "statuses": {status: sum(grade.status == status for grade in grades) for status in ("graded", "failed", "timeout")},
+        "statuses": {status: sum(grade.status == status for grade in grades) for status in ("graded", "failed", "timeout", "error")},
         "isolated": all(grade.isolation.startswith("sandboxed") for grade in grades if grade.isolation),
     }
 

@@ -3,8 +3,9 @@
 Three implementations of one GPT, identical in shape and parameter count:
 `keras_tx` (`keras_tx.GPT`), `stock_keras` (`StockKerasGPT`, stock Keras
 layers) and `native_torch` (`NativeTorchGPT`, eager PyTorch). The Keras models
-train the way users train them, `model.compile` with the backend's default
-`jit_compile` then `model.fit`; the PyTorch model with the usual hand-written
+train the way users train them, `model.compile` with Keras' own
+`SparseCategoricalCrossentropy(from_logits=True)` and the backend's default
+`jit_compile`, then `model.fit`; the PyTorch model with the usual hand-written
 loop. All use nanoGPT's recipe (`keras_tx_tools.training.recipe`): AdamW (betas
 0.9/0.99, epsilon 1e-8, weight decay 0.1 on matrices and embeddings only),
 gradients clipped to a global norm of 1, linear warm-up then cosine decay.
@@ -130,7 +131,8 @@ class Trainer:
         build(dims, total_steps, peak_learning_rate)
 
     def _build_keras(self, dims, total_steps, peak_learning_rate):
-        from keras_tx_tools.training.loss import SparseCrossEntropy
+        import keras
+
         from keras_tx_tools.training.recipe import nanogpt_adamw
 
         if self.implementation == "keras_tx":
@@ -140,7 +142,7 @@ class Trainer:
         self.model = model_class(**dims, dtype=self.precision)
         self.model.compile(
             optimizer=nanogpt_adamw(peak_learning_rate, total_steps, WARMUP_STEPS, WEIGHT_DECAY),
-            loss=SparseCrossEntropy(),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=True if self.compiled else "auto",
         )
 

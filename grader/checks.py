@@ -4,24 +4,26 @@ Every value from the student's code goes through `to_numpy` first: whatever it r
 becomes a plain NumPy array, so an object with a clever ``__eq__`` cannot pass a check.
 A failed check raises `GradingFailure` whose message is the feedback the student reads.
 
-Example::
+Example:
 
-    check_close(student_output, expected, "the attention output",
-                hint=lambda: "did you divide by sqrt(d)?")
+>>> from grader.feedback import Feedback
+>>> check_close(np.ones(3), np.ones(3), "the attention output")  # close enough: nothing happens
+>>> try:
+...     check_close(np.full(3, 2.0), np.ones(3), "the attention output",
+...                 hint=lambda: Feedback(cause="the scores are not scaled", fix="divide them by sqrt(d)"))
+... except GradingFailure as failure:
+...     print(failure)
+the attention output: not the reference's values — the scores are not scaled: divide them by sqrt(d)
 """
-
-import os
-import re
 
 import keras
 import numpy as np
 
+from grader.failures import (  # noqa: F401 -- the checks' vocabulary
+    GRADED_PACKAGE, GradingFailure, describe_exception, exception_message, failure_feedback)
+
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-5)}
 """``dtype -> (rtol, atol)``: a value passes when ``|actual - expected| <= atol + rtol * |expected|``."""
-
-
-class GradingFailure(AssertionError):
-    """A check failed; the message tells the student what is wrong and, if possible, why."""
 
 
 def tensor(array):
@@ -68,46 +70,19 @@ def check_close(actual, expected, what, dtype="float32", hint=None, source="the 
         expected: the reference array.
         what: the value's name in the message ("the attention weights").
         dtype: the compute dtype, which sets the tolerance.
-        hint: optional callable run only on a mismatch; the message it returns (if any)
-            replaces the generic "not the reference's values" one.
+        hint: optional callable run only on a mismatch; the `Feedback` it returns (if any) says
+            why, placed at "`what`: not the reference's values" unless it names its own place.
         source: whose values `expected` holds, as the generic message says it ("the formula's").
     """
     check_shape(actual, np.shape(expected), what)
     if is_close(actual, expected, dtype):
         return
-    message = hint() if hint else None
-    if not message:
-        actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-        index = np.unravel_index(np.argmax(np.abs(actual - expected)), actual.shape) if actual.size else ()
-        message = (
-            f"{what}: not {source} values; at index {tuple(int(i) for i in index)} yours is "
-            f"{actual[index]:.5g}, expected {expected[index]:.5g}"
-        )
-    raise GradingFailure(message)
-
-
-GRADED_PACKAGE = "graded_"
-"""The prefix of the packages a submission's files are loaded into (`grader.submission`)."""
-
-
-def describe_exception(error, folder):
-    """``Type: message (file.py, line N)``, pointing at the last line of `folder`'s code it passed.
-
-    Paths inside `folder` and the names of graded packages are left out, so the same files give
-    the same message wherever and however often they are graded. An exception re-raised from a
-    student's process (`grader.remote`) carries this description already.
-    """
-    if hasattr(error, "student_description"):
-        return error.student_description
-    location, package = "", None
-    traceback = error.__traceback__
-    while traceback is not None:
-        filename = traceback.tb_frame.f_code.co_filename
-        if filename.startswith(str(folder)):
-            location = f" ({filename[len(str(folder)) + 1:]}, line {traceback.tb_lineno})"
-        package = traceback.tb_frame.f_globals.get("__name__", "").partition(".")[0]
-        traceback = traceback.tb_next
-    if not location and package and not package.startswith(GRADED_PACKAGE):
-        location = f" (raised inside {package}, with no line of your files on the way: look at what your code gave it)"
-    message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", str(error)).replace(f"{folder}{os.sep}", "")
-    return f"{type(error).__name__}: {message}{location}"
+    feedback = hint() if hint else None
+    if feedback:
+        raise GradingFailure(feedback.located(f"{what}: not {source} values"))
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    index = np.unravel_index(np.argmax(np.abs(actual - expected)), actual.shape) if actual.size else ()
+    raise GradingFailure(
+        f"{what}: not {source} values; at index {tuple(int(i) for i in index)} yours is "
+        f"{actual[index]:.5g}, expected {expected[index]:.5g}"
+    )

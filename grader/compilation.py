@@ -12,7 +12,9 @@ checked:
 * JAX's persistent compilation cache, in ``$XDG_CACHE_HOME/keras-tx/jax`` (``~/.cache`` by
   default; ``KERAS_TX_JAX_CACHE`` names another folder, or ``none`` to switch it off). A later
   run loads what an earlier one compiled: the model checks' shapes and every check's fixed
-  draw are the same in every run.
+  draw are the same in every run. The sandbox's children read the same cache and never write
+  it (`read_compilation_cache`): the student's operations on the grader's inputs are mostly
+  programs the grader compiled already, and no hand-in can leave a program for another.
 
 Neither changes which operations run or in which precision; the grader's tolerance is far
 above the rounding differences another code generation can bring.
@@ -68,3 +70,18 @@ def use_compilation_cache():
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.config.update("jax_compilation_cache_max_size", CACHE_LIMIT_BYTES)
+    jax.config.update("jax_persistent_cache_enable_xla_caches", "none")  # keys that name no folder: see below
+
+
+def read_compilation_cache(folder):
+    """Load compiled programs from the persistent cache in `folder` and never write there (JAX only).
+
+    The cache keys are those `use_compilation_cache` writes wherever `folder` is mounted: XLA's own
+    caches, whose folder would enter every key, are off in both.
+    """
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))  # no program is ever written
+    jax.config.update("jax_compilation_cache_max_size", -1)  # no eviction: no lock or access-time files either

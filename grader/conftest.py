@@ -1,7 +1,7 @@
 """The grader's pytest plugin: options, fixtures, time limits, points and the score table.
 
 ``pytest grader [--solutions | --submission DIR] [--backend tensorflow|torch|jax|all]
-[--seed N] [--grade-json PATH]`` (grader/README.md has the whole story).
+[--seed N] [--hints full|cause|locate] [--grade-json PATH]`` (grader/README.md has the whole story).
 
 Keras reads ``KERAS_BACKEND`` once, when it is first imported, so nothing here imports Keras at
 module level: `pytest_configure` first picks the backend, and a backend this process can no
@@ -22,7 +22,8 @@ import pytest
 
 from grader.backends import BACKENDS, backends_to_spawn, grade_in_subprocesses
 from grader.compilation import prefer_fast_compilation, use_compilation_cache
-from grader.gradebook import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
+from grader.feedback import HINT_LEVELS
+from grader.gradebook import EXERCISES, ERROR, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
 from grader.registry import COURSE
 
@@ -37,6 +38,7 @@ class Settings:
     reference: str  # "live" or "recorded"
     seed: int
     timeout: float
+    hints: str = "full"  # how much a failed check's message gives away (grader.feedback.HINT_LEVELS)
     subprocess_backends: tuple = ()  # backends graded by subprocesses instead of this process
     gradebook: Gradebook = None
     subprocess_runs: dict = dataclasses.field(default_factory=dict)  # {backend: grader.backends.BackendRun}
@@ -62,6 +64,9 @@ def pytest_addoption(parser):
     )
     group.addoption("--seed", type=int, help="seed of the random inputs, to reproduce a run (default: a fresh one)")
     group.addoption("--grade-json", metavar="PATH", help="write the scores as JSON to PATH")
+    group.addoption("--hints", choices=HINT_LEVELS, default="full",
+                    help="how much a failed check's message gives away: full (where, the cause and the fix), "
+                    "cause (where and the cause) or locate (only where); default full")
     group.addoption(
         "--reference",
         choices=("auto", "live", "recorded"),
@@ -115,6 +120,7 @@ def pytest_configure(config):
         reference=reference,
         seed=secrets.randbelow(1_000_000) if option.seed is None else option.seed,
         timeout=option.grade_timeout,
+        hints=option.hints,
         subprocess_backends=backends_to_spawn(option.backend),
     )
     if not settings.subprocess_backends and os.environ.get("KERAS_BACKEND") == "jax":
@@ -159,7 +165,8 @@ def pytest_runtestloop(session):
 def _forwarded_options(config, settings):
     option = config.option
     forwarded = ["--seed", str(settings.seed), "--reference", settings.reference,
-                 "--grade-timeout", str(settings.timeout), "--threads", str(option.threads)]
+                 "--grade-timeout", str(settings.timeout), "--threads", str(option.threads),
+                 "--hints", settings.hints]
     if option.solutions:
         forwarded.append("--solutions")
     if option.submission:
@@ -193,7 +200,7 @@ def graded(pytestconfig):
         torch.set_num_threads(pytestconfig.option.threads)
     use_compilation_cache()
     settings = pytestconfig.stash[SETTINGS]
-    settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference)
+    settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference, settings.hints)
     solutions = None
     if settings.reference == "live":
         loaded = load_submission(ROOT / "solutions")
@@ -250,10 +257,15 @@ def _load_modules(pytestconfig, settings):
     process = warm_process(keras.backend.backend())
     limits = {"memory_bytes": int(pytestconfig.option.memory_limit * 2**30)}
     submission = RemoteSubmission(process, settings.folder, limits, pytestconfig.option.time_budget)
-    submission.follow_seeding()
     settings.gradebook.isolation = ("sandboxed: a separate process in bubblewrap" if process.isolated
                                     else "NOT ISOLATED: a separate process without bubblewrap")
-    return submission.modules(), submission
+    try:
+        modules = submission.modules()
+    except BaseException:
+        submission.close()  # no teardown follows a failed setup: nothing of this hand-in may outlive its grading
+        raise
+    submission.follow_seeding()
+    return modules, submission
 
 
 @pytest.fixture
@@ -346,7 +358,7 @@ def pytest_runtest_makereport(item, call):
 
 def _grade(item, call, report):
     """Turn one test's outcome into ``(outcome, message)``, rewriting `report` for the student."""
-    from grader.checks import GradingFailure, describe_exception
+    from grader.failures import GraderError, GradingFailure, failure_feedback
 
     if report.passed:
         return PASSED, ""
@@ -355,13 +367,16 @@ def _grade(item, call, report):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), None, "not attempted yet")
         return NOT_ATTEMPTED, "not attempted yet"
-    if isinstance(error, (GradingFailure, TimeLimitExceeded)):
+    settings = item.config.stash[SETTINGS]
+    if isinstance(error, GraderError):
+        return ERROR, f"the grader could not run this check: {error}"
+    if isinstance(error, TimeLimitExceeded):
         message = str(error)
-    elif error is not None and report.when == "call":
-        message = f"your code raised {describe_exception(error, item.config.stash[SETTINGS].folder)}"
+    elif isinstance(error, GradingFailure) or (error is not None and report.when == "call"):
+        message = failure_feedback(error, settings.folder).at(settings.hints)
     else:
         last_line = (report.longreprtext.strip().splitlines() or ["?"])[-1]
-        return FAILED, f"the grader could not run this check: {last_line}"
+        return ERROR, f"the grader could not run this check: {last_line}"
     report.longrepr = Feedback(message)
     return FAILED, message
 

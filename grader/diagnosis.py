@@ -9,12 +9,13 @@ first whose output differs, and names the mistake family that output behaves lik
 
 Example::
 
-    first_divergence(student_model, gpt_steps(2), expected, token_ids, mask, head_size=6, width=18, num_heads=3)
-    # 'blocks.0: norm1 and attention match; ffn_in differs — exact GELU expected ...'
+    first_divergence(student_model, gpt_steps(2), expected, token_ids, mask, head_size=6, width=18, num_heads=3).at("full")
+    # 'blocks.0: norm1 and attention match; ffn_in differs — yours matches the tanh approximation: ...'
 """
 
-from grader.checks import is_close, tensor, to_numpy
+from grader.checks import exception_message, is_close, tensor, to_numpy
 from grader.families import SUBLAYERS, closest_mistake
+from grader.feedback import Feedback
 
 BLOCK_STEPS = ("norm1", "attention", "norm2", "ffn_in", "ffn_out")
 """The sublayers of a block in the order the dataflow runs them."""
@@ -42,7 +43,7 @@ def first_divergence(layer, steps, expected, first_input, mask, **details):
         details: the sizes the attention's messages name (``head_size``, ``width``, ``num_heads``).
 
     Returns:
-        A message, or None when every sublayer matches (then the wiring of ``call`` differs).
+        A `Feedback`, or None when every sublayer matches (then the wiring of ``call`` differs).
     """
     matched = {}
     for path in steps:
@@ -53,7 +54,7 @@ def first_divergence(layer, steps, expected, first_input, mask, **details):
             args = (tensor(value), mask) if name == "attention" else (tensor(value),)
             output = to_numpy(sublayer(*args), path)
         except Exception as error:  # a sublayer that cannot even run on the reference's input
-            return f"{path} fails on the reference's input: {type(error).__name__}: {error}"
+            return Feedback(f"{path} fails on the reference's input: {type(error).__name__}: {exception_message(error)}")
         if not is_close(output, expected[f"{path}>out"]):
             cause = closest_mistake(output, expected, f"{path}>out", SUBLAYERS.get(name, {}), **details)
             before = matched.get(group, [])
@@ -62,7 +63,7 @@ def first_divergence(layer, steps, expected, first_input, mask, **details):
                 message = f"{group}: {_listed(before)} {'matches' if len(before) == 1 else 'match'}; {name} differs"
             elif matched:
                 message = f"every sublayer before {path} matches; {path} differs"
-            return message + (f" — {cause}" if cause else "")
+            return (cause or Feedback()).located(message)
         matched.setdefault(group, []).append(name)
     return None
 

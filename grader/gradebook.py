@@ -17,7 +17,8 @@ from grader.registry import COURSE
 EXERCISES = COURSE.names
 """The exercises' names in the order of the course (`grader.registry` holds the course), given ones included."""
 
-PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
+"""A test's outcomes; `ERROR`: the grader could not run it, so it says nothing of the student's work."""
 
 
 @dataclasses.dataclass
@@ -37,10 +38,11 @@ class TestResult:
 class Gradebook:
     """The results of one grading run on one backend."""
 
-    def __init__(self, backend, seed, reference):
+    def __init__(self, backend, seed, reference, hints="full"):
         self.backend = backend
         self.seed = seed
         self.reference = reference
+        self.hints = hints
         self.isolation = "none: the submission ran in the grader's process"
         self.out_of_time = False
         self.student_seconds = None  # with --isolate: {"wall", "cpu"} seconds of the submission's process
@@ -67,6 +69,7 @@ class Gradebook:
             "backend": self.backend,
             "seed": self.seed,
             "reference": self.reference,
+            "hints": self.hints,
             "isolation": self.isolation,
             "out_of_time": self.out_of_time,
             "student_seconds": self.student_seconds,
@@ -82,7 +85,8 @@ class Gradebook:
 
 def report_table(report):
     """Lines of the score table of one backend's report: points, what failed, the total."""
-    lines = [f"backend {report['backend']}, seed {report['seed']}, reference {report['reference']}"]
+    lines = [f"backend {report['backend']}, seed {report['seed']}, reference {report['reference']}"
+             + (f", hints {report['hints']}" if report.get("hints", "full") != "full" else "")]
     for exercise, result in report["exercises"].items():
         tests = result["tests"]
         lines.append(f"{exercise:<22}{_points(result['points'], result['max']):>9}")

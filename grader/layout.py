@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from grader.checks import GradingFailure
+from grader.feedback import Feedback
 
 SUBLAYERS = {
     "TokenAndPositionEmbedding": {
@@ -86,35 +87,55 @@ def lesson_contract():
 def leaf_layers(layer, kind):
     """``[(path, keras_layer)]`` for every weight-holding sublayer of a `kind` layer.
 
-    Raises `GradingFailure` naming every sublayer that is missing or of the wrong type at once.
+    Raises `GradingFailure` naming every sublayer that is missing or of the wrong type at once,
+    or the first layer object that stands for two sublayers (``[TransformerBlock(...)] * n``).
     """
-    leaves, problems = [], []
-    _walk(layer, kind, "", leaves, problems)
+    leaves, problems, paths = [], [], {}
+    _walk(layer, kind, "", leaves, problems, paths)
     if problems:
         raise GradingFailure(f"your {kind} does not have the sublayers the exercise names: {'; '.join(problems)}")
     return leaves
 
 
-def _walk(layer, kind, prefix, leaves, problems):
-    """Add `layer`'s leaves to `leaves` and what is wrong with its sublayers to `problems`."""
+def _walk(layer, kind, prefix, leaves, problems, paths):
+    """Add `layer`'s leaves to `leaves`, what is wrong with its sublayers to `problems`, and every
+    sublayer's path to `paths` (``{sublayer: path}``)."""
     for name, expected in SUBLAYERS[kind].items():
         path = f"{prefix}{name}"
         sublayer = getattr(layer, name, None)
         if sublayer is None:
             others = _unnamed_sublayers(layer, kind)
             problems.append(f"no `{path}`" + (f" (its sublayers are named {', '.join(others)})" if others else ""))
-        elif isinstance(expected, list):
+            continue
+        if isinstance(expected, list):
             if not isinstance(sublayer, (list, tuple)):
                 problems.append(f"`{path}` should be a list of {expected[0]} layers")
                 continue
             for index, item in enumerate(sublayer):
-                _walk(item, expected[0], f"{path}.{index}.", leaves, problems)
-        elif isinstance(expected, str):
-            _walk(sublayer, expected, f"{path}.", leaves, problems)
+                _note(item, f"{path}.{index}", paths)
+                _walk(item, expected[0], f"{path}.{index}.", leaves, problems, paths)
+            continue
+        _note(sublayer, path, paths)
+        if isinstance(expected, str):
+            _walk(sublayer, expected, f"{path}.", leaves, problems, paths)
         elif not isinstance(sublayer, expected):
             problems.append(f"`{path}` is a {type(sublayer).__name__}, expected keras.layers.{expected.__name__}")
         else:
             leaves.append((path, sublayer))
+
+
+def _note(sublayer, path, paths):
+    """Note `sublayer` at `path`; fail if it already stands for another sublayer."""
+    if not isinstance(sublayer, keras.layers.Layer):
+        return  # not a layer at all: `_walk` says so
+    if sublayer in paths:
+        where = f"`{path}` is the very same layer object as `{paths[sublayer]}`"
+        cause = "one object serves as two sublayers, so they share their weights"
+        if path.rpartition(".")[2].isdigit():
+            raise GradingFailure(Feedback(where, f"{cause} ([block] * n repeats one block)",
+                                          "make a new one for each: [TransformerBlock(...) for _ in range(num_layers)]"))
+        raise GradingFailure(Feedback(where, cause, f"give `{path}` a new {type(sublayer).__name__} of its own"))
+    paths[sublayer] = path
 
 
 def _unnamed_sublayers(layer, kind):

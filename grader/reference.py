@@ -23,12 +23,13 @@ Example::
 """
 
 import hashlib
-import random
 import zlib
 
 import numpy as np
 
 from grader.checks import GradingFailure, check_close
+from grader.feedback import Feedback
+from grader.seeding import SEEDING_HOOKS, seed_keras  # noqa: F401 -- the checks' seeding
 
 
 class Digest:
@@ -49,7 +50,8 @@ def check_matches(actual, expected, what, dtype="float32", hint=None):
     if isinstance(expected, Digest) or not np.issubdtype(np.asarray(expected).dtype, np.floating):
         expected_digest = expected if isinstance(expected, Digest) else Digest.of(expected)
         if Digest.of(actual).hexdigest != expected_digest.hexdigest:
-            raise GradingFailure((hint() if hint else None) or f"{what}: not the reference's values")
+            feedback = (hint() if hint else None) or Feedback()
+            raise GradingFailure(feedback.located(f"{what}: not the reference's values"))
     else:
         check_close(actual, expected, what, dtype, hint)
 
@@ -98,33 +100,6 @@ def draws(seed):
 def check_rngs(seed, check):
     """The random generators of the property check named `check`: from `seed`, then the fixed seed."""
     return [np.random.default_rng([drawn, zlib.crc32(check.encode())]) for drawn in draws(seed).values()]
-
-
-SEEDING_HOOKS = []
-"""Called as ``hook(seed, check)`` after each `seed_keras` (``--isolate`` seeds the submission's process too)."""
-
-
-def seed_keras(seed, check):
-    """Seed Keras' own initializers for the check named `check`, so a run is reproducible.
-
-    Keras draws the seeds of unseeded initializers from Python's `random`. Like
-    ``keras.utils.set_random_seed``, this also seeds NumPy and the backend, but it imports
-    TensorFlow only on that backend: the import alone would cost seconds of every grading.
-    """
-    import keras
-
-    for hook in SEEDING_HOOKS:
-        hook(seed, check)
-    seed = seed + zlib.crc32(check.encode()) % 10_000
-    if keras.backend.backend() == "tensorflow":
-        keras.utils.set_random_seed(seed)
-        return
-    random.seed(seed)
-    np.random.seed(seed)
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.manual_seed(seed)
 
 
 class LiveReference:

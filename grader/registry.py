@@ -11,8 +11,8 @@ subset is then *given*, its finished code handed out with the exercises and neve
 
 Example::
 
-    >>> [exercise.name for exercise in COURSE][:2]
-    ['positional_embedding', 'masking']
+    >>> [exercise.name for exercise in COURSE][:3]
+    ['tokenizer', 'positional_embedding', 'masking']
     >>> COURSE["attention"].depends
     ('masking',)
     >>> COURSE.subset(["attention"])
@@ -133,9 +133,11 @@ def load_course(root):
 
 
 COURSE = Course(
+    Exercise("tokenizer"),
     Exercise("positional_embedding"),
     Exercise("masking"),
     Exercise("attention", depends=("masking",)),
     Exercise("model", depends=("positional_embedding", "masking", "attention")),
+    Exercise("training", depends=("model",)),  # its checks train the student's GPT
 )
 """The course, in order: a later exercise may import only earlier ones."""

@@ -7,12 +7,14 @@ tensors rebuilt here from their values, or a `RemoteObject` stand-in for anythin
 layer the student's class built, say). The checks, the reference and the comparison all run
 here, in the grader; the child sees only the inputs it is given.
 
-A `RemoteObject` passes ``isinstance`` checks for the public Keras layer class its object is an
-instance of, so a student's ``Dense`` sublayer is seen as a ``keras.layers.Dense``, and its
-``type(...).__name__`` is the student's class name.
+A `RemoteObject` passes ``isinstance`` checks for the public Keras layer or learning-rate schedule
+class its object is an instance of, so a student's ``Dense`` sublayer is seen as a
+``keras.layers.Dense``, and its ``type(...).__name__`` is the student's class name.
 
-When the child runs out of time in a check, crashes or is killed by a limit, the check fails,
-the child is ended, and the next check gets a fresh child that loads the same files again.
+When the child runs out of time in a check, crashes, is killed by a limit or sends more than
+a message may hold (`grader.wire.MAX_BYTES`), the check fails, the child is ended, and the next
+check gets a fresh child that loads the same files again. When the warm process itself fails,
+the check raises `grader.failures.GraderError` instead: the grader's failure, not the student's.
 
 Example::
 
@@ -33,13 +35,15 @@ import time
 import keras
 import numpy as np
 
-from grader import reference, wire
-from grader.checks import GradingFailure
+from grader import seeding, wire
+from grader.failures import GradingFailure
 from grader.gradebook import EXERCISES
 from grader.sandbox import StudentProcess
 
-LIMITS = {"cpu_seconds": 600, "memory_bytes": 4 * 2**30, "processes": 256, "file_bytes": 64 * 2**20}
-"""What a hand-in's child may use: CPU seconds, bytes of data, processes and threads, bytes per file."""
+LIMITS = {"cpu_seconds": 600, "memory_bytes": 4 * 2**30, "processes": 256, "file_bytes": 64 * 2**20,
+          "tmp_bytes": 256 * 2**20}
+"""What a hand-in's child may use: CPU seconds, bytes of data, processes and threads, bytes per file,
+bytes in its own ``/tmp`` (where the grader runs as root)."""
 
 CALL_SECONDS = 600
 """The longest one request may take when no per-check time limit interrupts it first."""
@@ -86,14 +90,14 @@ class RemoteSubmission:
         return {exercise: RemoteModule(self, exercise) for exercise in EXERCISES}
 
     def seed(self, seed, check):
-        """Seed Keras in the child as `grader.reference.seed_keras` seeds the grader."""
+        """Seed Keras in the child as `grader.seeding.seed_keras` seeds the grader."""
         self.seeding = (seed, check)
         self.request({"op": "seed", "seed": seed, "check": check})
 
     def follow_seeding(self):
-        """Until `close`, every `grader.reference.seed_keras` of the grader also seeds the child,
+        """Until `close`, every `grader.seeding.seed_keras` of the grader also seeds the child,
         so that the child's layers start from the weights they would have in the grader's process."""
-        reference.SEEDING_HOOKS.append(self.seed)
+        seeding.SEEDING_HOOKS.append(self.seed)
 
     def request(self, message):
         """Send `message` to the child and return its value; re-raise what the student's code raised."""
@@ -129,9 +133,9 @@ class RemoteSubmission:
         return status
 
     def close(self):
+        if self.seed in seeding.SEEDING_HOOKS:
+            seeding.SEEDING_HOOKS.remove(self.seed)
         self.end_child()
-        if self.seed in reference.SEEDING_HOOKS:
-            reference.SEEDING_HOOKS.remove(self.seed)
 
     def _seconds_left(self):
         """Seconds the next request may take; fails the check once the hand-in's time is up."""
@@ -244,12 +248,18 @@ class RemoteObject:
     def __repr__(self):
         return f"<{type(self).__name__} in the student's process>"
 
+    def __eq__(self, other):  # two stand-ins of one object (its handle) are equal, as that object is to itself
+        return isinstance(other, RemoteObject) and (self._submission, self._id) == (other._submission, other._id)
+
+    def __hash__(self):
+        return hash((id(self._submission), self._id))
+
 
 @functools.cache
 def _remote_class(type_name, keras_name):
     """A `RemoteObject` class named like the student's; ``isinstance`` sees it as `keras_name`'s class."""
-    keras_class = getattr(keras.layers, keras_name, None) if keras_name else None
-    namespace = {"__class__": property(lambda self: keras_class)} if isinstance(keras_class, type) else {}
+    keras_class = wire.public_keras_class(keras_name) if keras_name else None
+    namespace = {"__class__": property(lambda self: keras_class)} if keras_class else {}
     return type(type_name, (RemoteObject,), namespace)
 
 
@@ -276,6 +286,8 @@ def _rebuilt_exception(error):
 
 def _ending(status, error):
     """The student's message when the child died mid-request."""
+    if isinstance(error, wire.TooLarge):
+        return f"your code's process sent the grader {error}"
     if isinstance(error, socket.timeout):
         return f"your code took longer than {CALL_SECONDS} s"
     if os.WIFSIGNALED(status):

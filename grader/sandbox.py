@@ -1,10 +1,11 @@
 """Start the process that runs students' code, inside a bubblewrap sandbox when there is one.
 
 The sandbox (`bwrap`, the Debian package ``bubblewrap``) gives that process a root of its own:
-the Python environment read-only, the grader's code without its recorded references, an empty
-private ``/tmp``, no network, its own process namespace. No course repository, no solutions,
-no gradebook, no other student's files: they are simply not there. When run as root it drops
-to a user id of its own before any student code runs, so that process limits hold.
+the Python environment read-only, of the grader only the modules that serve the student's side
+of the stand-in protocol (`CHILD_MODULES`, read-only), an empty private ``/tmp``, no network,
+its own process namespace. No course repository, no solutions, no checks, no reference, no
+recordings, no other student's files: they are simply not there. When run as root each child
+takes a user id and a ``/tmp`` of its own before any student code runs (`grader.student_process`).
 
 Where bubblewrap is missing or cannot create namespaces, `start` runs the same process without
 it (`isolated` is then ``False``) and warns loudly: the student's code then still runs in a
@@ -18,6 +19,7 @@ Example::
     status, cpu_seconds = sandbox.reap()    # the child and all it started are gone
 """
 
+import contextlib
 import functools
 import os
 import pathlib
@@ -28,13 +30,21 @@ import sys
 import tempfile
 import warnings
 
+from grader.compilation import cache_folder
+from grader.failures import GraderError
 from grader.limits import alarm_held
+from grader.student_process import empty_folder
 
 GRADER = pathlib.Path(__file__).resolve().parent
 STARTUP_SECONDS = 300
 """How long the process may take to import Keras before the grader gives up."""
 REPLY_SECONDS = 120
 """How long the process may take to fork a child, or to end one with everything it started."""
+
+CHILD_MODULES = ("__init__.py", "student_process.py", "wire.py", "submission.py", "failures.py", "feedback.py", "seeding.py",
+                 "limits.py", "screening.py", "registry.py", "gradebook.py", "precision.py", "compilation.py")
+"""The grader's modules the sandbox holds: what loads a hand-in and serves the grader's requests, and
+what they import. Nothing that implements or checks an exercise: a module not named here is not there."""
 
 PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
 """Environment variables the student's process inherits; everything else is dropped."""
@@ -81,11 +91,19 @@ def _parents(path):
     return arguments
 
 
-def _sandboxed(command):
-    """`command` inside bubblewrap, seeing the grader's code at /grading/grader minus its references."""
-    mounts = _mounts() + ["--perms", "0755", "--dir", "/grading", "--ro-bind", str(GRADER), "/grading/grader"]
-    if (GRADER / "reference").is_dir():
-        mounts += ["--tmpfs", "/grading/grader/reference"]
+def _sandboxed(command, backend):
+    """`command` inside bubblewrap, seeing the grader's `CHILD_MODULES` in /grading/grader (and on
+    JAX its compilation cache, read-only, in /grading/jax-cache)."""
+    mounts = _mounts() + ["--perms", "0755", "--dir", "/grading", "--perms", "0755", "--dir", "/grading/grader"]
+    for name in CHILD_MODULES:
+        mounts += ["--ro-bind", str(GRADER / name), f"/grading/grader/{name}"]
+    cache = cache_folder() if backend == "jax" else None
+    if cache is not None:
+        with contextlib.suppress(OSError):  # the grader fills it (`grader.compilation.use_compilation_cache`)
+            cache.mkdir(parents=True, exist_ok=True)
+    if cache is not None and cache.is_dir():
+        mounts += ["--ro-bind", str(cache), "/grading/jax-cache"]
+        command = [*command, "--jax-cache", "/grading/jax-cache"]
     mounts += ["--chdir", "/tmp", "--setenv", "PYTHONPATH", "/grading", "--setenv", "HOME", "/tmp"]
     return ["bwrap", *mounts, *NAMESPACES, *command, "--own-pid-namespace", "--scratch", "/tmp"]
 
@@ -109,12 +127,13 @@ class StudentProcess:
                           "(install the 'bubblewrap' package)", NotIsolatedWarning, stacklevel=2)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         scratch = None if isolated else tempfile.mkdtemp(prefix="keras-tx-student-")
-        command = [sys.executable, "-s", "-m", "grader.student_process", str(theirs.fileno())]
+        command = [sys.executable, "-s", "-P", "-m", "grader.student_process", str(theirs.fileno())]
         env = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
         env.update(KERAS_BACKEND=backend, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3",
-                   XLA_PYTHON_CLIENT_PREALLOCATE="false", TF_FORCE_GPU_ALLOW_GROWTH="true")
+                   XLA_PYTHON_CLIENT_PREALLOCATE="false", TF_FORCE_GPU_ALLOW_GROWTH="true",
+                   PYTHONDONTWRITEBYTECODE="1")
         if isolated:
-            command = _sandboxed(command)
+            command = _sandboxed(command, backend)
         else:
             command += ["--scratch", scratch]
             env.update(PYTHONPATH=str(GRADER.parent), HOME=scratch, TMPDIR=scratch)
@@ -132,7 +151,7 @@ class StudentProcess:
             process.kill()
             process.wait()
             startup_log.seek(0)
-            raise RuntimeError(f"the process for students' code did not start:\n{startup_log.read().decode()[-3000:]}")
+            raise GraderError(f"the process for students' code did not start:\n{startup_log.read().decode()[-3000:]}")
         startup_log.close()
         return cls(process, ours, isolated, scratch)
 
@@ -141,26 +160,43 @@ class StudentProcess:
 
         Returns:
             The connected socket to talk to the child with.
+
+        Raises `GraderError` when the process does not fork (it is then stopped: the next
+        `grader.remote.warm_process` starts a fresh one).
         """
         ours, theirs = socket.socketpair()
         words = " ".join(f"{name} {int(value)}" for name, value in limits.items())
         with alarm_held():  # a reply left unread would answer the next command
-            socket.send_fds(self.control, [f"fork {words}".encode()], [theirs.fileno()])
-            theirs.close()
+            try:
+                socket.send_fds(self.control, [f"fork {words}".encode()], [theirs.fileno()])
+            except OSError as error:
+                self._stop(f"did not take the command to fork ({type(error).__name__})")
+            finally:
+                theirs.close()
             if self._reply() != b"forked":
-                self.process.kill()  # out of step: the next grading starts a fresh process
-                raise RuntimeError("the process for students' code did not fork")
+                self._stop("did not fork")
         return ours
 
     def reap(self):
-        """End the child with everything it started: ``(wait status as from os.waitpid, CPU seconds)``."""
+        """End the child with everything it started: ``(wait status as from os.waitpid, CPU seconds)``.
+
+        Raises `GraderError` when the process does not confirm it (it is then stopped).
+        """
         with alarm_held():  # a reply left unread would answer the next command
-            self.control.sendall(b"reap")
+            try:
+                self.control.sendall(b"reap")
+            except OSError as error:
+                self._stop(f"did not take the command to end its child ({type(error).__name__})")
             reply = self._reply().decode().split()
         if len(reply) != 3 or reply[0] != "reaped":
-            self.process.kill()  # out of step: the next grading starts a fresh process
-            raise RuntimeError("the process for students' code did not end its child")
+            self._stop("did not end its child")
         return int(reply[1]), float(reply[2])
+
+    def _stop(self, what):
+        """Kill the process, out of step with the grader, and raise `GraderError` saying `what` it did."""
+        self.process.kill()
+        self.process.wait()
+        raise GraderError(f"the process for students' code {what}")
 
     def _reply(self):
         """The process's answer to a command; empty if it sent none within `REPLY_SECONDS`."""
@@ -184,4 +220,5 @@ class StudentProcess:
             self.process.kill()
             self.process.wait()
         if self.scratch:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            empty_folder(self.scratch)
+            os.rmdir(self.scratch)

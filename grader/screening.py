@@ -6,15 +6,19 @@ submission has no business importing and what it reaches.
 * `refused_uses` finds the uses the grader refuses outright: a library holding the answers
   (imported, or named in a string as for ``importlib.import_module``) or Keras' ready-made
   attention. A file with such a use scores nothing.
-* `forbidden_imports` lists every forbidden import and dynamic-code call, for the
-  instructor to look at; it does not change the grade. It reads the source and never runs it,
-  so ``__builtins__["__imp" + "ort__"]("o" + "s")`` slips through: it is a report, not a wall
-  (the wall is the sandbox, `grader.sandbox`).
+* `forbidden_imports` lists every forbidden import and every use of what imports or runs
+  code chosen at run time (`DYNAMIC_CODE`: ``__import__``, ``importlib``, ``eval``, ``exec``,
+  ``compile``, the built-ins reached through ``__builtins__``), for the instructor to look at;
+  it does not change the grade. It reads the source and never runs it, so it sees
+  ``__builtins__["__imp" + "ort__"]("o" + "s")`` use the built-ins but not what it imports:
+  it is a report, not a wall (the wall is the sandbox, `grader.sandbox`).
 
 Example:
 
 >>> forbidden_imports("import numpy as np\\nfrom keras_tx import GPT\\n")
 ['line 2: keras_tx (the reference implementation)']
+>>> forbidden_imports("model.compile()\\n_os = __builtins__['__imp' + 'ort__']('o' + 's')\\n")
+['line 2: __builtins__ (reaches the built-ins, __import__ among them)']
 >>> refused_uses("from keras_tx import GPT\\nlayer = keras.layers.MultiHeadAttention(2, 4)\\n")
 ['line 1: keras_tx', 'line 2: MultiHeadAttention']
 """
@@ -53,8 +57,18 @@ REFUSED_MODULES = ("keras_tx", "keras_hub", "keras_nlp")
 FORBIDDEN_NAMES = ("MultiHeadAttention", "dot_product_attention")
 """Ready-made attention in Keras (``keras.layers.MultiHeadAttention``, ``keras.ops.dot_product_attention``)."""
 
-FORBIDDEN_CALLS = ("__import__", "eval", "exec", "compile")
-"""Built-ins that run or import code chosen at run time, out of sight of this check."""
+DYNAMIC_CODE = {
+    "__import__": "imports a module chosen at run time",
+    "import_module": "imports a module chosen at run time",
+    "eval": "runs code chosen at run time",
+    "exec": "runs code chosen at run time",
+    "compile": "runs code chosen at run time",
+    "__builtins__": "reaches the built-ins, __import__ among them",
+}
+"""Names that import or run code chosen at run time, out of sight of this check: reported wherever
+the source names them, as attributes too when in `DYNAMIC_ATTRIBUTES` (``model.compile`` is Keras')."""
+
+DYNAMIC_ATTRIBUTES = ("__import__", "import_module", "__builtins__")
 
 
 def refused_uses(source):
@@ -97,9 +111,10 @@ def forbidden_imports(source, allowed=()):
             top = module.split(".")[0]
             if top in FORBIDDEN_MODULES and top not in allowed:
                 findings.append((node.lineno, f"{module} ({FORBIDDEN_MODULES[top]})"))
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
-            findings.append((node.lineno, f"{node.func.id}() (runs code chosen at run time)"))
-    return [f"line {line}: {what}" for line, what in sorted(findings)]
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        if name in DYNAMIC_CODE and (isinstance(node, ast.Name) or name in DYNAMIC_ATTRIBUTES):
+            findings.append((node.lineno, f"{name} ({DYNAMIC_CODE[name]})"))
+    return [f"line {line}: {what}" for line, what in sorted(set(findings))]
 
 
 def imported_modules(source):

@@ -10,8 +10,14 @@ then waits for commands on the control socket:
   files, read an attribute, call a function, seed Keras. Values go back as plain data
   (`grader.wire`); any other object stays here and the grader gets a numbered handle to it.
 * ``reap``: end the child and everything it started (in its own process namespace: every
-  process but this one), empty the shared scratch folder, and report how the child ended and
-  the CPU time it used.
+  process but this one), and report how the child ended and the CPU time it used.
+
+Started as root (as in ``keras-tx grade-all`` and the Gradescope autograder), this process
+stays root and each child becomes a user of its own (`UNUSED_IDS`), so it cannot signal this
+process; where root may mount, it also gets a mount namespace of its own with a fresh ``/tmp``
+of at most ``tmp_bytes`` (a tmpfs that vanishes with the child, whatever modes its files
+have). Otherwise children share a scratch folder, which `empty_folder` empties after each
+(and, not started as root, this process's user).
 
 The expected answers never come here: the grader compares what the child returns.
 """
@@ -34,27 +40,38 @@ LIMITS = {
     "processes": resource.RLIMIT_NPROC,
     "file_bytes": resource.RLIMIT_FSIZE,
 }
-"""The limits a child takes, by the name the grader gives them."""
+"""The limits a child takes, by the name the grader gives them (and ``tmp_bytes``, the size of its ``/tmp``)."""
 
 
 UNUSED_IDS = range(2**20, 2**30)
-"""User and group ids no account has: the process for students' code, started as root, takes one."""
+"""User and group ids no account has: each child of a process started as root takes one."""
+
+CLONE_NEWNS, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x20000, 0x2, 0x4, 0x4000, 0x40000
+"""Linux's flags for a mount namespace of one's own (``unshare(2)``, ``mount(2)``)."""
 
 
 def main(argv):
     control = socket.socket(fileno=int(argv[0]))
     own_namespace = "--own-pid-namespace" in argv
     tempfile.tempdir = argv[argv.index("--scratch") + 1]
-    if os.getuid() == 0 and _readable_by_others(sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
-        # Become a user of its own: root-only files are out of reach, and the process limit counts
-        # this process and its children only (a shared user such as nobody would let a fork bomb
-        # in another grader's sandbox leave a child here unable to start a thread).
-        os.chmod(tempfile.tempdir, 0o1777)
-        os.setgroups([])
-        identity = UNUSED_IDS[secrets.randbelow(len(UNUSED_IDS))]
-        os.setgid(identity)
-        os.setuid(identity)
+    # As root, each child becomes a user no account has (`_become_nobody`): root-only files are
+    # out of reach, it cannot signal this process, and the process limit counts its own processes
+    # only. That needs the Python environment and the grader readable by any user. Where root may
+    # also mount (not in every container), each child gets a fresh /tmp of its own (`_fresh_tmp`).
+    own_user = os.getuid() == 0 and _readable_by_others(sys.prefix, sys.base_prefix,
+                                                        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    own_tmp = own_user and _works(_fresh_tmp, 2**20)
+    if own_user and not own_tmp:
+        os.chmod(tempfile.tempdir, 0o1777)  # the scratch folder every child shares, each as its own user
+    os.chdir("/")
+    if os.environ.get("KERAS_BACKEND") == "jax":
+        from grader.compilation import prefer_fast_compilation, read_compilation_cache
+
+        prefer_fast_compilation()  # as the grader compiles: the same programs, the same cache keys
     import keras  # noqa: F401 -- imported once, here, so that no child pays for it
+
+    if "--jax-cache" in argv:
+        read_compilation_cache(argv[argv.index("--jax-cache") + 1])
 
     from grader import submission  # noqa: F401
     from grader.precision import FULL, set_float32_precision
@@ -77,9 +94,9 @@ def main(argv):
             return
         command = data.decode().split()
         if command[0] == "fork":
-            child = _fork(control, fds[0], dict(zip(command[1::2], map(int, command[2::2]))))
+            child = _fork(control, fds[0], dict(zip(command[1::2], map(int, command[2::2]))), own_user, own_tmp)
         elif command[0] == "reap":
-            status, cpu_seconds = _reap(child, own_namespace)
+            status, cpu_seconds = _reap(child, own_namespace, own_tmp)
             child = None
             control.sendall(f"reaped {status} {cpu_seconds}".encode())
 
@@ -108,11 +125,11 @@ def _warm_up(keras):
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(tokens, tokens, batch_size=2, epochs=1, verbose=0, shuffle=False)
-    scores = keras.ops.matmul(model(tokens), keras.ops.swapaxes(model(tokens), -1, -2))
+    scores = keras.ops.transpose(model(tokens), (0, 2, 1))
     keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.where(scores > 0, scores, -1e9), axis=-1))
 
 
-def _fork(control, connection_fd, limits):
+def _fork(control, connection_fd, limits, own_user, own_tmp):
     pid = os.fork()
     if pid:
         os.close(connection_fd)
@@ -122,16 +139,57 @@ def _fork(control, connection_fd, limits):
     try:
         control.close()
         os.setsid()
+        tmp_bytes = limits.pop("tmp_bytes")
         for name, value in limits.items():
             resource.setrlimit(LIMITS[name], (value, value))
+        if own_tmp:
+            _fresh_tmp(tmp_bytes)
+        if own_user:
+            _become_nobody()
         Child(socket.socket(fileno=connection_fd)).serve()
         code = 0
     finally:
         os._exit(code)
 
 
-def _reap(pid, own_namespace):
-    """Kill the child with all it started; empty the scratch folder; the child's wait status and CPU seconds."""
+def _works(function, *args):
+    """Whether ``function(*args)`` succeeds, tried in a child process that ends right after."""
+    pid = os.fork()
+    if not pid:
+        code = 1
+        try:
+            function(*args)
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+def _fresh_tmp(tmp_bytes):
+    """Give this (root) process a fresh ``/tmp`` of `tmp_bytes` in a mount namespace of its own."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    steps = (lambda: libc.unshare(CLONE_NEWNS),  # one after the other: never a mount outside the new namespace
+             lambda: libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None),
+             lambda: libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777".encode()))
+    for step in steps:
+        if step():
+            raise OSError(ctypes.get_errno(), "a private /tmp for the child")
+    tempfile.tempdir = "/tmp"
+    os.environ.update(HOME="/tmp", TMPDIR="/tmp")
+
+
+def _become_nobody():
+    """Make this (root) process a user no account has, without any of root's capabilities."""
+    identity = UNUSED_IDS[secrets.randbelow(len(UNUSED_IDS))]
+    os.setgroups([])
+    os.setgid(identity)
+    os.setuid(identity)
+
+
+def _reap(pid, own_namespace, own_tmp):
+    """Kill the child with all it started, and leave nothing of it behind; its wait status and CPU seconds."""
     if pid is None:
         return 0, 0.0
     if own_namespace:
@@ -146,12 +204,35 @@ def _reap(pid, own_namespace):
             break
     if own_namespace:
         _wait_until_alone()
-    for entry in os.scandir(tempfile.tempdir):
+    if not own_tmp:  # a /tmp of its own went with it
+        empty_folder(tempfile.tempdir)
+    return status, usage.ru_utime + usage.ru_stime
+
+
+def empty_folder(folder):
+    """Remove everything inside `folder`, whatever the modes of its files and folders.
+
+    >>> import pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> (folder / "locked").mkdir()
+    >>> (folder / "locked" / "file").write_text("left behind")
+    11
+    >>> (folder / "locked").chmod(0o555)
+    >>> empty_folder(folder)
+    >>> list(folder.iterdir())
+    []
+    >>> folder.rmdir()
+    """
+    for parent, folders, _ in os.walk(folder):
+        for name in folders:  # before os.walk lists them: a folder of mode 0 cannot be read
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o700)
+    for entry in os.scandir(folder):
         if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+            shutil.rmtree(entry.path)
         else:
             os.unlink(entry.path)
-    return status, usage.ru_utime + usage.ru_stime
 
 
 def _wait_until_alone(seconds=10):
@@ -179,6 +260,7 @@ class Child:
         self.writer = connection.makefile("wb")
         self.folder = None
         self.objects = {}
+        self.handles = {}  # id(object) -> its handle; `objects` keeps them alive, so no id is reused
 
     def serve(self):
         while True:
@@ -197,7 +279,7 @@ class Child:
         if op == "load":
             return self.load(request["files"])
         if op == "seed":
-            from grader.reference import seed_keras
+            from grader.seeding import seed_keras
 
             seed_keras(request["seed"], request["check"])
             return None
@@ -245,7 +327,7 @@ class Child:
         if isinstance(value, (list, tuple)):  # Keras keeps sublayer lists in a list subclass
             items = [self.export(item) for item in value]
             return items if isinstance(value, list) else tuple(items)
-        handle = len(self.objects)
+        handle = self.handles.setdefault(id(value), len(self.objects))  # one object, one handle
         self.objects[handle] = value
         return wire.Tag("object", {"id": handle, "type": type(value).__name__, "keras": _keras_classes(value)})
 
@@ -269,7 +351,7 @@ class Child:
 
     def describe(self, error):
         """What the grader needs to re-raise `error`: its type, message and place in the student's code."""
-        from grader.checks import describe_exception
+        from grader.failures import describe_exception
 
         return {
             "type": type(error).__name__,
@@ -279,10 +361,8 @@ class Child:
 
 
 def _keras_classes(value):
-    """The names of the public Keras layer classes `value` is an instance of, most derived first."""
-    import keras
-
-    return [cls.__name__ for cls in type(value).__mro__ if getattr(keras.layers, cls.__name__, None) is cls]
+    """The names of the public Keras classes (`wire.public_keras_class`) `value` is an instance of, most derived first."""
+    return [cls.__name__ for cls in type(value).__mro__ if wire.public_keras_class(cls.__name__) is cls]
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import secrets
 import sys
 import types
 
-from grader.checks import GRADED_PACKAGE, GradingFailure, describe_exception
+from grader.failures import GRADED_PACKAGE, GradingFailure, describe_exception
 from grader.gradebook import EXERCISES
 from grader.limits import TimeLimitExceeded, time_limit
 from grader.screening import refused_uses

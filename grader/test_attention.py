@@ -5,8 +5,9 @@ import functools
 import numpy as np
 import pytest
 
-from grader.checks import GradingFailure, check_close, check_shape, tensor, to_numpy
+from grader.checks import GradingFailure, check_close, check_shape, is_close, tensor, to_numpy
 from grader.families import MASKED_SELF_ATTENTION, MERGE_HEADS, SELF_ATTENTION, SPLIT_HEADS, closest_mistake
+from grader.feedback import Feedback
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
 from grader.reference import check_matches, draw_distinct, draw_mask
 
@@ -45,10 +46,10 @@ def row_sum_hint(weights):
     if np.allclose(rows, 1, atol=1e-3):
         return None
     worst = float(rows.flat[np.argmax(np.abs(rows - 1))])
+    where = f"attention weights rows sum to {worst:.2f}, expected 1"
     if np.allclose(weights.sum(axis=-2), 1, atol=1e-3):
-        return (f"attention weights rows sum to {worst:.2f}, expected 1: your softmax runs over the queries; "
-                "it must run over the keys (the last axis)")
-    return f"attention weights rows sum to {worst:.2f}, expected 1 — softmax over the wrong axis?"
+        return Feedback(where, "your softmax runs over the queries", "it must run over the keys (the last axis)")
+    return Feedback(where, "softmax over the wrong axis?", "it must run over the keys (the last axis)")
 
 
 def scale_hint(weights, raw, depth, mask=None):
@@ -62,14 +63,15 @@ def scale_hint(weights, raw, depth, mask=None):
     allowed = (np.ones(raw.shape, bool) if mask is None else np.broadcast_to(mask, raw.shape)) & (weights > 1e-30)
     centred_logs, centred_raw = (row_centred(values, allowed) for values in (logs, raw))
     scale = float((centred_logs * centred_raw).sum() / (centred_raw**2).sum())
+    where = f"the attention weights behave like softmax({scale:.3g} * Q @ K^T), expected 1/sqrt(d) = {depth ** -0.5:.3g}"
     if abs(scale - 1) < 0.05:
-        return f"the scores are not scaled: divide Q @ K^T by sqrt(d) = sqrt({depth}) before the softmax"
+        return Feedback(where, "the scores are not scaled", "divide Q @ K^T by sqrt(d) before the softmax")
     if abs(scale * depth - 1) < 0.05:
-        return f"you divided the scores by d = {depth}; divide them by sqrt(d)"
+        return Feedback(where, "you divided the scores by d", "divide them by sqrt(d)")
     if abs(scale / np.sqrt(depth) - 1) < 0.05:
-        return f"you multiplied the scores by sqrt(d) = sqrt({depth}); divide them by it"
+        return Feedback(where, "you multiplied the scores by sqrt(d)", "divide them by it")
     if abs(scale * np.sqrt(depth) - 1) > 0.05:
-        return f"your weights behave like softmax({scale:.3g} * Q @ K^T); expected the factor 1/sqrt(d) = {depth ** -0.5:.3g}"
+        return Feedback(where, "the scores are scaled by the wrong factor", "divide Q @ K^T by sqrt(d) before the softmax")
     return None
 
 
@@ -79,21 +81,25 @@ def row_centred(values, allowed):
     return np.where(allowed, values - means, 0)
 
 
-def masked_hint(weights, mask):
-    """Name what went wrong with the mask, read off the weights."""
+def masked_hint(weights, mask, unmasked_weights):
+    """Name what went wrong with the mask, read off the weights (and `unmasked_weights()`, those without a mask)."""
     forbidden = ~np.broadcast_to(mask, weights.shape)
     on_forbidden = weights[forbidden]
     if on_forbidden.size and on_forbidden.min() < -1e-3:
-        return (f"weights on masked keys are {on_forbidden.min():.3g}, not 0: you masked after the softmax; "
-                "mask the scores before the softmax")
+        return Feedback(f"weights on masked keys are {on_forbidden.min():.3g}, not 0", "you masked after the softmax",
+                        "mask the scores before the softmax")
     if on_forbidden.size and on_forbidden.max() > 1e-6:
-        return (f"masked keys get weight up to {on_forbidden.max():.3g}, expected 0: is the mask used, "
-                "and does True mean 'may attend'?")
+        where = f"masked keys get weight up to {on_forbidden.max():.3g}, expected 0"
+        if is_close(weights, unmasked_weights()):
+            return Feedback(where, "the mask has no effect: the weights are those without a mask",
+                            "use the masked scores (ops.where returns a new tensor) before the softmax")
+        return Feedback(where, "the mask is not applied as it should be",
+                        "mask the scores before the softmax; True means 'may attend'")
     rows = weights.sum(axis=-1)
     if not np.allclose(rows, 1, atol=1e-3) and not np.allclose(weights.sum(axis=-2), 1, atol=1e-3):
         worst = float(rows.flat[np.argmax(np.abs(rows - 1))])
-        return (f"with a mask the attention weights rows sum to {worst:.2f}, expected 1: zeroing weights after the "
-                "softmax loses probability; mask the scores before the softmax")
+        return Feedback(f"with a mask the attention weights rows sum to {worst:.2f}, expected 1",
+                        "zeroing weights after the softmax loses probability", "mask the scores before the softmax")
     return row_sum_hint(weights)
 
 
@@ -109,7 +115,7 @@ def test_attention_matches_reference(student, reference):
         check_close(weights, expected["weights"], "the attention weights",
                     hint=lambda: row_sum_hint(weights) or scale_hint(weights, expected["scores"], depth(inputs)))
         check_close(actual["output"], expected["output"], "the attention output",
-                    hint=lambda: "the weights are right but the output is not weights @ value")
+                    hint=lambda: Feedback(cause="the weights are right but the output is not weights @ value"))
 
 
 @pytest.mark.points(3)
@@ -129,7 +135,8 @@ def test_attention_masked_keys_get_zero_weight(student, reference):
     for inputs, expected in reference("masked_attention", draw, attend):
         actual = attend(student, inputs)
         weights = actual["weights"]
-        hint = masked_hint(weights, inputs["mask"])
+        unmasked = {name: array for name, array in inputs.items() if name != "mask"}
+        hint = masked_hint(weights, inputs["mask"], lambda: attend(student, unmasked)["weights"])
         if hint:
             raise GradingFailure(hint)
         check_close(weights, expected["weights"], "the masked attention weights",
@@ -181,7 +188,8 @@ def test_self_attention_rejects_indivisible_width(student):
         student.MultiHeadSelfAttention(10, 3)
     except ValueError:
         return
-    raise GradingFailure("MultiHeadSelfAttention(embed_dim=10, num_heads=3) must raise ValueError: 10 is not divisible by 3")
+    raise GradingFailure(Feedback("MultiHeadSelfAttention(embed_dim=10, num_heads=3) raised no ValueError",
+                                  "10 is not divisible by 3", "check it in __init__ and raise ValueError"))
 
 
 def draw_self_attention_sizes(rng):
@@ -198,8 +206,10 @@ def test_self_attention_sublayers(student, rngs):
         layer(tensor(np.zeros((batch, length, embed_dim), "float32")))
         for path, dense in leaf_layers(layer, "MultiHeadSelfAttention"):
             if dense.units != embed_dim or not dense.use_bias:
-                raise GradingFailure(
-                    f"{path} is Dense({dense.units}, use_bias={dense.use_bias}), expected Dense({embed_dim}) with a bias")
+                raise GradingFailure(Feedback(
+                    f"{path} is not the layer the exercise prescribes",
+                    "it has no bias" if not dense.use_bias else "it does not have embed_dim units",
+                    f"expected Dense({embed_dim}) with a bias"))
 
 
 def draw_self_attention(rng, module):
@@ -253,4 +263,5 @@ def test_self_attention_with_mask(student, reference):
                                                  **attention_sizes(inputs)))
         keyword = to_numpy(layer(x, attention_mask=mask), "MultiHeadSelfAttention")
         check_close(keyword, positional, "the output when the mask is passed as attention_mask=",
-                    hint=lambda: "the call argument must be named attention_mask")
+                    hint=lambda: Feedback(cause="the mask is not taken by its name",
+                                          fix="the call argument must be named attention_mask"))

@@ -7,6 +7,7 @@ import pytest
 
 from grader.checks import GradingFailure, check_dtype, check_shape, tensor, to_numpy
 from grader.families import CAUSAL_MASK, PADDING_MASK, closest_mistake
+from grader.feedback import Feedback
 from grader.reference import check_matches, draw_distinct
 
 
@@ -61,27 +62,34 @@ def check_padding_mask(student, inputs, expected):
     check_dtype(mask, "bool", "padding_mask")
     mask = to_numpy(mask, "padding_mask")
     if mask.shape != (batch, 1, 1, length):
-        raise GradingFailure(
-            f"padding_mask of ids shaped {(batch, length)} has shape {mask.shape}, expected {(batch, 1, 1, length)}, "
-            "so that it broadcasts over the heads and the queries"
-        )
+        raise GradingFailure(Feedback(
+            f"padding_mask of ids shaped {(batch, length)} has shape {mask.shape}",
+            "it does not broadcast over the heads and the queries", f"give it the shape {(batch, 1, 1, length)}"))
     actual = run_padding_mask(student, inputs)
     for key in ("given_pad_id", "default_pad_id"):
         check_matches(actual[key], expected[key], "padding_mask", hint=lambda: closest_mistake(
-            actual[key], expected, key, PADDING_MASK) or PADDING_MISMATCH[key].format(pad_id=pad_id))
+            actual[key], expected, key, PADDING_MASK) or padding_mismatch(key, pad_id))
 
 
-PADDING_MISMATCH = {
-    "given_pad_id": "padding_mask(token_ids, pad_id={pad_id}) does not mark exactly the tokens equal to pad_id",
-    "default_pad_id": "padding_mask(token_ids) must use pad_id=0 by default",
-}
+def padding_mismatch(key, pad_id):
+    """Why the padding mask of case `key` differs, when no known mistake explains it."""
+    if key == "given_pad_id":
+        return Feedback(cause=f"padding_mask(token_ids, pad_id={pad_id}) does not mark exactly the tokens equal to pad_id")
+    return Feedback(cause="the default pad_id is not 0", fix="padding_mask(token_ids) must use pad_id=0 by default")
+
+
+LARGE_SCORE = 1e5
+"""A score that a finite but too small fill (``-1e4``) cannot push below the others."""
 
 
 def draw_scores(rng, module, dtype):
     batch, heads, length = draw_distinct(rng, (2, 5), (2, 5), (3, 9))
     mask = rng.random((batch, 1, length, length)) < 0.6
     mask[..., np.arange(length), rng.integers(0, length, length)] = True  # every query may attend somewhere
-    scores = rng.normal(0, 3, (batch, heads, length, length)).astype(dtype)
+    scores = rng.normal(0, 3, (batch, heads, length, length))
+    if dtype == "float32":  # masked keys with large scores, as wide or unscaled models give: a fill must dwarf them
+        scores = np.where(mask, scores, scores + LARGE_SCORE)
+    scores = scores.astype(dtype)
     return {"scores": scores, "mask": mask}
 
 
@@ -101,25 +109,36 @@ def check_apply_mask(student, inputs, expected, dtype):
     check_shape(masked, scores.shape, "apply_mask's result")
     allowed = np.broadcast_to(mask, scores.shape)
     if not np.all(np.isfinite(masked)):
-        raise GradingFailure(
-            f"scores overflowed to -inf/NaN in {dtype}: your mask value does not fit {dtype} "
-            f"(its most negative finite value is {np.finfo(dtype).min:.5g}); derive it from the dtype"
-        )
+        raise GradingFailure(Feedback(
+            f"scores overflowed to -inf/NaN in {dtype}",
+            f"your mask value does not fit {dtype} (its most negative finite value is {np.finfo(dtype).min:.5g})",
+            "derive it from the dtype"))
+    if np.array_equal(masked, scores) and not masks_anything(student, mask, dtype):
+        raise GradingFailure(Feedback(
+            "apply_mask returned the scores unchanged", "the mask has no effect",
+            "use the masked result: ops.where and ops.add return a new tensor, they never change their inputs"))
     if not np.array_equal(masked[allowed], scores[allowed]):
         if np.array_equal(masked[~allowed], scores[~allowed]):
-            raise GradingFailure(
-                "you changed the scores where the mask is True: True means 'may attend', "
-                "so replace the scores where it is False"
-            )
+            raise GradingFailure(Feedback(
+                "apply_mask changed the scores where the mask is True and kept them where it is False",
+                "you masked the wrong positions",
+                "True means 'may attend', so replace the scores where it is False"))
         raise GradingFailure("apply_mask changed scores where the mask is True: those must stay as they are")
     weights = run_apply_mask(student, inputs)["weights"]
     leaked = float(weights[~allowed].max(initial=0))
     if leaked > 1e-3:
-        raise GradingFailure(
-            f"a masked position still gets softmax weight {leaked:.3g}: the number you put there is not "
-            "negative enough (it must dwarf every real score)"
-        )
+        raise GradingFailure(Feedback(
+            f"a masked position still gets softmax weight {leaked:.3g}",
+            "the number you put there is not negative enough",
+            f"it must dwarf every real score (some here are near {LARGE_SCORE:g}); derive it from the dtype"))
     check_matches(weights, expected["weights"], "softmax of the masked scores", dtype)
+
+
+def masks_anything(student, mask, dtype):
+    """Whether `student.apply_mask` changes scores of 0 anywhere: a fill too small to change the
+    scores drawn still shows there, a masked result never used does not."""
+    zeros = np.zeros(np.shape(mask), dtype)
+    return bool(np.any(to_numpy(student.apply_mask(tensor(zeros), tensor(mask)), "apply_mask")))
 
 
 @pytest.mark.points(4)

@@ -7,6 +7,7 @@ import pytest
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
 from grader.diagnosis import block_steps, first_divergence, gpt_steps
 from grader.families import BLOCK, GPT, closest_mistake, mismatch
+from grader.feedback import Feedback
 from grader.layout import (FFN_ACTIVATION, LAYER_NORM_EPSILON, assign_weights, leaf_layers, pack_weights,
                            random_weights, unpack_weights)
 from grader.reference import FIXED_SEED, draw_distinct, draw_mask, seed_keras
@@ -25,22 +26,31 @@ ATTENTION_SIZES = {"width": SIZES["embed_dim"], "num_heads": SIZES["num_heads"],
 def check_block_sublayers(leaves, prefix, embed_dim, ff_dim):
     """Check the hyperparameters of one block's sublayers (``leaves``: path -> layer)."""
     for name in ("norm1", "norm2"):
-        check_epsilon(leaves[f"{prefix}{name}"], f"{prefix}{name}")
+        check_layer_norm(leaves[f"{prefix}{name}"], f"{prefix}{name}")
     ffn_in, ffn_out = leaves[f"{prefix}ffn_in"], leaves[f"{prefix}ffn_out"]
     activation = getattr(ffn_in.activation, "__name__", str(ffn_in.activation))
-    if ffn_in.units != ff_dim or activation != FFN_ACTIVATION:
-        raise GradingFailure(
-            f"{prefix}ffn_in is Dense({ffn_in.units}, activation={activation}), "
-            f'expected Dense({ff_dim}, activation="{FFN_ACTIVATION}")'
-        )
+    if ffn_in.units != ff_dim or activation != FFN_ACTIVATION:  # sizes only in the fix: the cause is the same on every seed
+        raise GradingFailure(Feedback(
+            f"{prefix}ffn_in is not the layer the exercise prescribes",
+            f"its activation is {activation}, not the exact GELU" if activation != FFN_ACTIVATION
+            else "it does not have ff_dim units", f'expected Dense({ff_dim}, activation="{FFN_ACTIVATION}")'))
     if ffn_out.units != embed_dim:
-        raise GradingFailure(f"{prefix}ffn_out is Dense({ffn_out.units}), expected Dense({embed_dim})")
+        raise GradingFailure(Feedback(f"{prefix}ffn_out is not the layer the exercise prescribes",
+                                      "it does not have embed_dim units", f"expected Dense({embed_dim})"))
 
 
-def check_epsilon(norm, path):
+def check_layer_norm(norm, path):
+    """Fail unless `norm` normalises over the features (the last axis) alone, with the lesson's epsilon."""
+    axes = [norm.axis] if isinstance(norm.axis, int) else list(norm.axis)
+    if axes not in ([-1], [2]):  # the blocks' inputs are (B, T, C): axis 2 is the last
+        raise GradingFailure(Feedback(
+            f"{path} normalises over the axes {tuple(axes)}", "it normalises over more than each position's features "
+            "(a LayerNorm over (T, C) mixes positions, the future included)",
+            f"normalise over the last axis only: LayerNormalization(epsilon={LAYER_NORM_EPSILON}), whose axis is -1"))
     if not np.isclose(norm.epsilon, float(LAYER_NORM_EPSILON)):
-        raise GradingFailure(
-            f"{path} has epsilon={norm.epsilon:g}, expected LayerNormalization(epsilon={LAYER_NORM_EPSILON})")
+        raise GradingFailure(Feedback(f"{path} is not the layer the exercise prescribes",
+                                      f"it has epsilon={norm.epsilon:g}",
+                                      f"expected LayerNormalization(epsilon={LAYER_NORM_EPSILON})"))
 
 
 def draw_block(rng, module):
@@ -113,7 +123,7 @@ def run_gpt(module, inputs):
 
 def draw_gpt_sizes(rng):
     num_heads, embed_dim, ff_dim = draw_sublayer_sizes(rng)
-    vocab_size, max_length, num_layers = draw_distinct(rng, (5, 20), (4, 20), (1, 4), taken=(embed_dim, ff_dim))
+    vocab_size, max_length, num_layers = draw_distinct(rng, (5, 20), (4, 20), (2, 5), taken=(embed_dim, ff_dim))
     return {"vocab_size": vocab_size, "max_length": max_length, "embed_dim": embed_dim,
             "num_heads": num_heads, "num_layers": num_layers, "ff_dim": ff_dim}
 
@@ -125,14 +135,16 @@ def test_gpt_sublayers(student, rngs):
         model = student.GPT(**sizes)
         leaves = dict(leaf_layers(model, "GPT"))
         if len(model.blocks) != sizes["num_layers"]:
-            raise GradingFailure(f"GPT(num_layers={sizes['num_layers']}) has {len(model.blocks)} blocks")
+            raise GradingFailure(Feedback(f"GPT(num_layers={sizes['num_layers']}) has {len(model.blocks)} blocks",
+                                          "it makes another number of blocks", "make num_layers of them"))
         for index in range(sizes["num_layers"]):
             check_block_sublayers(leaves, f"blocks.{index}.", sizes["embed_dim"], sizes["ff_dim"])
-        check_epsilon(model.final_norm, "final_norm")
+        check_layer_norm(model.final_norm, "final_norm")
         head = model.lm_head
         if head.units != sizes["vocab_size"] or head.use_bias:
-            raise GradingFailure(f"lm_head is Dense({head.units}, use_bias={head.use_bias}), "
-                                 f"expected Dense({sizes['vocab_size']}, use_bias=False)")
+            raise GradingFailure(Feedback("lm_head is not the layer the exercise prescribes",
+                                          "it has a bias" if head.use_bias else "it does not have vocab_size units",
+                                          f"expected Dense({sizes['vocab_size']}, use_bias=False)"))
 
 
 @pytest.mark.points(6)
@@ -152,8 +164,9 @@ def gpt_hint(model, logits, inputs, expected, masking):
     length = SIZES["max_length"]
     mask = causal_mask_of(masking, length)
     if mask is None or mismatch(mask, expected["causal_mask"]):
-        return (f"your causal_mask({length}) is not the causal mask (the masking exercise), so the grader cannot "
-                "feed your blocks the reference's mask to find where your GPT differs")
+        return Feedback(cause=f"your causal_mask({length}) is not the causal mask, so the grader cannot feed your "
+                              "blocks the reference's mask to find where your GPT differs",
+                        fix="the masking exercise's checks say what is wrong with it")
     mask = tensor(mask)
     return (first_divergence(model, gpt_steps(SIZES["num_layers"]), expected, inputs["token_ids"], mask,
                              **ATTENTION_SIZES)
@@ -174,15 +187,20 @@ def block_wiring_hint(model, expected, mask):
     for index, block in enumerate(model.blocks):
         output = to_numpy(block(tensor(streams[index]), mask), "TransformerBlock")
         if not is_close(output, streams[index + 1]):
-            mistake = closest_mistake(output, expected, f"blocks.{index}>out", BLOCK)
-            return (f"blocks.{index}: every sublayer matches on the reference's inputs, but the block's output "
-                    f"differs: {mistake or 'check how TransformerBlock.call connects them'}")
+            mistake = closest_mistake(output, expected, f"blocks.{index}>out", BLOCK) or Feedback(
+                cause="the sublayers are connected otherwise", fix="check how TransformerBlock.call connects them")
+            return mistake.located(f"blocks.{index}: every sublayer matches on the reference's inputs, "
+                                   "but the block's output differs")
     return None
 
 
 @pytest.mark.points(6)
 def test_gpt_is_causal(student, rngs):
-    """Changing the token at any position p must leave the outputs before p alone, and change p's."""
+    """Changing the token at any position p must leave the outputs before p alone, and change p's.
+
+    The changed sequences are one batch, the original sequence comes first in it and also alone:
+    a sequence's outputs must not depend on the others in its batch.
+    """
     vocab_size, length = SIZES["vocab_size"], SIZES["max_length"]
     model = student.GPT(**SIZES)
     for rng in rngs:
@@ -190,19 +208,28 @@ def test_gpt_is_causal(student, rngs):
         changed = np.repeat(token_ids, length, axis=0)  # row p changes the token at position p
         changed[np.arange(length), np.arange(length)] += rng.integers(1, vocab_size, length)
         changed %= vocab_size
-        before = to_numpy(model(tensor(token_ids)), "GPT")
-        after = to_numpy(model(tensor(changed)), "GPT")
+        alone = to_numpy(model(tensor(token_ids)), "GPT")
+        batch = to_numpy(model(tensor(np.concatenate([token_ids, changed]))), "GPT")
+        before, after = batch[:1], batch[1:]
+        if not is_close(before, alone):
+            raise GradingFailure(Feedback(
+                "a sequence's outputs change with the other sequences in its batch",
+                "your model mixes the sequences of a batch",
+                "every operation must work within one sequence: no mean, softmax or norm over the batch axis (0), "
+                "and no reshape that moves values across it"))
         difference = np.abs(after - before).max(axis=-1)  # (changed position, output position)
         for position in range(length):
             leaked = np.flatnonzero(difference[position, :position] > 1e-5)
             if leaked.size:
-                raise GradingFailure(
-                    f"output at position {leaked[0]} changed when token {position} changed: your mask lets "
-                    "positions see the future, or split_heads/merge_heads reshape without moving the head axis, "
-                    "which mixes positions")
+                raise GradingFailure(Feedback(
+                    f"output at position {leaked[0]} changed when token {position} changed",
+                    "your model lets positions see the future",
+                    "check the causal mask, and that split_heads/merge_heads move the head axis "
+                    "(a bare reshape mixes positions)"))
             if difference[position, position] == 0:
-                raise GradingFailure(f"changing token {position} did not change the output at position {position}: "
-                                     "does the model use its input?")
+                raise GradingFailure(Feedback(
+                    f"changing token {position} did not change the output at position {position}",
+                    "the model ignores its input there", "does the model use its input?"))
 
 
 REVERSAL_SIZES = {"vocab_size": 10, "max_length": 8, "embed_dim": 16, "num_heads": 2, "num_layers": 2, "ff_dim": 32}
@@ -242,14 +269,13 @@ def test_reversal_task(student):
     first_half, second_half = correct[:, : REVERSAL_HALF - 1].mean(), correct[:, REVERSAL_HALF - 1 :].mean()
     chance = 1 / REVERSAL_SIZES["vocab_size"]
     if first_half > chance + 0.15:
-        raise GradingFailure(
+        raise GradingFailure(Feedback(
             f"trained to reverse sequences, your GPT predicts {first_half:.0%} of the random first half "
-            f"(chance: {chance:.0%}): it is looking at the future — check the causal mask in GPT.call, "
-            "and that split_heads/merge_heads move the head axis (a bare reshape mixes positions)"
-        )
+            f"(chance: {chance:.0%})", "it is looking at the future",
+            "check the causal mask in GPT.call, and that split_heads/merge_heads move the head axis "
+            "(a bare reshape mixes positions)"))
     if second_half < 0.9:
-        raise GradingFailure(
+        raise GradingFailure(Feedback(
             f"trained to reverse sequences, your GPT predicts only {second_half:.0%} of the reversed second half "
-            "(an honest model gets over 90%): it does not learn well — check the residual connections, "
-            "the position embedding and the final LayerNorm"
-        )
+            "(an honest model gets over 90%)", "it does not learn well",
+            "check the residual connections, the position embedding and the final LayerNorm"))

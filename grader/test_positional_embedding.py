@@ -6,6 +6,7 @@ import pytest
 
 from grader.checks import GradingFailure, check_close, check_dtype, check_shape, tensor, to_numpy
 from grader.families import EMBEDDING, SINUSOID, closest_mistake
+from grader.feedback import Feedback
 from grader.layout import assign_weights, leaf_layers, pack_weights, random_weights, unpack_weights
 from grader.reference import check_matches, draw_distinct
 
@@ -29,10 +30,9 @@ def test_sinusoidal_shape_and_dtype(student, rngs):
         length, dim = int(sizes["length"]), int(sizes["dim"])
         table = student.sinusoidal_position_encoding(length, dim)
         if not keras.ops.is_tensor(table):
-            raise GradingFailure(
-                f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor "
-                "(keras.ops functions return one; keras.ops.convert_to_tensor makes one)"
-            )
+            raise GradingFailure(Feedback(
+                f"sinusoidal_position_encoding returned a {type(table).__name__}, expected a tensor",
+                fix="keras.ops functions return one; keras.ops.convert_to_tensor makes one"))
         check_shape(to_numpy(table, "sinusoidal_position_encoding"), (length, dim),
                     f"sinusoidal_position_encoding({length}, {dim})")
         check_dtype(table, "float32", "the sinusoidal table")
@@ -47,7 +47,36 @@ def test_sinusoidal_follows_the_formula(student, reference):
     for inputs, expected in reference("formula", formula_sizes, run_sinusoid)[:1]:  # the same sizes on both draws
         table = run_sinusoid(student, inputs)["table"]
         check_close(table, expected["table"], "sinusoidal_position_encoding(50, 16)", source="the formula's",
-                    hint=lambda: closest_mistake(table, expected, "table", SINUSOID))
+                    hint=lambda: sinusoid_hint(table, expected))
+
+
+def sinusoid_hint(table, expected):
+    """Why a sine/cosine table differs: a known misreading of the formula, else its columns' speeds."""
+    return closest_mistake(table, expected, "table", SINUSOID) or speed_hint(table, expected["speeds"])
+
+
+def speed_hint(table, speeds):
+    """Name columns whose angle grows by another amount per position than the formula's `speeds`.
+
+    Every column of a sine/cosine table, whatever its phase, satisfies x[p-1] + x[p+1] =
+    2 cos(w) x[p] with w its angular speed: a least-squares fit of that recurrence reads w off
+    the table. Only speeds above 0.01 radians per position are compared: float32 values tell no
+    smaller ones apart.
+    """
+    table = np.asarray(table, float)
+    middle, around = table[1:-1], table[:-2] + table[2:]
+    power = (middle**2).sum(axis=0)
+    cosines = np.divide((middle * around).sum(axis=0), 2 * power, out=np.ones_like(power), where=power > 1e-12)
+    if not np.allclose(around, 2 * cosines * middle, atol=1e-3):
+        return None  # some column is no sinusoid of the position
+    fitted = np.arccos(np.clip(cosines, -1, 1))
+    wrong = np.flatnonzero((speeds > 0.01) & ~np.isclose(fitted, speeds, rtol=0.05))
+    if not wrong.size:
+        return None
+    column = int(wrong[0])
+    return Feedback(cause="the columns' angles grow at other speeds than the formula's (look at the exponent)",
+                    fix=f"column {column}'s angle grows by {fitted[column]:.3g} per position, the formula's by "
+                        f"{speeds[column]:.3g}: p / 10000 ** (2i / dim), 2i the even column of the pair")
 
 
 @pytest.mark.points(4)
@@ -56,7 +85,7 @@ def test_sinusoidal_matches_reference(student, reference):
         length, dim = int(inputs["length"]), int(inputs["dim"])
         table = run_sinusoid(student, inputs)["table"]
         check_matches(table, expected["table"], f"sinusoidal_position_encoding({length}, {dim})",
-                      hint=lambda: closest_mistake(table, expected, "table", SINUSOID))
+                      hint=lambda: sinusoid_hint(table, expected))
 
 
 def draw_embedding_sizes(rng):
@@ -97,10 +126,12 @@ def test_embedding_sublayers(student, rngs):
         layer = student.TokenAndPositionEmbedding(vocab_size, max_length, embed_dim)
         layer(tensor(np.zeros((2, max_length), "int32")))
         sublayers = dict(leaf_layers(layer, "TokenAndPositionEmbedding"))
-        for name, rows in (("token_embedding", vocab_size), ("position_embedding", max_length)):
+        for name, rows, size in (("token_embedding", vocab_size, "vocab_size"),
+                                 ("position_embedding", max_length, "max_length")):
             actual = (sublayers[name].input_dim, sublayers[name].output_dim)
             if actual != (rows, embed_dim):
-                raise GradingFailure(f"{name} is Embedding{actual}, expected Embedding{(rows, embed_dim)}")
+                raise GradingFailure(Feedback(f"{name} is not the layer the exercise prescribes",
+                                              f"its shape is not ({size}, embed_dim)", f"expected Embedding{(rows, embed_dim)}"))
 
 
 @pytest.mark.points(5)

@@ -2,7 +2,10 @@
 
 What the student's process sends back is untrusted, so nothing it sends is ever unpickled
 or executed: a message is JSON (numbers, strings, lists, tagged dicts) followed by the raw
-bytes of its arrays, each checked against its declared numeric dtype and shape.
+bytes of its arrays, each checked against its declared numeric dtype and shape. A message is
+bounded in total, `MAX_BYTES` over its header and arrays and `MAX_ARRAYS` arrays, and every size
+is checked against what is left of that bound before anything is read into memory: a reply
+announcing more costs its reader nothing.
 
 Example:
 
@@ -22,12 +25,19 @@ import numpy as np
 ARRAY_KINDS = "biufc"
 """The NumPy dtype kinds an array on the wire may have: booleans and numbers."""
 
-MAX_BYTES = 2**30
-"""The largest message (JSON plus arrays) either side accepts."""
+MAX_BYTES = 2**28
+"""The largest message (JSON header plus arrays) either side accepts, in bytes: 256 MiB."""
+
+MAX_ARRAYS = 4096
+"""The most arrays one message may carry."""
 
 
 class WireError(Exception):
     """A message that breaks the protocol: the other side is gone or misbehaving."""
+
+
+class TooLarge(WireError):
+    """A message over the bound (`MAX_BYTES`, `MAX_ARRAYS`): refused before it is read."""
 
 
 class Tag:
@@ -44,6 +54,18 @@ class Tag:
         return f"Tag({self.kind!r}, {self.payload!r})"
 
 
+def public_keras_class(name):
+    """The public Keras class called `name` that a stand-in for an object may pass for in ``isinstance``:
+    a layer or a learning-rate schedule (None for any other name)."""
+    import keras
+
+    for home in (keras.layers, keras.optimizers.schedules):
+        found = getattr(home, name, None)
+        if isinstance(found, type):
+            return found
+    return None
+
+
 def write_message(stream, message):
     """Write `message` (JSON data, with NumPy arrays anywhere inside) to the binary `stream`."""
     arrays = []
@@ -56,10 +78,18 @@ def write_message(stream, message):
 
 
 def read_message(stream):
-    """Read one message written by `write_message`; raises `WireError` on anything else."""
+    """Read one message written by `write_message`; raises `WireError` on anything else.
+
+    >>> import io
+    >>> read_message(io.BytesIO(struct.pack("<QQ", 2, 3) + b"{}" + struct.pack("<Q", 2**30)))
+    Traceback (most recent call last):
+    ...
+    grader.wire.TooLarge: a message larger than allowed (over 268435456 bytes)
+    """
     header_size, count = struct.unpack("<QQ", _read(stream, 16))
-    if header_size > MAX_BYTES or count > MAX_BYTES // 8:
-        raise WireError("a message larger than allowed")
+    if count > MAX_ARRAYS:
+        raise TooLarge(f"a message with more than {MAX_ARRAYS} arrays")
+    left = _take(MAX_BYTES, header_size)
     try:
         header = json.loads(_read(stream, header_size))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -67,13 +97,19 @@ def read_message(stream):
     blobs = []
     for _ in range(count):
         (size,) = struct.unpack("<Q", _read(stream, 8))
-        if size > MAX_BYTES:
-            raise WireError("an array larger than allowed")
+        left = _take(left, size)
         blobs.append(_read(stream, size))
     try:
         return _unpack(header, blobs)
     except (TypeError, ValueError, KeyError, RecursionError) as error:
         raise WireError(f"a malformed message ({type(error).__name__})") from None
+
+
+def _take(left, size):
+    """What is left of a message's bound after `size` more bytes; `WireError` when that overdraws it."""
+    if size > left:
+        raise TooLarge(f"a message larger than allowed (over {MAX_BYTES} bytes)")
+    return left - size
 
 
 def _read(stream, size):

@@ -156,6 +156,15 @@ def _slots_mask(padding_mask, prompt_ids, slots):
     return np.concatenate([padding_mask, generated], axis=1)
 
 
+def _torch_decoding(model):
+    """`keras_tx.torch_decoding`'s step for `model` on PyTorch in float32 (see there why), else None."""
+    if keras.backend.backend() != "torch" or model.compute_dtype != "float32":
+        return None
+    from keras_tx.torch_decoding import TorchDecoding
+
+    return TorchDecoding(model)
+
+
 def _cached_sampler(model, batch_size, length, greedy, top_k, top_p):
     """The compiled step and sampling of `model` for these sizes and settings, made once and reused.
 
@@ -211,6 +220,7 @@ class CachedDecoder(keras.Model):
         if not model.built:
             model.build((batch_size, None))
         self.built = True  # all the state there is: the caches above and the model's weights
+        self._torch_step = _torch_decoding(model)
 
     def call(self, inputs):
         if not isinstance(inputs, dict):
@@ -233,7 +243,16 @@ class CachedDecoder(keras.Model):
         slot already written, usually the next one. `padding_mask`,
         `(B, length)`, marks the slots of real tokens; without it, all are real.
         """
-        return self.predict_on_batch(self.step_inputs(token_ids, cache_index, padding_mask))
+        inputs = self.step_inputs(token_ids, cache_index, padding_mask)
+        logits = self.eager_logits(inputs)
+        return self.predict_on_batch(inputs) if logits is None else ops.convert_to_numpy(logits)
+
+    def eager_logits(self, inputs):
+        """The step of `inputs` run by `keras_tx.torch_decoding` where it applies (PyTorch, float32,
+        no padding), writing the caches; None elsewhere: the step is then `predict_on_batch`'s."""
+        if self._torch_step is None or "padding_mask" in inputs:
+            return None
+        return self._torch_step(inputs["token_ids"], [cache.value for cache in self.caches], inputs["cache_index"][0])
 
     def step_inputs(self, token_ids, cache_index, padding_mask=None):
         """The compiled step's inputs for the arguments of `step`, checked; the
@@ -300,11 +319,13 @@ class CachedSampler(keras.Model):
         self.built = True
 
     def call(self, inputs):
-        logits = self.decoder(inputs)
+        return self._choose(self.decoder(inputs), inputs.get("temperature"))
+
+    def _choose(self, logits, temperature):
         if self.greedy:
             return sample_next_token(logits, temperature=0)
         # Divided here, by an input, rather than by a constant inside `sample_next_token`.
-        return sample_next_token(logits / inputs["temperature"], 1.0, self.top_k, self.top_p, seed=self.draws)
+        return sample_next_token(logits / temperature, 1.0, self.top_k, self.top_p, seed=self.draws)
 
     def reseed(self, seed=None):
         """Start the draws afresh from `seed` (an integer >= 0; None: a random one)."""
@@ -319,6 +340,9 @@ class CachedSampler(keras.Model):
         if temperature == 0 and not self.greedy:
             raise ValueError("This sampler samples: `temperature` must be above 0 (greedy is `greedy=True`).")
         inputs = self.decoder.step_inputs(token_ids, cache_index, padding_mask)
+        logits = self.decoder.eager_logits(inputs)
+        if logits is not None:
+            return ops.convert_to_numpy(self._choose(logits, temperature))
         if not self.greedy:
             inputs["temperature"] = np.array([temperature], "float32")
         return self.predict_on_batch(inputs)

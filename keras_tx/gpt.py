@@ -25,6 +25,23 @@ from keras_tx.transformer import TransformerStack
 from keras_tx.validation import check_positive_integers
 
 
+def positions_as_rows(labels, logits, sample_weight=None):
+    """`(B, T, ...)` labels, `(B, T, V)` logits and weights as `B * T` rows.
+
+    >>> import numpy as np
+    >>> labels, logits, weights = positions_as_rows(np.zeros((2, 3)), np.zeros((2, 3, 5)), np.ones(2))
+    >>> tuple(labels.shape), tuple(logits.shape), tuple(weights.shape)
+    ((6,), (6, 5), (6,))
+    """
+    batch, length = ops.shape(logits)[:2]
+    labels = ops.reshape(labels, (-1, *ops.shape(labels)[2:]))
+    logits = ops.reshape(logits, (-1, ops.shape(logits)[-1]))
+    if sample_weight is not None:  # (B,), (B, T) or (B, T, 1): one weight per position
+        sample_weight = ops.reshape(sample_weight, (batch, -1))
+        sample_weight = ops.reshape(ops.broadcast_to(sample_weight, (batch, length)), (-1,))
+    return labels, logits, sample_weight
+
+
 @keras.saving.register_keras_serializable(package="keras_tx")
 class GPT(TransformerStack):
     """A GPT-style causal language model: `(B, T)` token ids -> `(B, T, vocab_size)` logits.
@@ -58,6 +75,14 @@ class GPT(TransformerStack):
     (1, 3, 50)
     >>> model.generate(np.array([[1, 2, 3]]), max_new_tokens=4, temperature=0).shape
     (1, 7)
+
+    Trained with Keras' own loss, which `compute_loss` hands one row per token:
+
+    >>> import keras
+    >>> model.compile(optimizer="adamw", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> ids = np.random.randint(0, 50, size=(4, 9))
+    >>> model.fit(ids[:, :-1], ids[:, 1:], verbose=0).history["loss"][0] > 0
+    True
     """
 
     def __init__(
@@ -113,6 +138,26 @@ class GPT(TransformerStack):
         )
         logits = self._unembed(x)
         return (logits, weights) if return_attention_scores else logits
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss, taken over one row per predicted token.
+
+        A language model predicts at every position: logits `(B, T, V)` against
+        labels `(B, T)`. Handed over as they are, a sparse cross-entropy on the
+        PyTorch backend moves the class axis to dimension 1 and runs its softmax
+        over a non-last axis, PyTorch's slow path (most of a training step at
+        GPT-2's vocabulary). As `(B * T, V)` rows the same numbers take the fast
+        path on every backend, so whatever loss `compile` was given receives
+        them that way: the standard
+
+        ``model.compile(optimizer="adamw", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))``
+
+        is the fast code. Every position still counts once: `sample_weight`
+        may be per sequence `(B,)` or per token `(B, T)`.
+        """
+        if y is not None and len(y_pred.shape) == 3:
+            y, y_pred, sample_weight = positions_as_rows(y, y_pred, sample_weight)
+        return super().compute_loss(x, y, y_pred, sample_weight, training)
 
     def _unembed(self, x):
         if self.lm_head is not None:

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 import zipfile
 
@@ -15,7 +14,7 @@ from grader.sandbox import bubblewrap_works
 from keras_tx_tools import cli
 from keras_tx_tools.course import autograder
 from test_grader import grade, submission
-from test_sandbox import WALKS_UP, WRONG_MASK
+from test_sandbox import GRADER_PEAK_BYTES, MEMORY_BOMB, WALKS_UP, WRONG_MASK, _run_measured
 
 # Gradescope's documented fields of results.json (https://gradescope-autograders.readthedocs.io,
 # "Output format"): the whole result, and each test.
@@ -56,6 +55,15 @@ def test_the_bundle_holds_the_scripts_the_grader_and_pinned_dependencies(tmp_pat
     assert "bubblewrap" in setup and f"keras=={keras.__version__}" in setup and "jax==" in setup
 
 
+@pytest.mark.course
+def test_the_bundle_grades_at_the_hint_level_it_was_built_with(tmp_path):
+    assert cli.main(["autograder", str(tmp_path / "autograder.zip"), "--hints", "locate"]) == 0
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as bundle:
+        assert "--hints locate" in bundle.read("run_autograder").decode()
+    with pytest.raises(ValueError, match="hints must be one of full, cause, locate"):
+        autograder.build_bundle(tmp_path / "a.zip", hints="none")
+
+
 def test_the_bundle_rejects_an_unknown_backend_and_a_non_zip(tmp_path):
     with pytest.raises(ValueError, match="backend must be one of"):
         autograder.build_bundle(tmp_path / "a.zip", backend="theano")
@@ -72,6 +80,7 @@ def test_run_autograder_grades_like_pytest_grader_and_writes_gradescope_results(
         "buggy": submission(tmp_path / "buggy", {WRONG_MASK[0]: [WRONG_MASK[1:]]}),
         "broken": submission(tmp_path / "broken", {"attention.py": [("def merge_heads(x):", "def merge_heads(x:")]}),
         "hostile": submission(tmp_path / "hostile", {WRONG_MASK[0]: [(WRONG_MASK[1], WRONG_MASK[2] + WALKS_UP)]}),
+        "memory_bomb": submission(tmp_path / "memory_bomb", {WRONG_MASK[0]: [(WRONG_MASK[1], WRONG_MASK[2] + MEMORY_BOMB)]}),
     }
     scores = {}
     for name, folder in hand_ins.items():
@@ -81,7 +90,9 @@ def test_run_autograder_grades_like_pytest_grader_and_writes_gradescope_results(
         shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
         shutil.copytree(folder, root / "submission")
         environment = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
-        subprocess.run(["bash", str(root / "run_autograder")], env=environment, check=True, capture_output=True)
+        status, output, peak = _run_measured(["bash", str(root / "run_autograder")], env=environment)
+        assert status == 0, output[-3000:]
+        assert peak < GRADER_PEAK_BYTES, f"{name}: the grader peaked at {peak / 2**30:.1f} GiB"
         results = json.loads((root / "results" / "results.json").read_text())
         check_gradescope_fields(results)
         assert results["execution_time"] > 0 and "Feedback for submission" in results["output"]
@@ -90,6 +101,7 @@ def test_run_autograder_grades_like_pytest_grader_and_writes_gradescope_results(
     assert {name: scores[name] for name in expected} == expected
     assert expected["correct"] == 100 and expected["buggy"] < 100 and expected["broken"] < 100
     assert scores["hostile"] == scores["buggy"]  # in the grader's own process its trick would win (test_sandbox)
+    assert scores["memory_bomb"] <= scores["buggy"]
 
 
 def test_without_bubblewrap_grading_warns_and_runs_apart_but_not_isolated(monkeypatch):

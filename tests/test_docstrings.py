@@ -25,12 +25,23 @@ MODULES = [
     "keras_tx_tools.commands",
     "keras_tx_tools.gpt2.checkpoint",
     "keras_tx_tools.gpt2.tokenizer",
+    "keras_tx_tools.gpt2.bpe_files",
+    "grader.registry",
     *(f"benchmarks.{name}" for name in ("accelerator", "accuracy", "distribution", "generation", "harness", "native_torch_gpt", "training")),
     *(f"keras_tx_tools.site.{name}" for name in ("plain_math", "lessons", "doctest_blocks")),
+    "grader.checks",
+    "grader.families",
+    "grader.feedback",
+    "grader.instructor.algorithms",
+    "grader.instructor.fingerprints",
     "grader.layout",
     "grader.reference",
     "grader.registry",
     "keras_tx_tools.course.stubs",
+    "grader.failures",
+    "grader.screening",
+    "grader.student_process",
+    "grader.wire",
 ]
 
 

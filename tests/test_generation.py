@@ -216,3 +216,26 @@ def test_cached_generation_follows_the_weights_after_more_training(model, prompt
     cached = model.generate(prompt, max_new_tokens=6, temperature=0)
     recomputed = model.generate(prompt, max_new_tokens=6, temperature=0, use_cache=False)
     np.testing.assert_array_equal(cached, recomputed)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the PyTorch backend's own decoding step")
+@pytest.mark.parametrize("settings", [dict(), dict(positional="sinusoidal", tie_weights=False, activation="gelu_approximate")],
+                         ids=["GPT-2's layout", "sine/cosine positions, untied head, tanh GELU"])
+def test_the_torch_step_computes_gpt_decode(settings, prompt, rng, monkeypatch):
+    """On PyTorch, `generate` runs `keras_tx.torch_decoding` instead of `predict_on_batch`: the same
+    logits and caches as `GPT.decode`, for the prompt and for each new token, written in place."""
+    model = GPT(vocab_size=31, max_length=32, embed_dim=32, num_heads=4, num_layers=2, **settings)
+    model.build((2, None))
+    for weight in model.weights:  # far from GPT-2's small initial weights, so that every term shows
+        weight.assign(rng.normal(0, 0.3, weight.shape))
+    torch_decoder, keras_decoder = CachedDecoder(model, 2, 16), CachedDecoder(model, 2, 16)
+    keras_decoder._torch_step = None  # Keras' compiled path: `GPT.decode` through `predict_on_batch`
+    sequence = model.generate(prompt, max_new_tokens=6, temperature=0, use_cache=False)
+    for start, stop in [(0, 5), *((position, position + 1) for position in range(5, 11))]:
+        np.testing.assert_allclose(torch_decoder.step(sequence[:, start:stop], start),
+                                   keras_decoder.step(sequence[:, start:stop], start), rtol=1e-4, atol=1e-4)
+    for ours, theirs in zip(torch_decoder.caches, keras_decoder.caches):
+        np.testing.assert_allclose(ops.convert_to_numpy(ours), ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(CachedDecoder, "predict_on_batch", lambda *args: pytest.fail("the Keras step ran"))
+    monkeypatch.setattr(CachedSampler, "predict_on_batch", lambda *args: pytest.fail("the Keras step ran"))
+    np.testing.assert_array_equal(model.generate(prompt, max_new_tokens=6, temperature=0), sequence)

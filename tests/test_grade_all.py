@@ -4,17 +4,19 @@ import ast
 import concurrent.futures
 import csv
 import json
+import pathlib
 import re
 import shutil
 import zipfile
 
 import pytest
 
+import grader_that_dies
+from grader.screening import forbidden_imports
 from keras_tx_tools import cli
 from keras_tx_tools.course import autograder, batch, exports, release, stubs, summary
-from keras_tx_tools.course.batch import GRADED, TIMEOUT, StudentGrade
+from keras_tx_tools.course.batch import ERROR, GRADED, TIMEOUT, StudentGrade
 from grader.registry import COURSE
-from grader.screening import forbidden_imports
 from test_grader_variants import MISTAKES
 
 pytestmark = pytest.mark.course
@@ -38,8 +40,31 @@ def test_forbidden_imports_names_each_one_with_its_line():
     assert findings == [
         "line 3: keras_tx.attention (the reference implementation)",
         "line 5: subprocess (the operating system)",
-        "line 6: __import__() (runs code chosen at run time)",
+        "line 6: __import__ (imports a module chosen at run time)",
     ]
+
+
+def test_forbidden_imports_reports_dynamic_imports_and_code_but_not_keras_methods():
+    source = (
+        "import importlib\n"
+        "model.compile(optimizer='adam')\n"
+        "_os = __builtins__['__imp' + 'ort__']('o' + 's')\n"
+        "_sys = importlib.import_module('s' + 'ys')\n"
+        "run, code = exec, compile('1', 'f', 'eval')\n"
+        "value = eval('1 + 1')\n"
+        "_json = builtins.__import__('json')\n"
+    )
+    assert forbidden_imports(source) == [
+        "line 1: importlib (the interpreter's internals)",
+        "line 3: __builtins__ (reaches the built-ins, __import__ among them)",
+        "line 4: import_module (imports a module chosen at run time)",
+        "line 5: compile (runs code chosen at run time)",
+        "line 5: exec (runs code chosen at run time)",
+        "line 6: eval (runs code chosen at run time)",
+        "line 7: __import__ (imports a module chosen at run time)",
+    ]
+    solutions = release.repository_root() / "solutions"
+    assert [finding for path in solutions.glob("[!_]*.py") for finding in forbidden_imports(path.read_text())] == []
 
 
 def test_forbidden_imports_accepts_allowed_modules_and_unparsable_files():
@@ -106,6 +131,24 @@ def test_summary_counts_statuses_and_draws_the_histogram(tmp_path):
     assert " 80-89%    1 #" in text and "  0- 9%    1 #" in text
     summary.plot_histogram(GRADES, 10, tmp_path / "scores.png")
     assert (tmp_path / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- hint levels ----------------------------------------------------------------------------
+
+
+def test_a_hand_in_is_graded_at_the_hint_level_asked_for_and_an_unknown_level_is_refused(tmp_path):
+    arguments = []
+
+    def run(given, **_):  # stands in for pytest: notes what it was asked, grades nothing
+        arguments.extend(given)
+        return ""
+
+    batch.grade_submission(SOLUTIONS, grading_root=release.repository_root(), backend=CLASS_BACKEND,
+                           hints="cause", run=run)
+    assert arguments[arguments.index("--hints") + 1] == "cause"
+    with pytest.raises(ValueError, match="hints must be one of full, cause, locate; got 'all'"):
+        batch.grade_submission(SOLUTIONS, grading_root=release.repository_root(), backend=CLASS_BACKEND,
+                               hints="all", run=run)
 
 
 # --- a whole synthetic class, graded by `keras-tx grade-all` ---------------------------------
@@ -321,6 +364,51 @@ def test_the_model_exercise_of_a_class_is_graded_with_every_mistake_caught(tmp_p
     for student in set(MODEL_CLASS) - {"correct"}:
         assert rows[student]["status"] == "graded", student
         assert float(rows[student]["model"]) < float(rows["correct"]["model"]), student
+
+
+# --- the grader's failure is never the student's ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_grader_that_dies_costs_only_the_hand_in_that_killed_it(tmp_path):
+    students = [tmp_path / name for name in ("ada", "bob", "cy", "kills_its_grader", "dee")]
+    grades = batch._grade_in_pools(sorted(students), 2, grader_that_dies.grade, grader_that_dies.warm_up)
+    assert [(grade.student, grade.status) for grade in grades] == [
+        ("ada", GRADED), ("bob", GRADED), ("cy", GRADED), ("dee", GRADED), ("kills_its_grader", ERROR)]
+    assert "died while grading this hand-in" in grades[-1].message
+
+
+def _fake_grader(outcomes):
+    """A `grade_submission` run that writes a report whose one check has the next of `outcomes`."""
+    outcomes = iter(outcomes)
+
+    def run(arguments, **_):
+        outcome = next(outcomes)
+        test = {"name": "test_causal_mask", "points": 0, "max": 5, "outcome": outcome, "message": ""}
+        if outcome == "error":
+            test["message"] = "the grader could not run this check: the process for students' code did not fork"
+        report = {"isolation": "sandboxed", "exercises": {"masking": {"points": 0, "max": 5, "tests": [test]}}}
+        pathlib.Path(arguments[arguments.index("--grade-json") + 1]).write_text(json.dumps(report))
+        return f"graded: {outcome}"
+
+    return run
+
+
+def test_a_check_the_grader_could_not_run_is_regraded_then_marked_error_never_a_zero(tmp_path):
+    student = tmp_path / "ada"
+    student.mkdir()
+    (student / "masking.py").write_text("")
+    root = release.repository_root()
+    once = batch.grade_submission(student, grading_root=root, backend="torch", exercises=["masking"],
+                                  run=_fake_grader(["error", "failed"]))
+    assert (once.status, once.log) == (GRADED, "graded: failed")
+    twice = batch.grade_submission(student, grading_root=root, backend="torch", exercises=["masking"],
+                                   run=_fake_grader(["error", "error"]))
+    assert twice.status == ERROR and "did not fork" in twice.message and "regrade" in twice.message
+    assert "GRADER ERROR" in exports.gradescope_results(twice)["output"]
+    assert "GRADER ERROR" in exports.feedback_text(twice)
+    exports.write_csv([twice], tmp_path / "grades.csv")
+    assert next(csv.DictReader(open(tmp_path / "grades.csv")))["status"] == "error"
 
 
 # --- a subset of the exercises ----------------------------------------------------------------

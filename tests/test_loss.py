@@ -114,3 +114,46 @@ def test_a_torch_fit_step_has_no_host_synchronisation(steps, rng):
     gpt = GPT(vocab_size=97, max_length=8, embed_dim=16, num_heads=2, num_layers=1)
     baseline_syncs = _host_syncs_in_fit(baseline, keras.optimizers.Adam(), data)
     assert _host_syncs_in_fit(gpt, nanogpt_adamw(1e-3, total_steps=100), data) == baseline_syncs
+
+
+def _loss_operators(model, data):
+    """The PyTorch loss operators one training step of `model` runs, with their input shapes."""
+    from torch.profiler import profile
+
+    model.compile(optimizer="adam", loss=_keras_loss())
+    with profile(record_shapes=True) as profiler:
+        model.train_on_batch(data[:, :-1], data[:, 1:])
+    return [(event.name, event.input_shapes[0]) for event in profiler.events()
+            if event.name in ("aten::_log_softmax", "aten::nll_loss", "aten::nll_loss2d")]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="counts PyTorch operators")
+def test_keras_own_loss_takes_the_row_path_on_torch(rng):
+    """`compile(loss=SparseCategoricalCrossentropy(from_logits=True))` on a GPT is the fast code.
+
+    PyTorch's slow path for `(B, T, V)` logits is the spatial loss, `nll_loss2d`,
+    behind a log-softmax over `(B, V, T)`; a plain Keras model with a 3-D output
+    shows it, the GPT must not: its log-softmax and loss run on `(B * T, V)` rows.
+    """
+    data = rng.integers(0, 97, (4, 9))
+    plain = _loss_operators(keras.Sequential([keras.layers.Embedding(97, 97)]), data)
+    assert ("aten::nll_loss2d", [4, 97, 1, 8]) in plain  # the signal exists
+    gpt = _loss_operators(GPT(vocab_size=97, max_length=8, embed_dim=16, num_heads=2, num_layers=1), data)
+    assert gpt and {name for name, _ in gpt} == {"aten::_log_softmax", "aten::nll_loss"}
+    assert all(shape == [32, 97] for _, shape in gpt if shape and len(shape) == 2)
+    assert all(len(shape) <= 2 for _, shape in gpt)
+
+
+@pytest.mark.parametrize("weights", ["none", "per token", "per sequence"])
+def test_a_gpt_reports_keras_own_loss(weights, rng):
+    """On rows, Keras' loss gives the value it gives on `(B, T, V)` logits; a per-sequence
+    weight counts for every token of its sequence."""
+    model = GPT(vocab_size=23, max_length=6, embed_dim=8, num_heads=2, num_layers=1)
+    model.compile(loss=_keras_loss())
+    inputs, labels = rng.integers(0, 23, (2, 3, 6))
+    sample_weight = {"none": None, "per token": rng.random((3, 6)).astype("float32"),
+                     "per sequence": rng.random(3).astype("float32")}[weights]
+    per_token = None if sample_weight is None else np.broadcast_to(np.reshape(sample_weight, (3, -1)), (3, 6))
+    expected = _keras_loss()(labels, model.predict(inputs, verbose=0), sample_weight=per_token)
+    assert model.evaluate(inputs, labels, sample_weight=sample_weight, verbose=0) == pytest.approx(
+        float(expected), rel=1e-6)

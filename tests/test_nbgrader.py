@@ -53,6 +53,14 @@ def test_the_course_notebooks_hold_the_solution_code_and_a_graded_cell_per_grade
     assert "ClearHiddenTests" in (COURSE / "nbgrader_config.py").read_text()
 
 
+def test_the_test_cells_grade_at_the_hint_level_of_the_course():
+    tests = [{"name": "test_causal_mask", "max": 5}]
+    [_, full] = nbgrader_course.test_cells("masking", tests)
+    [_, located] = nbgrader_course.test_cells("masking", tests, hints="locate")
+    assert full.source.endswith("check('masking', 'test_causal_mask')")
+    assert located.source.endswith("check('masking', 'test_causal_mask', hints='locate')")
+
+
 def test_a_notebook_imports_the_notebooks_beside_it(tmp_path, monkeypatch):
     for name in FLOW_EXERCISES:
         nbformat.write(notebooks.module_to_notebook((SOLUTIONS / f"{name}.py").read_text(), name),

@@ -1,17 +1,25 @@
-"""Hostile hand-ins, graded by `keras-tx grade-all` with the sandbox: no trick earns a point.
+"""Hostile hand-ins, graded by `keras-tx grade-all` with the sandbox: no trick earns a point,
+and none costs another student one.
 
 Each hostile student hands in the solutions with one honest mistake (a transposed causal mask,
 or unscaled attention) plus a trick that switches to the right answer if it works: reading
 the solutions or the recorded references, the network, writing outside its folder, a fork
 bomb, a lookup table of the recorded outputs, patching the comparisons, reading another
-student's files. Each must score exactly what the same mistake scores without the trick, and
-the batch must finish.
+student's files, importing the grader's own code. Each must score exactly what the same
+mistake scores without the trick, and the batch must finish. Other tricks aim at the students
+graded after them: a reply that announces gigabytes, a trap left in ``/tmp``, stopping the
+grader's process. Every honest hand-in graded after them keeps its score, and the grader's
+memory stays bounded, in a batch, through ``pytest grader --isolate`` and (test_autograder.py)
+through Gradescope's ``run_autograder``.
 """
 
 import csv
 import hashlib
+import io
 import json
+import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -20,17 +28,14 @@ import keras
 import numpy as np
 import pytest
 
-from grader import sandbox
+from grader import sandbox, wire
 from grader.gradebook import EXERCISES
 from keras_tx_tools import cli
 from keras_tx_tools.course import release
 from test_grader import grade, submission
 from test_grader_variants import ALTERNATIVES, MISTAKES
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not sandbox.bubblewrap_works(), reason="needs bubblewrap (bwrap) with namespaces"),
-]
+end_to_end = pytest.mark.skipif(not sandbox.bubblewrap_works(), reason="needs bubblewrap (bwrap) with namespaces")
 
 SOLUTIONS = release.repository_root() / "solutions"
 RIGHT_RULE = "return key_positions <= query_positions"
@@ -69,7 +74,8 @@ def _starting_points():
 
 for _start in _starting_points():
     for _place in [_start, *_start.parents]:
-        for _answer in (_place / "solutions" / "masking.py", _place / "grader" / "reference" / "masking.npz"):
+        for _answer in (_place / "solutions" / "masking.py", _place / "grader" / "reference" / "masking.npz",
+                        _place / "grader" / "instructor" / "algorithms.py"):
             try:
                 _answer.read_bytes()
                 _claim_the_prize()
@@ -171,6 +177,76 @@ def scaled_dot_product_attention(query, key, value, mask=None):
 '''
 
 
+MEMORY_BOMB = '''
+import os as _os, struct as _struct
+
+_header = b"{}"
+for _fd in _os.listdir("/proc/self/fd"):  # its socket to the grader: a reply that announces 3 GiB, and sends it
+    try:
+        if _os.readlink(f"/proc/self/fd/{_fd}").startswith("socket:"):
+            _os.write(int(_fd), _struct.pack("<QQ", len(_header), 3) + _header + _struct.pack("<Q", 2**30))
+            _chunk = bytes(2**20)
+            for _ in range(3 * 2**10):
+                _os.write(int(_fd), _chunk)
+    except OSError:
+        pass
+'''
+
+LEAVES_A_TRAP = '''
+import os as _os
+import sys as _sys
+
+_os.makedirs("/tmp/trap/deep", exist_ok=True)
+for _index in range(20):  # as much as /tmp takes, in folders their owner cannot empty
+    try:
+        with open(f"/tmp/trap/deep/ballast-{_index}", "wb") as _file:
+            _file.write(bytes(60 * 2**20))
+    except OSError:
+        break
+for _folder in ("/tmp/trap/deep", "/tmp/trap"):
+    _os.chmod(_folder, 0o555)
+for _folder in ["/tmp", *_sys.path]:  # a module that shadows one the next student imports
+    try:
+        with open(f"{_folder}/wave.py", "w") as _file:
+            _file.write("raise ImportError('shadowed by another student')")
+    except OSError:
+        pass
+'''
+
+IMPORTS_WAVE = '''
+import wave as _wave  # a module of the standard library that the grader does not import itself
+'''
+
+FINDS_THE_TRAP = PRIZE + '''
+import pathlib as _pathlib
+
+if _pathlib.Path("/tmp/trap").exists() or _pathlib.Path("/tmp/wave.py").exists():
+    _claim_the_prize()
+'''
+
+IMPORTS_THE_GRADER = PRIZE + '''
+_builtins = __builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)
+for _name in ("grader.diagnosis", "grader.instructor", "grader.checks", "grader.reference", "grader.test_masking",
+              "grader.layout", "solutions.masking"):
+    try:
+        _builtins["__imp" + "ort__"](_name)  # out of sight of a reading of the source
+        _claim_the_prize()
+    except ImportError:
+        pass
+'''
+
+STOPS_THE_GRADER = '''
+import os as _os, signal as _signal
+
+for _pid in [_os.getppid(), *(int(_entry) for _entry in _os.listdir("/proc") if _entry.isdigit())]:
+    if _pid not in (0, _os.getpid()):
+        try:
+            _os.kill(_pid, _signal.SIGSTOP)
+        except OSError:
+            pass
+'''
+
+
 def _recorded_table():
     """``{sha256 of a recorded query: (output, weights)}`` from the recordings every student has."""
     table = {}
@@ -217,6 +293,8 @@ class Listener:
             connection.close()
 
 
+@pytest.mark.slow
+@end_to_end
 def test_hostile_hand_ins_earn_nothing_and_the_batch_finishes(tmp_path):
     submissions, escaped = tmp_path / "submissions", tmp_path / "escaped.txt"
     listener = Listener()
@@ -266,6 +344,8 @@ def test_hostile_hand_ins_earn_nothing_and_the_batch_finishes(tmp_path):
     assert (submissions / "correct" / "masking.py").read_text() == correct_before
 
 
+@pytest.mark.slow
+@end_to_end
 def test_without_the_sandbox_the_walk_up_finds_the_answers(tmp_path):
     """The control: in the grader's own process, the same trick scores the prize (so the test above can fail)."""
     _write_student(tmp_path / "student", WRONG_MASK, WALKS_UP)
@@ -286,6 +366,8 @@ def _results(report):
             for exercise, result in report["exercises"].items()}
 
 
+@pytest.mark.slow
+@end_to_end
 def test_honest_hand_ins_score_the_same_with_and_without_the_sandbox(tmp_path):
     hand_ins = {"correct": ({}, list(EXERCISES)), "alternatives": (ALTERNATIVES, ["positional_embedding", "masking", "attention"]),
                 **{mistake: ({file: patches}, [file.removesuffix(".py")])
@@ -296,3 +378,110 @@ def test_honest_hand_ins_score_the_same_with_and_without_the_sandbox(tmp_path):
         isolated = grade(tmp_path, "--submission", str(folder), "--isolate", exercises=exercises)
         assert isolated["isolation"].startswith("sandboxed") and plain["isolation"].startswith("none")
         assert _results(isolated) == _results(plain), name
+
+
+# --- hostile hand-ins aimed at the students graded after them -------------------------------
+
+
+def _run_measured(command, **kwargs):
+    """Run `command`; ``(exit status, output, peak resident bytes of it and everything it started)``."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs) as process:
+        output = process.stdout.read().decode(errors="replace")
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, output, usage.ru_maxrss * 1024
+
+
+GRADER_PEAK_BYTES = 3 * 2**30
+"""More than grading masking and attention takes on any backend, less than the memory bomb's reply."""
+
+
+@pytest.mark.slow
+@end_to_end
+def test_hostile_hand_ins_cost_only_their_authors(tmp_path):
+    """One warm grader (--jobs 1) grades them in name order, each attack before an honest hand-in."""
+    submissions = tmp_path / "submissions"
+    students = {
+        "a_correct": (None, ""),
+        "a_wrong_mask": (WRONG_MASK, ""),
+        "b_memory_bomb": (WRONG_MASK, MEMORY_BOMB),
+        "c_correct_after_the_bomb": (None, ""),
+        "d_leaves_a_trap": (WRONG_MASK, LEAVES_A_TRAP),
+        "e_correct_imports_wave": (("masking.py", RIGHT_RULE, RIGHT_RULE), IMPORTS_WAVE),
+        "f_finds_the_trap": (WRONG_MASK, FINDS_THE_TRAP),
+        "g_imports_the_grader": (WRONG_MASK, IMPORTS_THE_GRADER),
+        "h_stops_the_grader": (WRONG_MASK, STOPS_THE_GRADER),
+        "i_correct_after_the_stop": (None, ""),
+    }
+    for student, (mistake, trick) in students.items():
+        _write_student(submissions / student, mistake, trick)
+    out = tmp_path / "out"
+    status, output, peak = _run_measured([
+        sys.executable, "-m", "keras_tx_tools", "grade-all", str(submissions), "--backend", keras.backend.backend(),
+        "--jobs", "1", "--exercises", "masking,attention", "--timeout", "600", "--memory", "3", "--out", str(out),
+        "--no-progress"], cwd=release.repository_root())
+    assert status == 0, output[-3000:]
+    rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}
+    assert set(rows) == set(students)
+    correct, wrong_mask = rows["a_correct"], rows["a_wrong_mask"]
+    assert correct["status"] == "graded" and correct["total"] == correct["max"]
+    for student in ("c_correct_after_the_bomb", "e_correct_imports_wave", "i_correct_after_the_stop"):
+        assert (rows[student]["status"], rows[student]["total"]) == ("graded", correct["max"]), rows[student]
+    for student in ("d_leaves_a_trap", "f_finds_the_trap", "g_imports_the_grader", "h_stops_the_grader"):
+        row = rows[student]
+        assert row["status"] == "graded", (student, row["notes"])
+        assert (row["masking"], row["attention"]) == (wrong_mask["masking"], wrong_mask["attention"]), student
+    assert float(rows["b_memory_bomb"]["total"]) <= float(wrong_mask["total"])
+    assert "__builtins__" in rows["g_imports_the_grader"]["forbidden_imports"]
+    assert not any(rows[student]["forbidden_imports"] for student in students if "correct" in student)
+    assert peak < GRADER_PEAK_BYTES, f"the graders peaked at {peak / 2**30:.1f} GiB"
+
+
+@pytest.mark.slow
+@end_to_end
+def test_pytest_grader_isolate_survives_the_memory_bomb(tmp_path):
+    _write_student(tmp_path / "bomb", WRONG_MASK, MEMORY_BOMB)
+    report = tmp_path / "report.json"
+    status, output, peak = _run_measured([
+        sys.executable, "-m", "pytest", "grader/test_masking.py", "-q", "-p", "no:cacheprovider", "--isolate",
+        "--submission", str(tmp_path / "bomb"), "--grade-json", str(report), "--backend", keras.backend.backend()],
+        cwd=release.repository_root())
+    assert status == 0, output[-3000:]
+    masking = json.loads(report.read_text())["exercises"]["masking"]
+    assert masking["points"] < masking["max"]
+    assert "sent the grader a message larger than allowed" in " ".join(test["message"] for test in masking["tests"])
+    assert peak < GRADER_PEAK_BYTES, f"the grader peaked at {peak / 2**30:.1f} GiB"
+
+
+class _Endless(io.RawIOBase):
+    """A stream that gives `prefix`, then zeros for ever: reading all a message announces would never end."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        taken = self.prefix[:len(buffer)]
+        self.prefix = self.prefix[len(taken):]
+        buffer[:len(taken)] = taken
+        buffer[len(taken):] = bytes(len(buffer) - len(taken))
+        return len(buffer)
+
+
+def test_a_message_is_bounded_in_total_before_it_is_read():
+    header, half = b"{}", wire.MAX_BYTES // 2
+    for prefix, refusal in [
+        (struct.pack("<QQ", len(header), wire.MAX_ARRAYS + 1) + header, "more than 4096 arrays"),
+        (struct.pack("<QQ", wire.MAX_BYTES + 1, 0), "larger than allowed"),
+        (struct.pack("<QQ", len(header), 1) + header + struct.pack("<Q", wire.MAX_BYTES), "larger than allowed"),
+        (struct.pack("<QQ", len(header), 2) + header + struct.pack("<Q", half) + bytes(half) + struct.pack("<Q", half),
+         "larger than allowed"),  # each array within the bound, not the two together
+    ]:
+        with pytest.raises(wire.TooLarge, match=refusal):
+            wire.read_message(_Endless(prefix))
+    stream = io.BytesIO()
+    wire.write_message(stream, [np.zeros(7, "int8")] * (wire.MAX_ARRAYS - 1))
+    stream.seek(0)
+    assert len(wire.read_message(stream)) == wire.MAX_ARRAYS - 1

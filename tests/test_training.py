@@ -124,3 +124,16 @@ def test_plots_write_png_files(tmp_path):
     plots.plot_attention(weights, ["a", " ", "\n", "b"], tmp_path / "attention.png")
     for name in ("loss.png", "attention.png"):
         assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_shakespeare_bpe_learns_its_vocabulary_from_the_training_text():
+    task = TASKS["shakespeare-bpe"]
+    rng = np.random.default_rng(0)
+    text = " ".join("".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 8))) for _ in range(3000))
+    tokenizer = task.tokenizer_for(text, {**task.defaults, "vocab_size": 300})
+    assert tokenizer.vocab_size == 300
+    ids = tokenizer.encode("That is the question, 東京 🙂")
+    assert tokenizer.decode(ids) == "That is the question, 東京 🙂"  # any text: every byte is a token
+    assert len(tokenizer.encode(text)) < 0.7 * len(text)  # merges learnt from the text shorten it
+    with pytest.raises(ValueError, match="--vocab-size for shakespeare-bpe must exceed the 256 bytes"):
+        task.tokenizer_for(text, {**task.defaults, "vocab_size": 256})

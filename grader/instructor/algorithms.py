@@ -92,6 +92,12 @@ def sinusoid(length, dim, exponent="pair", base=10000.0, interleaved=True, sine_
     return np.where(columns % 2 == 0, first(angles), second(angles))
 
 
+def angular_speeds(dim):
+    """What the formula's angle grows by per position in each column: ``1 / 10000 ** (2i / dim)``."""
+    columns = np.arange(dim)
+    return 1 / 10000.0 ** EXPONENTS["pair"](columns, dim)
+
+
 def embedding(token_ids, weights, positions="from_zero", tokens="plain"):
     """Token plus position embedding. The mistakes: `positions` ``"from_one"``, ``"token_ids"`` or
     ``"none"``; `tokens` ``"scaled"`` (by sqrt(C)) or ``"none"``. None where a mistake has no row to look up."""
@@ -205,6 +211,11 @@ def _both_residuals_from_norm(x, s):  # the stream overwritten by each norm
     return x + s.mlp(x)
 
 
+def _residual_inside(x, s):
+    x = s.attend(s.norm1(x) + x)
+    return x + s.mlp(s.norm2(x))
+
+
 def _norm1_twice(x, s):
     x = x + s.attend(s.norm1(x))
     return x + s.mlp(s.norm1(x))
@@ -218,7 +229,8 @@ WIRINGS = {
     "pre_ln": _pre_ln, "post_ln": _post_ln, "no_attention_residual": _no_attention_residual,
     "no_mlp_residual": _no_mlp_residual, "mask_ignored": _mask_ignored,
     "attention_residual_from_norm": _attention_residual_from_norm, "mlp_residual_from_norm": _mlp_residual_from_norm,
-    "both_residuals_from_norm": _both_residuals_from_norm, "norm1_twice": _norm1_twice, "parallel": _parallel,
+    "both_residuals_from_norm": _both_residuals_from_norm, "residual_inside": _residual_inside,
+    "norm1_twice": _norm1_twice, "parallel": _parallel,
 }
 """How a block connects its sublayers: the lessons' pre-LN, and the known mistakes."""
 

@@ -3,8 +3,8 @@
 `fingerprints(exercise, case, inputs)` returns, for one case the checks compare with the
 reference, the arrays the shipped grader diagnoses from: every family of `grader.families`
 computed on the case's inputs (under ``"<output>~<family>"``), the raw scores the attention's
-scale is fitted to, and the inputs and outputs of every sublayer of a block or a GPT (the
-*trace*, ``"blocks.0.norm1>in"``). The live reference adds them to each case's expected
+scale is fitted to, the angular speeds the sine/cosine table's columns are fitted to, and the
+inputs and outputs of every sublayer of a block or a GPT (the *trace*, ``"blocks.0.norm1>in"``). The live reference adds them to each case's expected
 outputs; the recordings keep them, so the release needs none of this code.
 
 Example::
@@ -58,8 +58,9 @@ def _families(output, table, compute):
 
 def _sinusoid(inputs):
     length, dim = int(inputs["length"]), int(inputs["dim"])
-    return _families("table", families.SINUSOID,
-                     lambda family: algorithms.sinusoid(length, dim, **SINUSOID[family]))
+    return {"speeds": algorithms.angular_speeds(dim),
+            **_families("table", families.SINUSOID,
+                        lambda family: algorithms.sinusoid(length, dim, **SINUSOID[family]))}
 
 
 def _embedding(token_ids, weights, output):

@@ -2,7 +2,7 @@
 
 Example::
 
-    keras-tx autograder autograder.zip --backend torch
+    keras-tx autograder autograder.zip --backend torch [--hints full|cause|locate]
     keras-tx autograder week2.zip --exercises attention   # grades attention; masking is given
 
 writes ``autograder.zip`` (``setup.sh``, ``run_autograder`` and the grader with the solutions)
@@ -11,6 +11,7 @@ to upload as a Gradescope programming assignment's autograder.
 
 import pathlib
 
+from grader.feedback import HINT_LEVELS
 from keras_tx_tools.commands import add_exercises_argument
 
 BACKENDS = ("torch", "jax", "tensorflow")
@@ -23,12 +24,15 @@ def add_arguments(parser):
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="Keras backend the autograder grades with (default: torch)")
     add_exercises_argument(parser, "grade")
+    parser.add_argument("--hints", choices=HINT_LEVELS, default="full",
+                        help="how much the feedback gives away: full (where, the cause and the fix), cause "
+                        "(where and the cause) or locate (only where); default full")
 
 
 def run(args):
     """Write the bundle; return the exit status."""
     from keras_tx_tools.course import autograder
 
-    autograder.build_bundle(args.out, backend=args.backend, exercises=args.exercises)
+    autograder.build_bundle(args.out, backend=args.backend, exercises=args.exercises, hints=args.hints)
     print(f"Gradescope autograder written to {args.out}: upload it as the assignment's autograder")
     return 0

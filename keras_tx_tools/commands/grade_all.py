@@ -3,6 +3,7 @@
 Example::
 
     keras-tx grade-all submissions/ --backend jax --jobs 8 --plot runs/grade-all/scores.png
+    keras-tx grade-all submissions/ --hints cause   # name each mistake's cause, not its fix
 
 writes into ``--out`` (default ``runs/grade-all``): ``grades.csv`` (one row
 per student), ``feedback/<student>.txt`` for the students,
@@ -16,6 +17,7 @@ import argparse
 import json
 import pathlib
 
+from grader.feedback import HINT_LEVELS
 from keras_tx_tools.commands import add_exercises_argument, existing_folder
 
 BACKENDS = ("tensorflow", "torch", "jax")
@@ -31,6 +33,9 @@ def add_arguments(parser):
     add_exercises_argument(parser, "grade")
     parser.add_argument("--seed", type=int,
                         help="the grader's seed, to reproduce a batch (default: a fresh one per submission)")
+    parser.add_argument("--hints", choices=HINT_LEVELS, default="full",
+                        help="how much the feedback gives away: full (where, the cause and the fix), cause "
+                        "(where and the cause) or locate (only where); default full")
     parser.add_argument("--jobs", type=_positive(int), default=1,
                         help="submissions graded in parallel (default: 1)")
     parser.add_argument("--timeout", type=_positive(float), default=600.0,
@@ -65,6 +70,7 @@ def run(args):
         timeout=args.timeout,
         memory_limit=int(args.memory * 2**30),
         seed=args.seed,
+        hints=args.hints,
     )
     if not grades:
         raise ValueError(f"SUBMISSIONS_DIR must hold one folder per student; {str(args.submissions)!r} has none")

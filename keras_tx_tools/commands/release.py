@@ -7,10 +7,12 @@ Example::
     keras-tx release week2/ --exercises attention   # only attention; masking, which it imports, as given code
     keras-tx release --nbgrader nbgrader/ # only regenerate the nbgrader notebooks from solutions/
     keras-tx release after/ --with-library          # after the deadline: the finished library too
+    keras-tx release --nbgrader nbgrader/ --hints locate  # their checks only say where it goes wrong
 """
 
 import pathlib
 
+from grader.feedback import HINT_LEVELS
 from keras_tx_tools.commands import add_exercises_argument
 
 
@@ -27,6 +29,9 @@ def add_arguments(parser):
     parser.add_argument("--with-library", action="store_true",
                         help="also ship the finished library keras_tx/, which answers the exercises "
                              "(for after the deadline)")
+    parser.add_argument("--hints", choices=HINT_LEVELS, default="full",
+                        help="how much the nbgrader test cells' messages give away: full (where, the cause and "
+                        "the fix), cause (where and the cause) or locate (only where); default full")
 
 
 def run(args):
@@ -42,6 +47,7 @@ def run(args):
     if args.nbgrader is not None:
         root = release.repository_root()
         tests = nbgrader_course.grader_tests(root, args.exercises)
-        written = nbgrader_course.write_course(args.nbgrader, root / "solutions", tests, exercises=args.exercises)
+        written = nbgrader_course.write_course(args.nbgrader, root / "solutions", tests, exercises=args.exercises,
+                                               hints=args.hints)
         print(f"{len(written)} notebooks written to {args.nbgrader / 'source' / nbgrader_course.ASSIGNMENT}")
     return 0

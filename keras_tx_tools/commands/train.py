@@ -74,10 +74,11 @@ def add_arguments(parser):
     flags.add_argument("--learning-rate", type=non_negative_float, help="peak learning rate of AdamW")
     flags.add_argument("--warmup-steps", type=non_negative_int, help="linear warmup before the cosine decay")
     flags.add_argument("--weight-decay", type=non_negative_float)
-    flags.add_argument("--vocab-size", type=positive_int, help="reverse: symbols; words and imdb: vocabulary cap")
+    flags.add_argument("--vocab-size", type=positive_int,
+                       help="reverse: symbols; bpe: 256 bytes + merges; words and imdb: vocabulary cap")
     flags.add_argument("--half-length", type=positive_int, help="reverse: symbols before the reversal")
     flags.add_argument("--num-validation", type=positive_int, help="reverse: held-out sequences")
-    flags.add_argument("--data", type=existing_file, help="shakespeare-char: the text file to train on")
+    flags.add_argument("--data", type=existing_file, help="shakespeare-char, shakespeare-bpe: the text file to train on")
     flags.add_argument(
         "--sample-tokens", type=non_negative_int, help="language models: tokens sampled after each epoch (0: none)"
     )
@@ -177,9 +178,10 @@ def _compiled_model(task, config, data, source):
 
     schedule = recipe.nanogpt_schedule
     if source != "library":
-        from keras_tx_tools.training.course_model import own_part
+        from keras_tx_tools.training.course_model import own_part, schedule_of_recipe
 
-        schedule = own_part(source, "schedule") or schedule
+        own = own_part(source, "schedule")
+        schedule = schedule_of_recipe(own) if own else schedule
     optimizer = recipe.nanogpt_adamw(
         config["learning_rate"], total_steps(config, data), config["warmup_steps"], config["weight_decay"], schedule
     )

@@ -15,6 +15,7 @@ its code sandboxed, and written in Gradescope's format.
 Example::
 
     build_bundle("autograder.zip", backend="torch")   # upload it as the assignment's autograder
+    build_bundle("autograder.zip", hints="cause")     # its feedback names causes, not fixes
     grade("/autograder")                              # what run_autograder does in Gradescope
 """
 
@@ -27,6 +28,7 @@ import sys
 import time
 import zipfile
 
+from grader.feedback import HINT_LEVELS, check_hint_level
 from grader.registry import load_course
 from keras_tx_tools.course import batch, exports, release
 
@@ -57,14 +59,14 @@ set -euo pipefail
 root="${{AUTOGRADER_ROOT:-/autograder}}"
 cd "$root/source"
 chmod -R go-rwx solutions grader/reference  # out of reach of the student's process, sandbox or not
-exec "${{AUTOGRADER_PYTHON:-$root/venv/bin/python}}" -m keras_tx_tools.course.autograder --root "$root" --backend {backend}
+exec "${{AUTOGRADER_PYTHON:-$root/venv/bin/python}}" -m keras_tx_tools.course.autograder --root "$root" --backend {backend} --hints {hints}
 """
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 """The visibility values Gradescope accepts for a test and for the whole result."""
 
 
-def build_bundle(out_zip, backend="torch", root=None, exercises=None):
+def build_bundle(out_zip, backend="torch", root=None, exercises=None, hints="full"):
     """Write the Gradescope autograder bundle for `backend` to the zip file `out_zip`.
 
     Args:
@@ -73,12 +75,14 @@ def build_bundle(out_zip, backend="torch", root=None, exercises=None):
         root: the course repository (default: `release.repository_root`).
         exercises: the exercises it grades (default: all), as ``keras-tx release --exercises``
             hands them out; its grader knows only those, and the exercises they import are given.
+        hints: how much the feedback gives away (``"full"``, ``"cause"`` or ``"locate"``; grader/README.md).
 
     Returns:
         `out_zip` as a `pathlib.Path`.
     """
     if backend not in BACKEND_PACKAGES:
         raise ValueError(f"backend must be one of {', '.join(BACKEND_PACKAGES)}, got {backend!r}")
+    check_hint_level(hints)
     root = pathlib.Path(root) if root else release.repository_root()
     course = load_course(root).subset(exercises)
     out_zip = pathlib.Path(out_zip)
@@ -88,7 +92,7 @@ def build_bundle(out_zip, backend="torch", root=None, exercises=None):
     registry = root / "grader" / "registry.py"
     with zipfile.ZipFile(out_zip, "w", zipfile.ZIP_DEFLATED) as bundle:
         _add_script(bundle, "setup.sh", SETUP.format(**_installs(backend)))
-        _add_script(bundle, "run_autograder", RUN.format(backend=backend))
+        _add_script(bundle, "run_autograder", RUN.format(backend=backend, hints=hints))
         for part in SOURCE_PARTS:
             path = root / part
             files = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -99,8 +103,10 @@ def build_bundle(out_zip, backend="torch", root=None, exercises=None):
     return out_zip
 
 
-def grade(root="/autograder", backend="torch", timeout=600, memory_limit=4 * 2**30):
+def grade(root="/autograder", backend="torch", timeout=600, memory_limit=4 * 2**30, hints="full"):
     """Grade ``root/submission`` with the grader in ``root/source``; write ``root/results/results.json``.
+
+    `hints` sets how much the feedback gives away (``"full"``, ``"cause"`` or ``"locate"``).
 
     Returns:
         The results, as written.
@@ -108,7 +114,7 @@ def grade(root="/autograder", backend="torch", timeout=600, memory_limit=4 * 2**
     root = pathlib.Path(root)
     start = time.monotonic()
     student = batch.grade_submission(root / "submission", grading_root=root / "source", backend=backend,
-                                     timeout=timeout, memory_limit=memory_limit)
+                                     timeout=timeout, memory_limit=memory_limit, hints=hints)
     results = exports.gradescope_results(student)
     results["output"] = exports.feedback_text(student)
     results["execution_time"] = round(time.monotonic() - start, 1)
@@ -123,8 +129,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m keras_tx_tools.course.autograder", description=grade.__doc__)
     parser.add_argument("--root", default="/autograder", help="the autograder folder (default: /autograder)")
     parser.add_argument("--backend", choices=sorted(BACKEND_PACKAGES), default="torch")
+    parser.add_argument("--hints", choices=HINT_LEVELS, default="full",
+                        help="how much the feedback gives away (default: full)")
     args = parser.parse_args(argv)
-    results = grade(args.root, args.backend)
+    results = grade(args.root, args.backend, hints=args.hints)
     print(f"score {results['score']:g}; results in {pathlib.Path(args.root) / 'results' / 'results.json'}")
     return 0
 

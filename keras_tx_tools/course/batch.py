@@ -15,6 +15,12 @@ process that forks a fresh child per hand-in; `grade_submission` grades one hand
 ``pytest`` process. When bubblewrap is missing or cannot create namespaces, grading still
 runs, with a loud warning, and every `StudentGrade` says its code was not isolated.
 
+The grader's failure is never the student's: a hand-in with a check the grader could not run
+(its sandbox failed) is graded again in a fresh sandbox, and marked `ERROR` if that fails too.
+Each warm grader runs under a memory limit (`GRADER_MEMORY_BYTES`); one that dies anyway is
+replaced, the hand-ins it was grading are graded again, and one that kills graders twice,
+even graded alone, is marked `ERROR`: one hand-in never costs another student points.
+
 A student directory holds the exercise files (``attention.py``, ...) or the nbgrader
 notebooks (``attention.ipynb``, ...) anywhere below it, the shallowest copy winning; for each
 exercise a ``.py`` file wins over a notebook.
@@ -29,11 +35,13 @@ Example (run inside the course repository, one folder per student)::
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import io
 import json
 import multiprocessing
 import os
 import pathlib
+import resource
 import secrets
 import subprocess
 import sys
@@ -41,13 +49,18 @@ import tempfile
 import time
 import warnings
 
+from grader.feedback import check_hint_level
 from grader.registry import load_course
 from grader.sandbox import NotIsolatedWarning, bubblewrap_works
 from grader.screening import forbidden_imports, imported_modules
 from keras_tx_tools.course import notebooks, stubs
 
-GRADED, FAILED, TIMEOUT = "graded", "failed", "timeout"
-"""The status of a graded submission: graded normally, no report, or out of time."""
+GRADED, FAILED, TIMEOUT, ERROR = "graded", "failed", "timeout", "error"
+"""The status of a graded submission: graded normally, no report, out of time, or the grader's own
+failure (the instructor regrades it)."""
+
+GRADER_MEMORY_BYTES = 4 * 2**30
+"""The data a warm grader of `grade_all` may hold: past it, an allocation fails instead of the machine."""
 
 STARTUP_SECONDS = 300
 """Time a ``pytest grader`` process may take to start, on top of a hand-in's time limit."""
@@ -59,7 +72,7 @@ class StudentGrade:
 
     Attributes:
         student: the name of the student's folder.
-        status: `GRADED`, `FAILED` or `TIMEOUT`.
+        status: `GRADED`, `FAILED`, `TIMEOUT` or `ERROR`.
         exercises: the grader's report per exercise, ``{name: {"points",
             "max", "tests"}}``; empty unless `status` is `GRADED`.
         message: why the submission was not graded (empty when it was).
@@ -163,7 +176,7 @@ def screen(folder, found, grading_root):
 
 
 def grade_submission(student_dir, *, grading_root, backend, exercises=None, timeout=600,
-                     memory_limit=4 * 2**30, seed=None, run=None):
+                     memory_limit=4 * 2**30, seed=None, hints="full", run=None):
     """Grade one student's folder with ``pytest grader --isolate``.
 
     Args:
@@ -178,6 +191,8 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
         timeout: wall-clock seconds the student's code may run in all.
         memory_limit: bytes of data the student's process may use.
         seed: the grader's seed, to reproduce a run (default: a fresh one per run).
+        hints: how much the messages give away: ``"full"`` (where, the cause and the fix),
+            ``"cause"`` (where and the cause) or ``"locate"`` (only where); see grader/README.md.
         run: how to run ``pytest`` on a list of arguments, returning its output
             (default: `run_pytest_process`; `grade_all`'s warm graders run it in-process).
 
@@ -187,6 +202,7 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
     student_dir = pathlib.Path(student_dir)
     course = assignment(grading_root)
     selected = course.subset(exercises)
+    check_hint_level(hints)
     with tempfile.TemporaryDirectory(prefix="keras-tx-grade-") as workdir:
         submission = pathlib.Path(workdir) / "submission"
         found = collect_submission(student_dir, course.names, submission)
@@ -201,16 +217,23 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
         tests = ["grader"] if selected.graded == course.graded else [f"grader/test_{name}.py" for name in selected.graded]
         arguments = [*tests, "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "--isolate", "--submission", str(submission),
                      "--backend", backend, "--grade-json", str(report), "--time-budget", f"{timeout:g}",
-                     "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}"]
+                     "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}",
+                     "--hints", hints]
         if seed is not None:
             arguments += ["--seed", str(seed)]
-        start = time.monotonic()
-        log = (run or run_pytest_process)(arguments, grading_root=grading_root, backend=backend, timeout=timeout)
-        grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log,
-                             seconds={"total": time.monotonic() - start})
         missing = sorted(set(selected.graded) - set(found))
-        grade.message = f"missing exercise files: {', '.join(missing)}. " if missing else ""
-        return _read_report(grade, report, selected.graded, timeout)
+        for _ in range(2):  # a check the grader could not run: once more, in a fresh sandbox
+            report.unlink(missing_ok=True)
+            start = time.monotonic()
+            log = (run or run_pytest_process)(arguments, grading_root=grading_root, backend=backend, timeout=timeout)
+            grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log,
+                                 seconds={"total": time.monotonic() - start})
+            grade.message = f"missing exercise files: {', '.join(missing)}. " if missing else ""
+            grade = _read_report(grade, report, selected.graded, timeout)
+            if grade.status != ERROR:
+                return grade
+        grade.message += "; so did a fresh sandbox: regrade this hand-in"
+        return grade
 
 
 def run_pytest_process(arguments, *, grading_root, backend, timeout):
@@ -219,10 +242,17 @@ def run_pytest_process(arguments, *, grading_root, backend, timeout):
     try:
         finished = subprocess.run([sys.executable, "-m", "pytest", *arguments], cwd=grading_root, env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=timeout + STARTUP_SECONDS)
+                                  timeout=timeout + STARTUP_SECONDS, preexec_fn=limit_grader_memory)
     except subprocess.TimeoutExpired as error:
         return (error.output or b"").decode(errors="replace") + "\nthe grader ran out of time"
     return finished.stdout.decode(errors="replace")
+
+
+def limit_grader_memory():
+    """Limit this process's data to `GRADER_MEMORY_BYTES` (or less, if its hard limit is lower)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = GRADER_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(GRADER_MEMORY_BYTES, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
 def run_pytest_here(arguments, **_):
@@ -244,7 +274,7 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
         backend: the Keras backend to grade with.
         jobs: how many submissions to grade in parallel, each by a warm grader.
         progress: show a progress bar over the submissions.
-        **limits: ``exercises``, ``timeout``, ``memory_limit`` and ``seed`` for `grade_submission`
+        **limits: ``exercises``, ``timeout``, ``memory_limit``, ``seed`` and ``hints`` for `grade_submission`
             (default seed: a fresh one for the batch).
 
     Returns:
@@ -257,6 +287,7 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
         raise ValueError(f"grading_root must hold the course's grader/ (see `keras-tx release`); "
                          f"{str(grading_root)!r} does not")
     assignment(grading_root, limits.get("exercises"))  # fails before the first submission
+    check_hint_level(limits.get("hints", "full"))
     # One fresh seed for the whole batch: unknown to every student beforehand, like a seed per
     # hand-in, and each grader computes the reference's outputs once for the whole class.
     limits.setdefault("seed", None)
@@ -268,37 +299,65 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
                       NotIsolatedWarning, stacklevel=2)
     students = student_folders(submissions_dir)
     bar = _progress_bar(len(students)) if progress and students else None
-    grades = []
-    context = multiprocessing.get_context("spawn")  # a clean process: no threads, no Keras of ours
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_warm_up,
-                                                initargs=(str(grading_root), backend)) as pool:
-        futures = {pool.submit(grade_submission, student, grading_root=grading_root, backend=backend,
-                               run=run_pytest_here, **limits): student for student in students}
-        for future in concurrent.futures.as_completed(futures):
-            grades.append(_result(future, futures[future]))
-            if bar:
-                bar.add(1)
+    grade = functools.partial(grade_submission, grading_root=grading_root, backend=backend, run=run_pytest_here,
+                              **limits)
+    return _grade_in_pools(students, jobs, grade, functools.partial(_warm_up, str(grading_root), backend), bar)
+
+
+def _grade_in_pools(students, jobs, grade, warm_up, bar=None):
+    """``grade(student)`` for each of `students` in pools of `jobs` processes that ran `warm_up`, by student.
+
+    A student whose pool broke (a process died) is graded again in a fresh pool, then alone if that
+    breaks too; one that breaks a pool even alone is an `ERROR`, the others are graded.
+    """
+    grades, crashed = _grade_in_pool(students, jobs, grade, warm_up, bar)
+    if crashed:  # a grader died: its hand-ins again, in fresh graders
+        again, crashed = _grade_in_pool(crashed, jobs, grade, warm_up, bar)
+        grades += again
+        for student in crashed if grades else ():  # still: each alone (where graders work at all)
+            grades += _grade_in_pool([student], 1, grade, warm_up, bar)[0]
+    graded = {grade.student for grade in grades}
+    grades += [StudentGrade(student.name, ERROR, message="the grader's process died while grading this hand-in, "
+                            "in fresh graders too: regrade it") for student in students if student.name not in graded]
     return sorted(grades, key=lambda grade: grade.student)
 
 
+def _grade_in_pool(students, jobs, grade, warm_up, bar):
+    """Grade `students` in one pool: ``(grades, students whose grader died)``."""
+    grades, crashed = [], []
+    context = multiprocessing.get_context("spawn")  # a clean process: no threads, no Keras of ours
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=warm_up) as pool:
+        futures = {pool.submit(grade, student): student for student in students}
+        for future in concurrent.futures.as_completed(futures):
+            student = futures[future]
+            try:
+                grades.append(future.result())
+            except concurrent.futures.process.BrokenProcessPool:
+                crashed.append(student)
+                continue
+            except Exception as error:  # noqa: BLE001 -- the grader's bug must not stop the batch
+                grades.append(StudentGrade(student.name, ERROR, message=f"the grader failed: {type(error).__name__}: {error}"))
+            if bar:
+                bar.add(1)
+    return grades, sorted(crashed)
+
+
 def _warm_up(grading_root, backend):
-    """Make a pool process a warm grader: the grading root's grader, Keras and the sandbox, ready."""
+    """Make a pool process a warm grader: the grading root's grader, Keras and the sandbox, ready,
+    under its memory limit."""
+    limit_grader_memory()
     os.environ["KERAS_BACKEND"] = backend
     os.chdir(grading_root)
     sys.path.insert(0, grading_root)
     for name in [name for name in sys.modules if name == "grader" or name.startswith("grader.")]:
         del sys.modules[name]  # the grading root's grader, not the one this package came with
+    from grader.compilation import prefer_fast_compilation
+
+    if backend == "jax":
+        prefer_fast_compilation()  # before Keras starts JAX, as `pytest grader` does
     from grader.remote import warm_process
 
     warm_process(backend)
-
-
-def _result(future, student):
-    """The grade a pool future holds; a grader that crashed fails only that student."""
-    try:
-        return future.result()
-    except Exception as error:  # noqa: BLE001 -- a broken grader process must not stop the batch
-        return StudentGrade(student.name, FAILED, message=f"the grader crashed: {type(error).__name__}: {error}")
 
 
 def _read_report(grade, path, exercises, timeout):
@@ -307,6 +366,7 @@ def _read_report(grade, path, exercises, timeout):
         report = json.loads(pathlib.Path(path).read_text())
         results = _checked_results(report, exercises)
     except (OSError, ValueError) as error:
+        grade.status = ERROR  # the student's code runs sandboxed: a grader that did not finish failed on its own
         grade.message += f"the grader could not finish: {error}"
         return grade
     grade.isolation = str(report.get("isolation", ""))
@@ -317,6 +377,11 @@ def _read_report(grade, path, exercises, timeout):
         grade.message += f"grading was stopped after the time limit of {timeout:g} s"
         return grade
     grade.status, grade.exercises = GRADED, results
+    errors = [f"{name}: {test.get('message')}" for name, result in results.items()
+              for test in result["tests"] if test.get("outcome") == "error"]
+    if errors:
+        grade.status = ERROR
+        grade.message += f"the grader could not run {len(errors)} checks (first, {errors[0]})"
     return grade
 
 

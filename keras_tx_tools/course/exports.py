@@ -18,7 +18,7 @@ import csv
 import json
 import pathlib
 
-from keras_tx_tools.course.batch import GRADED
+from keras_tx_tools.course.batch import ERROR, GRADED
 
 
 HIDDEN_MARK = "matches_reference"
@@ -69,7 +69,9 @@ def write_csv(grades, path):
 def feedback_text(grade):
     """The feedback a student may read about `grade` (hidden tests show no details)."""
     lines = [f"Feedback for {grade.student}", ""]
-    if grade.status != GRADED:
+    if grade.status == ERROR:
+        lines.append(f"GRADER ERROR, not your code's: this hand-in will be regraded ({grade.message})")
+    elif grade.status != GRADED:
         lines.append(f"Not graded ({grade.status}): {grade.message}")
     else:
         if grade.message:
@@ -98,7 +100,8 @@ def gradescope_results(grade):
     """`grade` in Gradescope's autograder ``results.json`` format.
 
     Hidden tests get ``"visibility": "after_due_date"``: students see their name and
-    output only once the due date has passed.
+    output only once the due date has passed. A hand-in the grader failed on (`ERROR`) says so
+    first in its output, for the instructor to regrade.
     """
     tests = []
     for exercise, report in grade.exercises.items():
@@ -113,9 +116,12 @@ def gradescope_results(grade):
                     "visibility": "after_due_date" if is_hidden(test) else "visible",
                 }
             )
+    output = grade.message or ""
+    if grade.status == ERROR:
+        output = f"GRADER ERROR, not your code's: this hand-in will be regraded. {output}"
     return {
         "score": grade.total,
-        "output": grade.message or "",
+        "output": output,
         "tests": tests,
     }
 

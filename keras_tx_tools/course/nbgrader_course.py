@@ -34,6 +34,7 @@ import pathlib
 
 import nbformat
 
+from grader.feedback import check_hint_level
 from grader.registry import COURSE
 from keras_tx_tools.course import batch, exports, notebooks, stubs
 
@@ -70,7 +71,7 @@ c.Autograde.exclude_overwriting = {{}}
 '''
 
 
-def write_course(course_dir, solutions_dir, tests, exercises=None):
+def write_course(course_dir, solutions_dir, tests, exercises=None, hints="full"):
     """Write the nbgrader course layout for the solution modules of `solutions_dir`.
 
     Args:
@@ -81,10 +82,13 @@ def write_course(course_dir, solutions_dir, tests, exercises=None):
             grader's ``--grade-json`` report.
         exercises: the exercises to hand out (default: all); those they import
             and leave out become read-only notebooks of given code, without checks.
+        hints: how much the test cells' messages give away (``"full"``, ``"cause"`` or
+            ``"locate"``; grader/README.md).
 
     Returns:
         The paths of the notebooks written.
     """
+    check_hint_level(hints)
     course_dir = pathlib.Path(course_dir)
     folder = course_dir / "source" / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +101,7 @@ def write_course(course_dir, solutions_dir, tests, exercises=None):
             notebook = given_notebook(solution.read_text(), exercise.name)
         elif exercise.name in tests:
             notebook = notebooks.module_to_notebook(solution.read_text(), exercise.name)
-            notebook.cells += test_cells(exercise.name, tests[exercise.name])
+            notebook.cells += test_cells(exercise.name, tests[exercise.name], hints)
         else:
             raise ValueError(f"tests must list the grader's tests of every exercise; {exercise.name!r} is missing")
         notebook.metadata["keras_tx"] = {"exercise": exercise.name, "order": order, "given": exercise.given}
@@ -134,14 +138,15 @@ def grader_tests(root, exercises=None):
     return {exercise: result["tests"] for exercise, result in grade.exercises.items()}
 
 
-def test_cells(exercise, tests):
-    """A markdown heading and one graded test cell per grader test of `exercise`."""
+def test_cells(exercise, tests, hints="full"):
+    """A markdown heading and one graded test cell per grader test of `exercise`, whose messages
+    give away as much as `hints` says."""
     cells = [nbformat.v4.new_markdown_cell(
         "## Checks\n\nEach cell below runs one test of the course grader on your notebooks "
         "and shows the points it gives. Empty cells are hidden tests, run when your work is graded."
     )]
     for index, test in enumerate(tests):
-        call = f"check({exercise!r}, {test['name']!r})"
+        call = f"check({exercise!r}, {test['name']!r}" + (f", hints={hints!r})" if hints != "full" else ")")
         if exports.is_hidden(test):
             call = f"### BEGIN HIDDEN TESTS\n{call}\n### END HIDDEN TESTS"
         cell = nbformat.v4.new_code_cell(f"from keras_tx_tools.course.nbgrader_course import check\n\n{call}")
@@ -153,7 +158,7 @@ def test_cells(exercise, tests):
     return cells
 
 
-def check(exercise, test, folder="."):
+def check(exercise, test, folder=".", hints="full"):
     """Grade the notebooks of `folder` with ``pytest grader``; return the points of one test.
 
     The grader runs once per exercise and contents of the notebooks; later
@@ -164,11 +169,12 @@ def check(exercise, test, folder="."):
         exercise: the exercise the test belongs to (``"attention"``, ...).
         test: the test's name in the grader's report.
         folder: the folder of the notebooks.
+        hints: how much the message gives away (``"full"``, ``"cause"`` or ``"locate"``).
 
     Returns:
         The points the test gave (0 when the grader could not run).
     """
-    grade = _grade_notebooks(pathlib.Path(folder).resolve(), exercise)
+    grade = _grade_notebooks(pathlib.Path(folder).resolve(), exercise, hints)
     if grade.status != batch.GRADED:
         print(f"The grader could not finish ({grade.status}); run `pytest grader` on your code for details.")
         return 0
@@ -195,8 +201,8 @@ SEED = 0
 _GRADES = {}
 
 
-def _grade_notebooks(folder, exercise):
-    """The `batch.StudentGrade` of `exercise` for the notebooks of `folder`.
+def _grade_notebooks(folder, exercise, hints):
+    """The `batch.StudentGrade` of `exercise` for the notebooks of `folder`, its messages at `hints`.
 
     Graded like a hand-in to ``keras-tx grade-all``, and cached by the notebooks' code.
     """
@@ -205,10 +211,10 @@ def _grade_notebooks(folder, exercise):
     from keras_tx_tools.course.release import repository_root
 
     code = {path.name: notebooks.notebook_to_module(path) for path in sorted(folder.glob("*.ipynb"))}
-    key = (exercise, hashlib.sha256(json.dumps(code, sort_keys=True).encode()).hexdigest())
+    key = (exercise, hints, hashlib.sha256(json.dumps(code, sort_keys=True).encode()).hexdigest())
     if key not in _GRADES:
         _GRADES[key] = batch.grade_submission(
             folder, grading_root=repository_root(), backend=keras.backend.backend(), exercises=[exercise],
-            timeout=CHECK_TIMEOUT, memory_limit=CHECK_MEMORY, seed=SEED,
+            timeout=CHECK_TIMEOUT, memory_limit=CHECK_MEMORY, seed=SEED, hints=hints,
         )
     return _GRADES[key]

@@ -43,6 +43,12 @@ code that computes what the exercises ask (its live references and diagnoses).""
 STUDENT_README = pathlib.Path(__file__).with_name("student_readme.md")
 """The template of the bundle's README.md: the exercises in order, grading, the table, the seed, allowed imports."""
 
+GIVEN_NOTE = """
+A file marked *given* is not an exercise of yours: it holds finished code,
+under a banner saying so, because your exercises import it. It is not
+graded; leave it as it is."""
+"""Below the table of exercises in the README of a release with given files."""
+
 _BUILD_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
 
@@ -150,7 +156,8 @@ def student_readme(course, root):
         total += points
         rows.append(f"| {course.graded.index(exercise.name) + 1} | `exercises/{exercise.file}` | {title} | {points:g} |")
     template = STUDENT_README.read_text(encoding="utf-8")
-    return template.replace("{exercise_table}", "\n".join(rows)).replace("{total}", f"{total:g}")
+    table = "\n".join(rows) + ("\n" + GIVEN_NOTE if course.given else "")
+    return template.replace("{exercise_table}", table).replace("{total}", f"{total:g}")
 
 
 def check_points(checks):

@@ -22,7 +22,7 @@ score      students
  90-100%   0
 """
 
-from keras_tx_tools.course.batch import FAILED, GRADED, TIMEOUT
+from keras_tx_tools.course.batch import ERROR, FAILED, GRADED, TIMEOUT
 
 BINS = 10
 """Score histogram bins, each covering a tenth of the maximum (the last includes 100%)."""
@@ -43,7 +43,8 @@ def summarize(grades, max_points):
     statuses = [grade.status for grade in grades]
     lines = [
         f"{len(grades)} submissions: {statuses.count(GRADED)} graded, "
-        f"{statuses.count(FAILED)} failed to run, {statuses.count(TIMEOUT)} timed out",
+        f"{statuses.count(FAILED)} failed to run, {statuses.count(TIMEOUT)} timed out"
+        + (f", {statuses.count(ERROR)} not graded for the grader's own failure (regrade them)" if ERROR in statuses else ""),
         "score      students",
     ]
     for index, count in enumerate(score_counts(grades, max_points)):

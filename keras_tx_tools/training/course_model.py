@@ -31,11 +31,13 @@ still the stub that raises `NotImplementedError`, leaves the tools' own:
 
 - `sampler`: `sample_next_token(logits, temperature, top_k, top_p, seed)`,
   `(B, V)` logits to `(B,)` token ids, samples in `CourseGPT.generate`;
-- `loss`: `next_token_loss(targets, logits)`, a Keras loss of `(B, T)`
-  targets and `(B, T, V)` logits, trains in place of `SparseCrossEntropy`;
-- `schedule`: `warmup_cosine_schedule(learning_rate, total_steps,
-  warmup_steps)`, a `keras.optimizers.schedules.LearningRateSchedule`, in
-  place of `recipe.nanogpt_schedule`.
+- `loss`: `next_token_loss(token_ids, logits)`, the loss of `(B, T)` ids
+  and `(B, T, V)` logits that shifts the targets by one itself, trains in
+  place of `SparseCrossEntropy` (through `loss_of_targets`, as the tasks'
+  windows come shifted already);
+- `schedule`: `WarmupCosine(peak_learning_rate, warmup_steps, total_steps,
+  min_learning_rate)`, a `keras.optimizers.schedules.LearningRateSchedule`,
+  in place of `recipe.nanogpt_schedule`, with its floor at a tenth of the peak.
 
 >>> SOURCES
 ('exercises', 'solutions')
@@ -59,7 +61,7 @@ SOURCES = ("exercises", "solutions")
 OWN_PARTS = {
     "sampler": ("sampling", "sample_next_token"),
     "loss": ("training", "next_token_loss"),
-    "schedule": ("training", "warmup_cosine_schedule"),
+    "schedule": ("training", "WarmupCosine"),
 }
 """`{part: (module, name)}`: where the student's own parts are looked for in the course's folder."""
 
@@ -121,6 +123,29 @@ def own_part(source, part):
     if found is None or "raise NotImplementedError" in inspect.getsource(found):
         return None
     return found
+
+
+def loss_of_targets(next_token_loss):
+    """The exercise's `next_token_loss(token_ids, logits)`, which shifts by one itself, as a Keras loss of
+    `(targets, logits)` whose targets are shifted already (a task's windows).
+
+    The ids it is given are a first column and the targets, and its logits one row more at the end
+    (a row without a target), so that it scores exactly `logits` against `targets`.
+    """
+    def loss(targets, logits):
+        ids = keras.ops.concatenate([targets[:, :1], targets], axis=1)
+        return next_token_loss(ids, keras.ops.concatenate([logits, logits[:, -1:]], axis=1))
+
+    return loss
+
+
+def schedule_of_recipe(warmup_cosine):
+    """The exercise's `WarmupCosine` class as the recipe's `schedule(learning_rate, total_steps, warmup_steps)`:
+    nanoGPT's floor, a tenth of the peak, and a warm-up of at most half the steps."""
+    def schedule(learning_rate, total_steps, warmup_steps):
+        return warmup_cosine(learning_rate, min(warmup_steps, total_steps // 2), total_steps, learning_rate / 10)
+
+    return schedule
 
 
 @contextlib.contextmanager

@@ -6,7 +6,9 @@ takes them as they are, and on the PyTorch backend that means moving the
 class axis to dimension 1 and a softmax over a non-last axis: PyTorch's slow
 path (on a GPU, most of a GPT-2 training step). Flattened to `(B * T, V)`
 rows, the same numbers take the fast path on every backend -- that is all
-`SparseCrossEntropy` does differently.
+`SparseCrossEntropy` does differently. The library's `keras_tx.GPT` hands any
+compiled loss its rows itself (`GPT.compute_loss`); this loss gives the same
+to models that do not, such as a student's own GPT.
 
 The logits are cast to float32 first, so that under mixed precision the
 softmax and the loss stay in float32 (keras_tx models return float32 logits

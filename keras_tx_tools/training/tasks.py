@@ -32,7 +32,7 @@ from keras_tx_tools.data import complete_works, imdb, reversal, shakespeare
 from keras_tx_tools.data.tokenizers import CharTokenizer, WordTokenizer
 from keras_tx_tools.data.windows import TextWindows
 from keras_tx_tools.training import settings
-from keras_tx_tools.training.course_model import CourseGPT, own_part
+from keras_tx_tools.training.course_model import CourseGPT, loss_of_targets, own_part
 from keras_tx_tools.training.loss import SparseCrossEntropy
 from keras_tx_tools.training.text_generation import continue_text
 
@@ -121,10 +121,15 @@ class Task:
         """
         model.compile(
             optimizer=optimizer,
-            loss=isinstance(model, CourseGPT) and own_part(model.source, "loss") or SparseCrossEntropy(),
+            loss=self.loss(model),
             metrics=self.metrics(config),
         )
         return model
+
+    def loss(self, model):
+        """`SparseCrossEntropy`, or the student's own `next_token_loss` for the course's GPT once written."""
+        own = isinstance(model, CourseGPT) and own_part(model.source, "loss")
+        return loss_of_targets(own) if own else SparseCrossEntropy()
 
     def data(self, config, tokenizer=None):
         raise NotImplementedError
@@ -251,6 +256,30 @@ class ShakespeareChars(LanguageModel):
         return CharTokenizer.from_text(train_text)
 
 
+class ShakespeareBytePairs(ShakespeareChars):
+    """Tiny Shakespeare in byte-level BPE tokens, learnt from the training text.
+
+    The merges are learnt by the `tokenizers` library (the ``gpt2`` extra)
+    with GPT-2's pre-tokenisation, as the course's tokenizer exercise learns
+    them: ``--vocab-size`` is 256 bytes plus the merges.
+    """
+
+    name = "shakespeare-bpe"
+    description = settings.DESCRIPTIONS["shakespeare-bpe"]
+    defaults = settings.DEFAULTS["shakespeare-bpe"]
+
+    def tokenizer_for(self, train_text, config):
+        from tokenizers import ByteLevelBPETokenizer
+
+        from keras_tx_tools.gpt2.tokenizer import GPT2Tokenizer
+
+        if config["vocab_size"] <= 256:
+            raise ValueError(f"--vocab-size for shakespeare-bpe must exceed the 256 bytes; received {config['vocab_size']}.")
+        merges = ByteLevelBPETokenizer()
+        merges.train_from_iterator([train_text], vocab_size=config["vocab_size"], min_frequency=1, show_progress=False)
+        return GPT2Tokenizer(merges._tokenizer.to_str())
+
+
 class ShakespeareWords(LanguageModel):
     name = "shakespeare-words"
     description = settings.DESCRIPTIONS["shakespeare-words"]
@@ -302,7 +331,8 @@ class IMDBSentiment(Task):
         return dict(val_loss=round(scores["loss"], 4), val_accuracy=round(scores["accuracy"], 4))
 
 
-TASKS = {task.name: task for task in (Reversal(), ShakespeareChars(), ShakespeareWords(), IMDBSentiment())}
+TASKS = {task.name: task for task in
+         (Reversal(), ShakespeareChars(), ShakespeareBytePairs(), ShakespeareWords(), IMDBSentiment())}
 
 
 def steps_per_epoch(config):

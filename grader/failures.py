@@ -1,0 +1,90 @@
+"""What went wrong in a student's code, said the same way in the grader and in the sandbox.
+
+`GradingFailure` is a failed check, its message the student's feedback; `GraderError` is a
+check the grader itself could not run, never the student's failure; `describe_exception` names
+what the student's code raised and where. Both run inside the sandbox too
+(`grader.student_process`), so this module holds nothing that computes or checks an answer.
+
+Example:
+
+>>> describe_exception(ValueError("shapes differ"), "/nowhere")
+'ValueError: shapes differ'
+"""
+
+import linecache
+import os
+import re
+
+from grader.feedback import Feedback, as_feedback
+
+
+class GradingFailure(AssertionError):
+    """A check failed; its `Feedback` tells the student what is wrong and, if possible, why.
+
+    `message` is a `Feedback`, or a string that only says where (shown whole at every hint level).
+    """
+
+    def __init__(self, message):
+        self.feedback = as_feedback(message)
+        super().__init__(str(self.feedback))
+
+
+class GraderError(Exception):
+    """The grader could not run a check (its process for students' code failed): not the student's failure."""
+
+
+GRADED_PACKAGE = "graded_"
+"""The prefix of the packages a submission's files are loaded into (`grader.submission`)."""
+
+
+def failure_feedback(error, folder):
+    """The `Feedback` a check that raised `error` gives: a `GradingFailure`'s own, or what the
+    student's code raised (`describe_exception`, with `folder` the graded files), the same at every level."""
+    if isinstance(error, GradingFailure):
+        return error.feedback
+    return Feedback(f"your code raised {describe_exception(error, folder)}")
+
+
+def describe_exception(error, folder):
+    """``Type: message (file.py, line N: its code)``, at the last line of `folder`'s code it passed.
+
+    The message is the exception's own (`exception_message`). Paths inside `folder` and the names
+    of graded packages are left out, so the same files give the same message wherever and however
+    often they are graded. An exception re-raised from a student's process (`grader.remote`)
+    carries this description already.
+    """
+    if hasattr(error, "student_description"):
+        return error.student_description
+    location, package = "", None
+    traceback = error.__traceback__
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if filename.startswith(str(folder)):
+            code = linecache.getline(filename, traceback.tb_lineno).strip()
+            location = f" ({filename[len(str(folder)) + 1:]}, line {traceback.tb_lineno}{': ' + code if code else ''})"
+        package = traceback.tb_frame.f_globals.get("__name__", "").partition(".")[0]
+        traceback = traceback.tb_next
+    if not location and package and not package.startswith(GRADED_PACKAGE):
+        location = f" (raised inside {package}, with no line of your files on the way: look at what your code gave it)"
+    message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", exception_message(error)).replace(f"{folder}{os.sep}", "")
+    return f"{type(error).__name__}: {message}{location}"
+
+
+KERAS_CALL_CONTEXT = re.compile(r"Exception encountered when calling .*?\n\n(?P<message>.*)\n\nArguments received by ",
+                                re.DOTALL)
+TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def exception_message(error):
+    """The exception's own message: without Keras' "Exception encountered when calling ..." wrapper
+    (a layer's ``__call__`` adds it, with the arguments it received) and without terminal colour codes.
+
+    >>> exception_message(ValueError("Exception encountered when calling Dense.call().\\n\\n"
+    ...                              "\\x1b[1mshapes (2, 3) and (4, 5) are incompatible\\x1b[0m\\n\\n"
+    ...                              "Arguments received by Dense.call():\\n  • inputs=tf.Tensor(...)"))
+    'shapes (2, 3) and (4, 5) are incompatible'
+    """
+    message = str(error.message if isinstance(getattr(error, "message", None), str) else error)
+    while (wrapped := KERAS_CALL_CONTEXT.search(message)) is not None:
+        message = wrapped["message"]
+    return TERMINAL_CODES.sub("", message).strip()
