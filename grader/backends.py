@@ -13,6 +13,7 @@ Example::
 
 import concurrent.futures
 import dataclasses
+import importlib.util
 import json
 import os
 import pathlib
@@ -45,6 +46,7 @@ def backends_to_spawn(requested):
     if requested == "all":
         return BACKENDS
     if requested is None:
+        choose_installed_backend()
         return ()
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = requested
@@ -52,6 +54,32 @@ def backends_to_spawn(requested):
     import keras
 
     return () if keras.backend.backend() == requested else (requested,)
+
+
+def choose_installed_backend():
+    """Sets ``KERAS_BACKEND`` to an installed backend when none is named and Keras' default is missing.
+
+    Without ``KERAS_BACKEND``, Keras takes the backend in its ``keras.json``, else TensorFlow. The
+    light student install has JAX only (or PyTorch), so there the grader picks the first installed
+    of `BACKENDS` instead of failing on a missing TensorFlow. A backend named in ``KERAS_BACKEND``
+    is left alone, and so is everything once Keras is imported.
+    """
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND"):
+        return
+    config = pathlib.Path(os.environ.get("KERAS_HOME") or pathlib.Path.home() / ".keras") / "keras.json"
+    try:
+        configured = json.loads(config.read_text()).get("backend")
+    except (OSError, ValueError, AttributeError):
+        configured = None
+    chosen = configured or "tensorflow"
+    installed = [backend for backend in BACKENDS if is_installed(backend)]
+    if chosen in BACKENDS and chosen not in installed and installed:
+        os.environ["KERAS_BACKEND"] = installed[0]
+
+
+def is_installed(backend):
+    """Whether the package of `backend` can be imported (it is not imported here)."""
+    return importlib.util.find_spec(backend) is not None
 
 
 def grade_in_subprocesses(backends, options):

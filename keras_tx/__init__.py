@@ -18,6 +18,8 @@ modules in the order a token travels:
 12. `keras_tx.distribution` -- sharding a GPT over many devices (JAX).
 """
 
+import importlib.metadata
+
 from keras_tx.attention import attention_weights, scaled_dot_product_attention
 from keras_tx.classifier import TransformerClassifier
 from keras_tx.distribution import gpt_layout_map
@@ -29,7 +31,11 @@ from keras_tx.sampling import sample_next_token, top_k_filter, top_p_filter
 from keras_tx.self_attention import MultiHeadSelfAttention
 from keras_tx.transformer_block import TransformerBlock
 
-__version__ = "0.1.0"
+try:
+    __version__ = importlib.metadata.version("keras-tx")
+except importlib.metadata.PackageNotFoundError:  # the source tree on sys.path, not installed
+    __version__ = "unknown"
+"""The installed release: pyproject.toml's version, which `keras-tx --version` prints too."""
 
 __all__ = [
     "GPT",

@@ -19,7 +19,7 @@ class TransformerClassifier(TransformerStack):
     """Encoder + masked mean pooling + dense head: `(B, T)` ids -> `(B, num_classes)` logits.
 
     Args:
-        vocab_size, max_length, embed_dim, num_heads, num_layers: as for `GPT`.
+        vocab_size: as for `GPT`, and so are `max_length`, `embed_dim`, `num_heads` and `num_layers`.
         num_classes: number of output classes.
         ff_dim: hidden width of the MLPs (default `4 * embed_dim`).
         dropout: dropout rate inside the blocks and before the head.

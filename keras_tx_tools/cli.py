@@ -12,10 +12,12 @@ their environment variables first.
     keras-tx train reverse
     keras-tx generate runs/shakespeare-char/model.keras --prompt "ROMEO:"
     python -m keras_tx_tools --help
+    keras-tx --version
 """
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
 
@@ -63,10 +65,22 @@ def main(argv=None):
 
 def _overview_parser():
     parser = argparse.ArgumentParser(prog="keras-tx", description="Train, sample and grade GPT-style transformers built with Keras 3.")
+    parser.add_argument("--version", action="version", version=f"keras-tx {version()}")
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name, (_, help_text) in COMMANDS.items():
         subcommands.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def version():
+    """The installed keras-tx release, as `keras_tx.__version__` gives it, without importing `keras_tx`
+    (which would load a backend).
+
+    >>> import keras_tx
+    >>> version() == keras_tx.__version__
+    True
+    """
+    return importlib.metadata.version("keras-tx")
 
 
 def _choose_backend(backend, argv):

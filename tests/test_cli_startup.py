@@ -40,6 +40,7 @@ def _probe(argv, cwd=None):
     "argv",
     [
         ["--help"],
+        ["--version"],
         [],
         ["train", "--help"],
         ["generate", "--help"],
