@@ -17,7 +17,7 @@ from keras_tx_tools import cli
 from keras_tx_tools.course import autograder, batch, exports, release, stubs, summary
 from keras_tx_tools.course.batch import ERROR, GRADED, TIMEOUT, StudentGrade
 from grader.registry import COURSE
-from test_grader_variants import MISTAKES
+from test_grader_variants import MISTAKES, representatives
 
 pytestmark = pytest.mark.course
 # These course tests run once, not per backend: the class is graded, sandboxed, on PyTorch, the fastest here.
@@ -221,9 +221,10 @@ def _student_name(mistake):
 # points; every exercise that does not import it keeps all of them), or "zero".
 CLASS = {
     "correct": ({}, {}, "full"),
-    # One student for each classic mistake the grader's own tests know, in these exercises.
+    # A student for each of the first three classic mistakes of these exercises in the grader's own table.
     **{_student_name(mistake): ({file: patches}, {}, ("loses", file.removesuffix(".py")))
-       for mistake, (file, patches, _, _) in MISTAKES.items() if file.removesuffix(".py") in GRADED_EXERCISES},
+       for mistake, (file, patches, _, _) in MISTAKES.items()
+       if file.removesuffix(".py") in GRADED_EXERCISES and mistake in representatives(3)},
     "infinite_loop": ({"masking.py": [
         ("    query_positions = ops.arange(length)[:, None]", "    while True:\n        pass")]},
         {}, ("loses", "masking")),  # each check that loops runs out of time and fails; the rest are graded
@@ -340,10 +341,11 @@ def _assert_feedback_hides_hidden_tests(out, student):
             assert test["name"] in shown, (student, test["name"])
 
 
-# The model exercise, graded on its own: each of its classic mistakes.
+# The model exercise, graded on its own: the first six of its classic mistakes in the grader's table.
 MODEL_CLASS = {
     "correct": {},
-    **{_student_name(mistake): {file: patches} for mistake, (file, patches, _, _) in MISTAKES.items() if file == "model.py"},
+    **{_student_name(mistake): {file: patches} for mistake, (file, patches, _, _) in MISTAKES.items()
+       if file == "model.py" and mistake in representatives(6)},
 }
 
 

@@ -33,7 +33,7 @@ from grader.gradebook import EXERCISES
 from keras_tx_tools import cli
 from keras_tx_tools.course import release
 from test_grader import grade, submission
-from test_grader_variants import ALTERNATIVES, MISTAKES
+from test_grader_variants import ALTERNATIVES, MISTAKES, representatives
 
 end_to_end = pytest.mark.skipif(not sandbox.bubblewrap_works(), reason="needs bubblewrap (bwrap) with namespaces")
 
@@ -370,8 +370,8 @@ def _results(report):
 @end_to_end
 def test_honest_hand_ins_score_the_same_with_and_without_the_sandbox(tmp_path):
     hand_ins = {"correct": ({}, list(EXERCISES)), "alternatives": (ALTERNATIVES, ["positional_embedding", "masking", "attention"]),
-                **{mistake: ({file: patches}, [file.removesuffix(".py")])
-                   for mistake, (file, patches, _, _) in MISTAKES.items()}}
+                **{mistake: ({MISTAKES[mistake][0]: MISTAKES[mistake][1]}, [MISTAKES[mistake][0].removesuffix(".py")])
+                   for mistake in representatives(2)}}
     for index, (name, (patches, exercises)) in enumerate(hand_ins.items()):
         folder = submission(tmp_path / str(index), patches)
         plain = grade(tmp_path, "--submission", str(folder), exercises=exercises)
