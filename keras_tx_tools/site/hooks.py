@@ -49,7 +49,7 @@ MATHJAX_URL = "assets/mathjax"
 
 def lesson_page(exercise):
     """The site path of an exercise's lesson (numbered, so the folder lists in course order)."""
-    return f"lessons/{COURSE.names.index(exercise) + 1:02d}-{exercise}.md"
+    return f"lessons/{COURSE.names.index(exercise):02d}-{exercise}.md"  # numbered as the lessons number their exercises
 
 
 def on_config(config):
@@ -94,7 +94,7 @@ def _lesson(exercise):
 def _course():
     rows = "\n".join(f"{number}. [{lesson_docstring(ROOT / 'exercises' / exercise.file).splitlines()[0].rstrip('.')}]"
                      f"({lesson_page(exercise.name).removeprefix('lessons/')})"
-                     for number, exercise in enumerate(COURSE, start=1))
+                     for number, exercise in enumerate(COURSE))
     return ("# The course\n\nThe lessons in the order the exercises build the model. Each is the docstring that "
             "opens its exercise file: read it here or in `exercises/`, then fill in the file and run `pytest grader`."
             f"\n\n{rows}\n")
