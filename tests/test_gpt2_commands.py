@@ -39,7 +39,11 @@ def test_generate_needs_one_model(checkpoint, capsys):
     with pytest.raises(SystemExit):
         main(["generate", "--prompt", PROMPT])
     assert "one of the arguments MODEL --checkpoint is required" in capsys.readouterr().err
-    assert main(["generate", "--checkpoint", str(checkpoint / "missing"), "--prompt", PROMPT]) == 1
+    with pytest.raises(SystemExit) as exited:  # checked before a backend loads: a usage error
+        main(["generate", "--checkpoint", str(checkpoint / "missing"), "--prompt", PROMPT])
+    assert exited.value.code == 2 and "there is no folder" in capsys.readouterr().err
+    (checkpoint / "empty").mkdir()
+    assert main(["generate", "--checkpoint", str(checkpoint / "empty"), "--prompt", PROMPT]) == 1
     assert "keras-tx generate: error: No config.json in" in capsys.readouterr().err
 
 
