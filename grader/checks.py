@@ -19,6 +19,7 @@ the attention output: not the reference's values — the scores are not scaled: 
 import keras
 import numpy as np
 
+from grader.feedback import hint_feedback
 from grader.failures import (  # noqa: F401 -- the checks' vocabulary
     GRADED_PACKAGE, GradingFailure, describe_exception, exception_message, failure_feedback)
 
@@ -70,14 +71,14 @@ def check_close(actual, expected, what, dtype="float32", hint=None, source="the 
         expected: the reference array.
         what: the value's name in the message ("the attention weights").
         dtype: the compute dtype, which sets the tolerance.
-        hint: optional callable run only on a mismatch; the `Feedback` it returns (if any) says
-            why, placed at "`what`: not the reference's values" unless it names its own place.
+        hint: optional callable run only on a mismatch; the `Feedback` it returns (if any; a
+            plain string is the cause) says why, placed at "`what`: not the reference's values" unless it names its own place.
         source: whose values `expected` holds, as the generic message says it ("the formula's").
     """
     check_shape(actual, np.shape(expected), what)
     if is_close(actual, expected, dtype):
         return
-    feedback = hint() if hint else None
+    feedback = hint_feedback(hint)
     if feedback:
         raise GradingFailure(feedback.located(f"{what}: not {source} values"))
     actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)

@@ -61,3 +61,16 @@ def check_hint_level(hints):
 def as_feedback(message):
     """`message` as a `Feedback`: a plain string is a place, shown whole at every level."""
     return message if isinstance(message, Feedback) else Feedback(str(message))
+
+
+def hint_feedback(hint):
+    """What a check's `hint` callable says on a mismatch, as a `Feedback` (a plain string is the cause);
+    None when there is no hint or it found nothing.
+
+    >>> hint_feedback(lambda: "the scores are not scaled").at("locate")
+    'not what the exercise asks'
+    >>> hint_feedback(None) is None
+    True
+    """
+    found = hint() if hint else None
+    return Feedback(cause=found) if isinstance(found, str) else found

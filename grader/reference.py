@@ -28,7 +28,7 @@ import zlib
 import numpy as np
 
 from grader.checks import GradingFailure, check_close
-from grader.feedback import Feedback
+from grader.feedback import Feedback, hint_feedback
 from grader.seeding import SEEDING_HOOKS, seed_keras  # noqa: F401 -- the checks' seeding
 
 
@@ -50,7 +50,7 @@ def check_matches(actual, expected, what, dtype="float32", hint=None):
     if isinstance(expected, Digest) or not np.issubdtype(np.asarray(expected).dtype, np.floating):
         expected_digest = expected if isinstance(expected, Digest) else Digest.of(expected)
         if Digest.of(actual).hexdigest != expected_digest.hexdigest:
-            feedback = (hint() if hint else None) or Feedback()
+            feedback = hint_feedback(hint) or Feedback()
             raise GradingFailure(feedback.located(f"{what}: not the reference's values"))
     else:
         check_close(actual, expected, what, dtype, hint)
