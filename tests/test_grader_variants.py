@@ -250,10 +250,6 @@ MISTAKES = {
         "training.py", [("(step - self.warmup_steps) / (self.total_steps - self.warmup_steps)",
                          "(step - self.warmup_steps) / self.total_steps")],
         "test_schedule_matches_reference", "does not reach its floor"),
-    "Keras' default LayerNorm epsilon": (
-        "model.py", [("self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)",
-                      "self.norm2 = keras.layers.LayerNormalization()")],
-        "test_block_sublayers", "expected LayerNormalization(epsilon=1e-5)"),
 }
 
 WAITING_ON_DIAG = set()
