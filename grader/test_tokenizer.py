@@ -116,6 +116,8 @@ def run_training(module, inputs):
 def test_merges_match_reference(student, reference):
     for inputs, expected in reference("merges", draw_training, run_training):
         merges = run_training(student, inputs)["merges"]
+        if len(merges) != int(inputs["num_merges"]):  # the drawn texts always hold enough pairs
+            raise GradingFailure(f"train_merges(text, {int(inputs['num_merges'])}) learnt {len(merges)} merges")
         check_matches(merges, expected["merges"], "train_merges",
                       hint=lambda: closest_mistake(merges, expected, "merges", MERGES))
 
