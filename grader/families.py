@@ -225,3 +225,42 @@ GPT = {
                              "([TransformerBlock(...)] * n)?", "make a new block for every layer"),
 }
 """How a `GPT` may wire its (correct) parts wrongly."""
+
+MERGES = {
+    "across_pre_tokens": mistake("your merges join pairs that span two pre-tokens",
+                                 "merges must not cross a word's edge: split the text with pretokenize first and "
+                                 "count pairs inside each pre-token (lesson, section 2)"),
+    "smaller_of_tied": mistake("when pairs are tied with the same count, yours merges the smaller one",
+                               "the tie rule takes the greater pair, comparing the first ids, then the second ones: "
+                               "max(counts, key=lambda pair: (counts[pair], pair))"),
+}
+"""How `train_merges` may learn other merges than the lesson's."""
+
+LOSS = {
+    "unshifted": mistake("your loss scores each position against its own input token (a model that copies its "
+                         "input would score perfectly under yours)",
+                         "shift the targets by one: logits[:, :-1] against token_ids[:, 1:]"),
+    "shifted_backwards": mistake("the targets are shifted the wrong way",
+                                 "position t predicts token t + 1, so logits[:, :-1] go with token_ids[:, 1:]"),
+    "averaged_over_padding": mistake("the loss is averaged over the padding too",
+                                     "divide the sum over real targets by their number, not by all the positions"),
+    "padding_scored": mistake("padding targets are not ignored",
+                              "targets equal to pad_id get no loss and do not count in the mean"),
+}
+"""How `next_token_loss` may misread the lesson."""
+
+WARMUP_OFF_BY_ONE = mistake("the warm-up is off by one",
+                            "lr = peak * step / warmup_steps: 0 at step 0 and the peak exactly at step warmup_steps")
+
+SCHEDULE = {
+    "warmup_from_one": WARMUP_OFF_BY_ONE,
+    "warmup_one_step_longer": WARMUP_OFF_BY_ONE,
+    "warmup_both": WARMUP_OFF_BY_ONE,
+    "cosine_over_total": mistake("the cosine does not reach its floor at total_steps",
+                                 "progress = (step - warmup_steps) / (total_steps - warmup_steps)"),
+    "floor_ignored": mistake("the cosine ends at 0, not at min_learning_rate",
+                             "lr = floor + (peak - floor) * (1 + cos(pi * progress)) / 2"),
+    "unclipped": mistake("the rate rises again after total_steps",
+                         "clip the progress at 1, so the rate stays at its floor"),
+}
+"""How `WarmupCosine` may misread the lesson."""

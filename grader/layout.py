@@ -14,6 +14,8 @@ Example::
     assign_weights(student_block, "TransformerBlock", weights)
 """
 
+import re
+
 import keras
 import numpy as np
 
@@ -60,6 +62,9 @@ LAYER_NORM_EPSILON = "1e-5"
 
 FFN_ACTIVATION = "gelu"
 """The activation of ``ffn_in``: Keras' exact GELU (``keras.ops.gelu``'s default is the tanh approximation)."""
+
+PRETOKEN_PATTERN = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
+"""The tokenizer exercise's pre-tokenisation rule (given in its file): GPT-2's, in Python's ``re``."""
 
 RULES = {
     "attention": ("returns only the output", "softmax in float32"),

@@ -4,19 +4,17 @@ The texts are drawn afresh from the run's seed: made-up words of a few syllables
 digits and other scripts, so that a tokenizer must follow the lesson's rules, not a text.
 """
 
-import collections
 import pathlib
-import re
 
 import numpy as np
 import pytest
 
 from grader.checks import GradingFailure
+from grader.families import MERGES, closest_mistake
+from grader.feedback import Feedback
+from grader.layout import PRETOKEN_PATTERN as PATTERN
 from grader.limits import TimeLimitExceeded, time_limit
 from grader.reference import check_matches
-
-PATTERN = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
-"""The exercise's pre-tokenisation rule (given in its file)."""
 
 SYLLABLES = ["ka", "to", "ri", "an", "el", "sho", "mu", "ne", "qu", "is", "ba", "the", "in", "y"]
 EXTRAS = [".", ",", "!", "?", "'s", "'ll", " 42", " 1999", "\n", "\n\n", "  ", " —", " café", " 東京",
@@ -46,14 +44,6 @@ def fresh_text(rng, words):
     return "".join(pieces)
 
 
-def bytes_of_tokens(merges):
-    """``{id: bytes}`` of the tokens that `merges` make, the bytes being tokens 0 to 255."""
-    tokens = {byte: bytes([byte]) for byte in range(256)}
-    for rank, (first, second) in enumerate(merges):
-        tokens[256 + rank] = tokens.get(first, b"?") + tokens.get(second, b"?")
-    return tokens
-
-
 def as_merges(value, what):
     """The student's merges as a list of ``(int, int)`` tuples, or a `GradingFailure`."""
     try:
@@ -73,52 +63,6 @@ def as_ids(value, what):
         raise GradingFailure(f"{what} returned a {type(value).__name__}, expected a list of token ids") from None
 
 
-def pair_counts(text, merges, across_words=False):
-    """The adjacent-pair counts of `text` once `merges` are applied, in pre-tokens (or across them)."""
-    words = collections.Counter([text] if across_words else PATTERN.findall(text))
-    counts = collections.Counter()
-    for word, count in words.items():
-        ids = list(word.encode("utf-8"))
-        for rank, pair in enumerate(merges):
-            index, merged = 0, []
-            while index < len(ids):
-                if tuple(ids[index:index + 2]) == pair:
-                    merged.append(256 + rank)
-                    index += 2
-                else:
-                    merged.append(ids[index])
-                    index += 1
-            ids = merged
-        for pair in zip(ids, ids[1:]):
-            counts[pair] += count
-    return counts
-
-
-def merges_hint(text, merges, expected):
-    """Why the student's `merges` of `text` part from the `expected` ones, at the first that differs."""
-    rank = next(index for index, (mine, theirs) in enumerate(zip(merges + [None] * len(expected), expected))
-                if mine != theirs)
-    tokens = bytes_of_tokens(merges)
-    mine, theirs = (merges + [None])[rank], expected[rank]
-    if mine is None:
-        return f"you learnt {len(merges)} merges; {len(expected)} were asked for and possible"
-    counts = pair_counts(text, merges[:rank])
-    across = pair_counts(text, merges[:rank], across_words=True)
-    if counts[mine] < across[mine] and across[mine] == max(across.values()):
-        return (f"merge {rank} makes {tokens[256 + rank]!r} from pairs that span two pre-tokens: merges must not "
-                "cross a word's edge; split the text with pretokenize first and count pairs inside each pre-token "
-                "(lesson, section 2)")
-    if counts[mine] == 0:
-        return f"merge {rank} joins {mine}, a pair that does not occur in the text after the merges before it"
-    if counts[mine] == counts[theirs]:
-        return (f"merge {rank}: the pairs {mine} and {theirs} are tied with {counts[theirs]} occurrences each; the "
-                f"tie rule takes the greater pair, {max(mine, theirs)} (compare the first ids, then the second "
-                "ones: max(counts, key=lambda pair: (counts[pair], pair)))")
-    return (f"merge {rank} joins {mine}, which occurs {counts[mine]} times, but {theirs} occurs {counts[theirs]} "
-            "times: merge the most frequent pair, counting each pre-token as often as it occurs and updating "
-            "the counts after every merge")
-
-
 @pytest.mark.points(2)
 def test_pretokenize_splits_like_gpt2(student, rngs):
     for rng in rngs:
@@ -128,19 +72,20 @@ def test_pretokenize_splits_like_gpt2(student, rngs):
         if pieces != expected:
             index = next(i for i, (mine, theirs) in enumerate(zip(pieces + [None] * len(expected), expected))
                          if mine != theirs)
-            raise GradingFailure(f"pretokenize: pre-token {index} is {(pieces + [None])[index]!r}, expected "
-                                 f"{expected[index]!r}: the pre-tokens are the matches of PATTERN, in order (lesson, section 2)")
+            raise GradingFailure(Feedback(
+                f"pretokenize: pre-token {index} is {(pieces + [None])[index]!r}, expected {expected[index]!r}",
+                fix="the pre-tokens are the matches of PATTERN, in order (lesson, section 2)"))
 
 
 def decode_hint(tokenizer, ids, decoded):
-    """A hint when `decoded` is what decoding each token on its own and joining the texts gives."""
+    """Why `decoded` is wrong, when it is what your decode gives for each token alone, joined."""
     try:
         pieces = "".join(tokenizer.decode([i]) for i in ids)
     except Exception:
         return None
     if pieces == decoded:
-        return ("decoding token by token breaks characters whose UTF-8 bytes are spread over two tokens: join "
-                "the bytes of all the ids first, then decode once (lesson, section 5)")
+        return Feedback(cause="decoding token by token breaks characters whose UTF-8 bytes are spread over two tokens",
+                        fix="join the bytes of all the ids first, then decode once (lesson, section 5)")
     return None
 
 
@@ -154,8 +99,8 @@ def test_round_trip_of_any_text(student, rngs):
                 raise GradingFailure(f"encode({text!r}) gives ids outside 0 .. 335 with 80 merges: {ids}")
             decoded = tokenizer.decode(ids)
             if decoded != text:
-                hint = decode_hint(tokenizer, ids, decoded)
-                raise GradingFailure(f"decode(encode({text!r})) gives {decoded!r}" + (f": {hint}" if hint else ""))
+                where = f"decode(encode({text!r})) gives {decoded!r}"
+                raise GradingFailure((decode_hint(tokenizer, ids, decoded) or Feedback()).located(where))
 
 
 def draw_training(rng, module):
@@ -171,9 +116,10 @@ def run_training(module, inputs):
 def test_merges_match_reference(student, reference):
     for inputs, expected in reference("merges", draw_training, run_training):
         merges = run_training(student, inputs)["merges"]
-        check_matches(merges, expected["merges"], "train_merges", hint=lambda: merges_hint(
-            str(inputs["text"]), [tuple(pair) for pair in merges.tolist()],
-            [tuple(pair) for pair in np.asarray(expected["merges"]).tolist()]))
+        if len(merges) != int(inputs["num_merges"]):  # the drawn texts always hold enough pairs
+            raise GradingFailure(f"train_merges(text, {int(inputs['num_merges'])}) learnt {len(merges)} merges")
+        check_matches(merges, expected["merges"], "train_merges",
+                      hint=lambda: closest_mistake(merges, expected, "merges", MERGES))
 
 
 def draw_encoding(rng, module):
@@ -186,12 +132,6 @@ def run_encoding(module, inputs):
     return {"ids": np.asarray(as_ids(tokenizer.encode(str(inputs["text"])), "encode"), "int64")}
 
 
-@pytest.mark.points(2)
-def test_encode_matches_reference(student, reference):
-    for inputs, expected in reference("encode", draw_encoding, run_encoding):
-        check_matches(run_encoding(student, inputs)["ids"], expected["ids"], "encode with the reference's merges")
-
-
 @pytest.mark.points(3)
 def test_encode_applies_merges_by_rank(student, rngs):
     # "bc" is learnt first, then "ab": "abc" is "a" + "bc", whatever comes first in the text.
@@ -199,10 +139,17 @@ def test_encode_applies_merges_by_rank(student, rngs):
                                    ([(98, 99), (97, 98), (97, 256)], " abcd", [32, 258, 100])]:
         ids = as_ids(student.BytePairTokenizer(merges).encode(text), "encode")
         if ids != expected:
-            raise GradingFailure(
+            raise GradingFailure(Feedback(
                 f"with the merges {merges} (merge i makes token 256 + i), encode({text!r}) gives {ids}, expected "
-                f"{expected}: apply the merges in the order they were learnt (the lowest rank among the pairs "
-                "present first), not the first known pair from the left (lesson, section 5)")
+                f"{expected}", "yours applies the first known pair from the left, not the merges in their order",
+                "apply the merges in the order they were learnt: the lowest rank among the pairs present first "
+                "(lesson, section 5)"))
+
+
+@pytest.mark.points(2)
+def test_encode_matches_reference(student, reference):
+    for inputs, expected in reference("encode", draw_encoding, run_encoding):
+        check_matches(run_encoding(student, inputs)["ids"], expected["ids"], "encode with the reference's merges")
 
 
 @pytest.mark.points(2)
@@ -214,9 +161,9 @@ def test_encode_reproduces_gpt2(student):
     for text, expected in (("Hello world", [15496, 995]), (GPT2_PARAGRAPH, GPT2_IDS)):
         ids = as_ids(tokenizer.encode(text), "encode")
         if ids != expected:
-            raise GradingFailure(f"with GPT-2's merges and byte ids, encode({text[:40]!r}...) gives {ids[:12]}..., "
-                                 f"GPT-2's ids are {expected[:12]}...: use byte_ids for the bytes, and merge i "
-                                 "makes token 256 + i")
+            raise GradingFailure(Feedback(
+                f"with GPT-2's merges and byte ids, encode({text[:40]!r}...) gives {ids[:12]}..., GPT-2's ids are "
+                f"{expected[:12]}...", fix="use byte_ids for the bytes, and merge i makes token 256 + i"))
         if tokenizer.decode(ids) != text:
             raise GradingFailure(f"with GPT-2's merges and byte ids, decode does not give back {text[:40]!r}...")
 
@@ -232,8 +179,9 @@ def test_training_is_fast(student, rngs):
         with time_limit(TRAINING_SECONDS, "training"):
             merges = as_merges(student.train_merges(text, 500), "train_merges")
     except TimeLimitExceeded:
-        raise GradingFailure(
-            f"learning 500 merges on 100 kB took longer than {TRAINING_SECONDS} s: count the pairs once, then "
-            "after each merge update only the pre-tokens that hold the merged pair (lesson, section 4)") from None
+        raise GradingFailure(Feedback(
+            f"learning 500 merges on 100 kB took longer than {TRAINING_SECONDS} s",
+            fix="count the pairs once, then after each merge update only the pre-tokens that hold the merged pair "
+                "(lesson, section 4)")) from None
     if len(merges) != 500:
         raise GradingFailure(f"train_merges(100 kB of text, 500) learnt {len(merges)} merges, expected 500")

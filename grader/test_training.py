@@ -1,57 +1,17 @@
 """Grading of exercises/training.py (20 points)."""
 
-import math
-
 import keras
 import numpy as np
 import pytest
 
-from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
+from grader.checks import GradingFailure, check_close, tensor, to_numpy
+from grader.families import LOSS, SCHEDULE, closest_mistake
+from grader.feedback import Feedback
 from grader.reference import FIXED_SEED, check_matches, draw_distinct, seed_keras
 from grader.test_model import REVERSAL_HALF, REVERSAL_SIZES, REVERSAL_STEPS, build_optimizer, reversal_sequences
 
 PAD = 0
-"""The padding id of the loss checks."""
-
-
-def cross_entropies(logits, targets):
-    """``-log softmax(logits)[target]`` per position, in float64."""
-    logits = np.asarray(logits, float)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return -np.take_along_axis(log_probabilities, np.asarray(targets)[..., None], axis=-1)[..., 0]
-
-
-def formula_loss(token_ids, logits, pad_id=None, shift=1, over_padding=False):
-    """The lesson's loss in NumPy, and its classic misreadings (`shift` 0 or -1, `over_padding`)."""
-    if shift == 1:
-        logits, targets = logits[:, :-1], token_ids[:, 1:]
-    elif shift == -1:
-        logits, targets = logits[:, 1:], token_ids[:, :-1]
-    else:
-        targets = token_ids
-    losses = cross_entropies(logits, targets)
-    real = np.ones_like(losses) if pad_id is None else (targets != pad_id).astype(float)
-    return (losses * real).sum() / (real.size if over_padding else max(real.sum(), 1))
-
-
-LOSS_MISREADINGS = {
-    "your loss scores each position against its own input token: shift the targets by one, logits[:, :-1] "
-    "against token_ids[:, 1:] (a model that copies its input would score perfectly under yours)": {"shift": 0},
-    "the targets are shifted the wrong way: position t predicts token t + 1, so logits[:, :-1] go with "
-    "token_ids[:, 1:]": {"shift": -1},
-    "the loss is averaged over the padding too: divide the sum over real targets by their number, not by all "
-    "the positions": {"over_padding": True},
-    "padding targets are not ignored: targets equal to pad_id get no loss and do not count in the mean": {
-        "pad_id": None},
-}
-
-
-def loss_hint(loss, token_ids, logits):
-    for hint, misreading in LOSS_MISREADINGS.items():
-        if is_close(loss, formula_loss(token_ids, logits, **{"pad_id": PAD, **misreading})):
-            return hint
-    return None
+"""The padding id of the padded loss checks."""
 
 
 def draw_loss(rng, module):
@@ -60,59 +20,77 @@ def draw_loss(rng, module):
     for row in range(batch):  # right padding: a few rows end early
         token_ids[row, rng.integers(length // 2, length + 1):] = PAD
     logits = (3 * rng.normal(size=(batch, length, vocab_size))).astype("float32")
-    return {"token_ids": token_ids.astype("int32"), "logits": logits}
+    return {"token_ids": token_ids.astype("int32"), "logits": logits, "pad_id": np.asarray(PAD)}
+
+
+def draw_copying(rng, module):
+    """A model that copies its input: each position says "my own token"."""
+    token_ids = rng.integers(0, 9, (2, 6))
+    return {"token_ids": token_ids.astype("int32"), "logits": 20 * np.eye(9, dtype="float32")[token_ids] - 10}
+
+
+def draw_large_logits(rng, module):
+    return {"token_ids": rng.integers(0, 7, (2, 5)).astype("int32"),
+            "logits": rng.choice([-1e4, 1e4], size=(2, 5, 7)).astype("float32")}
+
+
+def draw_float16(rng, module):
+    return {"token_ids": rng.integers(0, 300, (2, 6)).astype("int32"),
+            "logits": (4 * rng.normal(size=(2, 6, 300))).astype("float16")}
+
+
+def student_loss(module, inputs):
+    """`module`'s loss tensor on `inputs` (with their pad_id, if any)."""
+    pad_id = {"pad_id": int(inputs["pad_id"])} if "pad_id" in inputs else {}
+    return module.next_token_loss(tensor(inputs["token_ids"]), tensor(inputs["logits"]), **pad_id)
 
 
 def run_loss(module, inputs):
-    loss = module.next_token_loss(tensor(inputs["token_ids"]), tensor(inputs["logits"]), pad_id=PAD)
-    return {"loss": to_numpy(loss, "next_token_loss").astype("float32")}
+    return {"loss": to_numpy(student_loss(module, inputs), "next_token_loss").astype("float32")}
+
+
+def check_loss(loss, expected, what):
+    """Compare a loss with the reference's, naming the misreading it behaves like."""
+    check_close(loss, expected["loss"], what, hint=lambda: closest_mistake(loss, expected, "loss", LOSS))
 
 
 @pytest.mark.points(5)
 def test_loss_matches_reference(student, reference):
     for inputs, expected in reference("loss", draw_loss, run_loss):
-        loss = run_loss(student, inputs)["loss"]
-        check_close(loss, expected["loss"], f"next_token_loss(..., pad_id={PAD})",
-                    hint=lambda: loss_hint(loss, inputs["token_ids"], inputs["logits"]))
+        check_loss(run_loss(student, inputs)["loss"], expected, f"next_token_loss(..., pad_id={PAD})")
 
 
 @pytest.mark.points(3)
-def test_loss_is_next_token(student, rngs):
+def test_loss_is_next_token(student, reference):
     """A model that copies its input is not a good next-token predictor."""
-    for rng in rngs:
-        token_ids = rng.integers(0, 9, (2, 6))
-        copying = 20 * np.eye(9, dtype="float32")[token_ids] - 10  # (2, 6, 9): each position says "my input"
-        loss = to_numpy(student.next_token_loss(tensor(token_ids), tensor(copying)), "next_token_loss")
-        check_close(loss, formula_loss(token_ids, copying), "the loss of a model that copies its input",
-                    hint=lambda: loss_hint(loss, token_ids, copying))
+    for inputs, expected in reference("copying", draw_copying, run_loss):
+        check_loss(run_loss(student, inputs)["loss"], expected, "the loss of a model that copies its input")
 
 
 @pytest.mark.points(3)
-def test_loss_stays_finite_for_large_logits(student, rngs):
-    for rng in rngs:
-        token_ids = rng.integers(0, 7, (2, 5))
-        logits = rng.choice([-1e4, 1e4], size=(2, 5, 7)).astype("float32")
-        loss = to_numpy(student.next_token_loss(tensor(token_ids), tensor(logits)), "next_token_loss")
+def test_loss_stays_finite_for_large_logits(student, reference):
+    for inputs, expected in reference("large_logits", draw_large_logits, run_loss):
+        loss = run_loss(student, inputs)["loss"]
         if not np.all(np.isfinite(loss)):
-            raise GradingFailure(
-                f"with logits of +-1e4 the loss is {float(np.ravel(loss)[0])}: the softmax of the losing tokens "
-                "underflows to 0 and log(0) = -inf; compute the log-softmax in one step, "
-                "z - max(z) - log(sum(exp(z - max(z)))) (lesson, section 2)")
-        check_close(loss, formula_loss(token_ids, logits), "the loss for logits of +-1e4")
+            raise GradingFailure(Feedback(
+                f"with logits of +-1e4 the loss is {float(np.ravel(loss)[0])}",
+                "the softmax of the losing tokens underflows to 0 and log(0) = -inf",
+                "compute the log-softmax in one step, z - max(z) - log(sum(exp(z - max(z)))) (lesson, section 2)"))
+        check_loss(loss, expected, "the loss for logits of +-1e4")
+
+
+FLOAT16_LOSS = Feedback(cause="the loss is computed in float16", fix="cast the logits to float32 first (lesson, section 2)")
 
 
 @pytest.mark.points(2)
-def test_loss_is_float32_under_mixed_precision(student, rngs):
-    for rng in rngs:
-        token_ids = rng.integers(0, 300, (2, 6))
-        logits = (4 * rng.normal(size=(2, 6, 300))).astype("float16")
-        loss = student.next_token_loss(tensor(token_ids), tensor(logits))
-        if keras.backend.standardize_dtype(loss.dtype) != "float32":
-            raise GradingFailure(f"the loss of float16 logits has dtype {keras.backend.standardize_dtype(loss.dtype)}: "
-                                 "cast the logits to float32 first and return a float32 loss (lesson, section 2)")
-        check_close(to_numpy(loss, "next_token_loss"), formula_loss(token_ids, logits.astype("float32")),
-                    "the loss of float16 logits",
-                    hint=lambda: "the loss is computed in float16: cast the logits to float32 first (lesson, section 2)")
+def test_loss_is_float32_under_mixed_precision(student, reference):
+    for inputs, expected in reference("float16", draw_float16, run_loss):
+        loss = student_loss(student, inputs)
+        dtype = keras.backend.standardize_dtype(loss.dtype)
+        if dtype != "float32":
+            raise GradingFailure(FLOAT16_LOSS.located(f"the loss of float16 logits has dtype {dtype}"))
+        check_close(to_numpy(loss, "next_token_loss"), expected["loss"], "the loss of float16 logits",
+                    hint=lambda: FLOAT16_LOSS)
 
 
 def schedule_steps(warmup_steps, total_steps):
@@ -122,45 +100,12 @@ def schedule_steps(warmup_steps, total_steps):
     return sorted(step for step in steps if step >= 0)
 
 
-def formula_schedule(step, peak, warmup_steps, total_steps, floor, warmup_shift=0, warmup_extra=0,
-                     cosine_over=None, use_floor=True, clipped=True):
-    """The lesson's schedule in NumPy, and its classic misreadings."""
-    if step < warmup_steps:
-        return peak * (step + warmup_shift) / (warmup_steps + warmup_extra)
-    progress = (step - warmup_steps) / ((cosine_over or total_steps - warmup_steps))
-    if clipped:
-        progress = min(progress, 1.0)
-    low = floor if use_floor else 0.0
-    return low + (peak - low) * (1 + math.cos(math.pi * progress)) / 2
-
-
-SCHEDULE_MISREADINGS = {
-    "the warm-up is off by one: lr = peak * step / warmup_steps, 0 at step 0 and the peak exactly at step "
-    "warmup_steps": [{"warmup_shift": 1}, {"warmup_extra": 1}, {"warmup_shift": 1, "warmup_extra": 1}],
-    "the cosine does not reach its floor at total_steps: progress = (step - warmup_steps) / "
-    "(total_steps - warmup_steps)": [{"cosine_over": "total"}],
-    "the cosine ends at 0, not at min_learning_rate: lr = floor + (peak - floor) * (1 + cos(pi * progress)) / 2":
-        [{"use_floor": False}],
-    "the rate rises again after total_steps: clip the progress at 1, so the rate stays at its floor": [
-        {"clipped": False}],
-}
-
-
-def schedule_hint(rates, settings, steps):
-    for hint, misreadings in SCHEDULE_MISREADINGS.items():
-        for misreading in misreadings:
-            if misreading.get("cosine_over") == "total":
-                misreading = {"cosine_over": settings["total_steps"]}
-            if is_close(rates, [formula_schedule(step, **settings, **misreading) for step in steps]):
-                return hint
-    return None
-
-
 def draw_schedule(rng, module):
     warmup_steps, length = draw_distinct(rng, (2, 12), (5, 40))
     peak = float(rng.uniform(1e-3, 1e-2))
     return {"peak": np.asarray(peak), "warmup_steps": np.asarray(warmup_steps),
-            "total_steps": np.asarray(warmup_steps + length), "floor": np.asarray(peak * rng.uniform(0.05, 0.3))}
+            "total_steps": np.asarray(warmup_steps + length), "floor": np.asarray(peak * rng.uniform(0.05, 0.3)),
+            "steps": np.asarray(schedule_steps(warmup_steps, warmup_steps + length))}
 
 
 def schedule_settings(inputs):
@@ -178,19 +123,17 @@ def read_schedule(schedule, steps):
 
 
 def run_schedule(module, inputs):
-    settings = schedule_settings(inputs)
-    steps = schedule_steps(settings["warmup_steps"], settings["total_steps"])
-    return {"rates": read_schedule(built_schedule(module, settings), steps).astype("float32")}
+    rates = read_schedule(built_schedule(module, schedule_settings(inputs)), inputs["steps"].tolist())
+    return {"rates": rates.astype("float32")}
 
 
 @pytest.mark.points(4)
 def test_schedule_matches_reference(student, reference):
     for inputs, expected in reference("schedule", draw_schedule, run_schedule):
-        settings = schedule_settings(inputs)
-        steps = schedule_steps(settings["warmup_steps"], settings["total_steps"])
         rates = run_schedule(student, inputs)["rates"]
-        check_close(rates, expected["rates"], f"WarmupCosine{tuple(settings.values())} at the steps {steps}",
-                    hint=lambda: schedule_hint(rates, settings, steps))
+        check_close(rates, expected["rates"],
+                    f"WarmupCosine{tuple(schedule_settings(inputs).values())} at the steps {inputs['steps'].tolist()}",
+                    hint=lambda: closest_mistake(rates, expected, "rates", SCHEDULE))
 
 
 @pytest.mark.points(1)
@@ -203,8 +146,9 @@ def test_schedule_serialises(student, rngs):
         try:
             restored = student.WarmupCosine.from_config(schedule.get_config())
         except Exception as error:
-            raise GradingFailure(f"WarmupCosine.from_config(schedule.get_config()) fails ({type(error).__name__}: "
-                                 f"{error}): get_config must return the constructor's arguments") from None
+            raise GradingFailure(Feedback(
+                f"WarmupCosine.from_config(schedule.get_config()) fails ({type(error).__name__}: {error})",
+                fix="get_config must return the constructor's arguments")) from None
         steps = schedule_steps(settings["warmup_steps"], settings["total_steps"])
         check_matches(read_schedule(restored, steps), read_schedule(schedule, steps),
                       "the schedule rebuilt by from_config(get_config())")
@@ -230,13 +174,14 @@ def test_trains_your_gpt_on_reversal(student, students):
     correct = predicted[:, :-1] == test[:, 1:]
     first_half, second_half = correct[:, : REVERSAL_HALF - 1].mean(), correct[:, REVERSAL_HALF - 1:].mean()
     if (predicted == test).mean() > 0.9:
-        raise GradingFailure("trained with your loss, your GPT predicts each position's own input token: the "
-                             "targets are not shifted by one")
+        raise GradingFailure(Feedback("trained with your loss, your GPT predicts each position's own input token",
+                                      "the targets are not shifted by one"))
     if second_half < 0.9:
-        raise GradingFailure(
+        raise GradingFailure(Feedback(
             f"trained with your loss and schedule on the reversal task, your GPT predicts only {second_half:.0%} of "
-            "the reversed second half (the reference gets over 90%): check the loss and the schedule against the "
-            "lesson (and model.py's reversal check)")
+            "the reversed second half (the reference gets over 90%)",
+            fix="check the loss and the schedule against the lesson (and model.py's reversal check)"))
     if first_half > 1 / REVERSAL_SIZES["vocab_size"] + 0.15:
-        raise GradingFailure(f"trained on the reversal task, your GPT predicts {first_half:.0%} of the random first "
-                             "half: it sees the future (model.py's causal mask)")
+        raise GradingFailure(Feedback(
+            f"trained on the reversal task, your GPT predicts {first_half:.0%} of the random first half",
+            "it sees the future", "model.py's causal mask"))

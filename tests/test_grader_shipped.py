@@ -3,8 +3,8 @@
 Every reference algorithm and every mistake fingerprint lives in ``grader/instructor/``, which
 the student release leaves out; the rest of ``grader/`` compares with recorded outputs. This
 scans the shipped modules' code (their strings, the messages, aside) for the pieces of the
-exercises: a triangular mask, the sine/cosine table, a LayerNorm or GELU written out, and the
-products and transposes of attention.
+exercises: a triangular mask, the sine/cosine table, a LayerNorm or GELU written out, the
+products and transposes of attention, a cross-entropy written out and byte pairs counted.
 """
 
 import ast
@@ -21,6 +21,9 @@ FORBIDDEN_NAMES = {
     "var": "a LayerNorm written out", "std": "a LayerNorm written out", "rsqrt": "a LayerNorm written out",
     "erf": "a GELU written out", "tanh": "a GELU written out",
     "matmul": "attention's products", "einsum": "attention's products", "swapaxes": "attention's transposes",
+    "logsumexp": "a cross-entropy written out",
+    "log_softmax": "a cross-entropy written out", "take_along_axis": "a cross-entropy written out",
+    "Counter": "byte pairs counted",
 }
 """Functions and methods whose call computes a piece of an exercise: what each would compute."""
 
@@ -69,6 +72,7 @@ def test_only_the_live_reference_reaches_the_instructor_code():
 def test_the_scan_finds_the_pieces_it_looks_for():
     code = "\n".join(["mask = np.tril(np.ones((3, 3)))", "table = np.sin(p / 10000 ** (2 * i / d))",
                       "scores = q @ k.T", "y = (x - x.mean()) / np.sqrt(x.var() + 1e-5)",
-                      "angles = p / ops.power(10000.0, 2 * i / d)", "seed = seed % 10_000"])
-    assert [line for line, _ in pieces(code)] == [1, 2, 2, 3, 4, 5]
+                      "angles = p / ops.power(10000.0, 2 * i / d)", "seed = seed % 10_000",
+                      "loss = -np.take_along_axis(np.log(p), t, -1)", "counts = collections.Counter(pairs)"])
+    assert [line for line, _ in pieces(code)] == [1, 2, 2, 3, 4, 5, 7, 8]
     assert pieces('message = "sin in column 2i: p / 10000 ** (2i / dim)"') == []

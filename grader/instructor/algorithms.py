@@ -13,6 +13,7 @@ Example::
     [1.0, 0.5403023058681398, -0.4161468365471424]
 """
 
+import collections
 import math
 from types import SimpleNamespace
 
@@ -277,3 +278,79 @@ def gpt(token_ids, weights, num_heads, num_layers, wiring="chained", trace=None)
         trace.update({"embedding>out": embedded, "final_norm>in": x, "final_norm>out": normed,
                       "lm_head>in": normed, "lm_head>out": logits})
     return logits
+
+
+def train_merges(text, num_merges, pattern, across_words=False, tie=max):
+    """Byte-pair merges learnt from `text`, ``(num_merges, 2)`` int64: the most frequent pair first.
+
+    `pattern` splits the text into pre-tokens; `across_words` counts pairs in the whole text
+    instead; `tie` picks among the pairs of the highest count (the lesson's: the greatest).
+    """
+    words = collections.Counter([text] if across_words else pattern.findall(text))
+    sequences = {word: list(word.encode("utf-8")) for word in words}
+    merges = []
+    for rank in range(num_merges):
+        counts = collections.Counter()
+        for word, ids in sequences.items():
+            for pair in zip(ids, ids[1:]):
+                counts[pair] += words[word]
+        if not counts:
+            break
+        highest = max(counts.values())
+        best = tie(pair for pair, count in counts.items() if count == highest)
+        merges.append(best)
+        sequences = {word: merged(ids, best, 256 + rank) for word, ids in sequences.items()}
+    return np.asarray(merges, "int64").reshape(-1, 2)
+
+
+def merged(ids, pair, token):
+    """`ids` with every occurrence of `pair`, left to right, replaced by `token`."""
+    out, index = [], 0
+    while index < len(ids):
+        if tuple(ids[index:index + 2]) == pair:
+            out.append(token)
+            index += 2
+        else:
+            out.append(ids[index])
+            index += 1
+    return out
+
+
+def next_token_loss(token_ids, logits, pad_id=None, shift=1, over_padding=False):
+    """The mean cross-entropy of each next token, ignoring targets equal to `pad_id`.
+
+    `shift` 0 scores each position against its own token, -1 against the previous one;
+    `over_padding` divides by all the positions instead of the real targets.
+    """
+    logits, token_ids = np.asarray(logits, float), np.asarray(token_ids)
+    if shift == 1:
+        logits, targets = logits[:, :-1], token_ids[:, 1:]
+    elif shift == -1:
+        logits, targets = logits[:, 1:], token_ids[:, :-1]
+    else:
+        targets = token_ids
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    losses = -np.take_along_axis(log_probabilities, targets[..., None], axis=-1)[..., 0]
+    real = np.ones_like(losses) if pad_id is None else (targets != pad_id).astype(float)
+    return np.asarray((losses * real).sum() / (real.size if over_padding else max(real.sum(), 1)))
+
+
+def warmup_cosine(steps, peak, warmup_steps, total_steps, floor, warmup_shift=0, warmup_extra=0, cosine_over=None,
+                  use_floor=True, clipped=True):
+    """The learning rates at `steps`: a linear warm-up to `peak`, then half a cosine down to `floor`.
+
+    The knobs make the known mistakes: the warm-up ``peak * (step + warmup_shift) / (warmup_steps
+    + warmup_extra)``, the cosine spread over `cosine_over` steps, ending at 0 (`use_floor` False)
+    or rising again after `total_steps` (`clipped` False).
+    """
+    low = floor if use_floor else 0.0
+    rates = []
+    for step in np.asarray(steps).tolist():
+        if step < warmup_steps:
+            rates.append(peak * (step + warmup_shift) / (warmup_steps + warmup_extra))
+            continue
+        progress = (step - warmup_steps) / (cosine_over or total_steps - warmup_steps)
+        progress = min(progress, 1.0) if clipped else progress
+        rates.append(low + (peak - low) * (1 + math.cos(math.pi * progress)) / 2)
+    return np.asarray(rates)

@@ -20,7 +20,7 @@ from grader import families
 from grader.diagnosis import block_steps, gpt_steps
 from grader.families import fingerprint_key
 from grader.instructor import algorithms
-from grader.layout import unpack_weights
+from grader.layout import PRETOKEN_PATTERN, unpack_weights
 
 SINUSOID = {
     "swapped": {"sine_first": False}, "half": {"exponent": "half"}, "concatenated": {"interleaved": False},
@@ -40,6 +40,14 @@ SELF_ATTENTION = {
     "both_strided": {"split": "strided", "merge": "strided"},
     "no_output_projection": {"output_projection": False}, "softmax_over_queries": {"softmax_axis": -2},
     "mask_ignored": {"mask": None}, "mask_inverted": {"invert_mask": True},
+}
+MERGES = {"across_pre_tokens": {"across_words": True}, "smaller_of_tied": {"tie": min}}
+LOSS = {"unshifted": {"shift": 0}, "shifted_backwards": {"shift": -1}, "averaged_over_padding": {"over_padding": True},
+        "padding_scored": {"pad_id": None}}
+SCHEDULE = {
+    "warmup_from_one": {"warmup_shift": 1}, "warmup_one_step_longer": {"warmup_extra": 1},
+    "warmup_both": {"warmup_shift": 1, "warmup_extra": 1}, "cosine_over_total": {"cosine_over": "total_steps"},
+    "floor_ignored": {"use_floor": False}, "unclipped": {"clipped": False},
 }
 """``{family: knobs}``: the keyword arguments that make each mistake of `grader.families`."""
 
@@ -156,6 +164,31 @@ def _gpt(inputs):
     return {**trace, **prints}
 
 
+def _merges(inputs):
+    text, num_merges = str(inputs["text"]), int(inputs["num_merges"])
+    return _families("merges", families.MERGES,
+                     lambda family: algorithms.train_merges(text, num_merges, PRETOKEN_PATTERN, **MERGES[family]))
+
+
+def _loss(inputs):
+    pad_id = int(inputs["pad_id"]) if "pad_id" in inputs else None
+    return _families("loss", families.LOSS, lambda family: algorithms.next_token_loss(
+        inputs["token_ids"], inputs["logits"], **{"pad_id": pad_id, **LOSS[family]}))
+
+
+def _schedule(inputs):
+    settings = {name: float(inputs[name]) for name in ("peak", "floor")}
+    settings.update({name: int(inputs[name]) for name in ("warmup_steps", "total_steps")})
+
+    def rates(family):
+        knobs = dict(SCHEDULE[family])
+        if "cosine_over" in knobs:
+            knobs["cosine_over"] = settings[knobs["cosine_over"]]
+        return algorithms.warmup_cosine(inputs["steps"], **settings, **knobs)
+
+    return _families("rates", families.SCHEDULE, rates)
+
+
 CASES = {
     ("positional_embedding", "sinusoid"): _sinusoid,
     ("positional_embedding", "formula"): _sinusoid,
@@ -169,5 +202,8 @@ CASES = {
     ("attention", "self_attention"): _self_attention,
     ("model", "block"): _block,
     ("model", "gpt"): _gpt,
+    ("tokenizer", "merges"): _merges,
+    **{("training", case): _loss for case in ("loss", "copying", "large_logits", "float16")},
+    ("training", "schedule"): _schedule,
 }
 """``{(exercise, case): inputs -> {key: array}}``; a case not listed has no fingerprints."""
