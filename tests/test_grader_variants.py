@@ -273,10 +273,6 @@ MISTAKES = {
     "top-p drops the token that crosses p": (
         "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
         "test_top_p_keeps_the_token_that_crosses_p", "drops the token that crosses p"),
-    # ml-explore/mlx-lm#1912: a small top_p masked every token, and sampling drew noise
-    "top-p keeps nothing": (
-        "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
-        "test_top_p_keeps_the_most_likely_token", "your top-p keeps nothing"),
     "inverse CDF counted with <": (
         "sampling.py", [("passed = cumulative <= uniform", "passed = cumulative < uniform")],
         "test_draw_token_inverts_the_cdf", "of probability 0 owns an empty interval"),
