@@ -52,6 +52,7 @@ def messages(report, exercise):
     return " | ".join(test["message"] for test in report["exercises"][exercise]["tests"])
 
 
+@pytest.mark.slow  # the whole course, graded in this process: minutes on JAX
 def test_solutions_score_full_marks(tmp_path):
     report = grade(tmp_path, "--solutions", "--reference", "live")
     assert {name: result["max"] for name, result in report["exercises"].items()} == MAXIMA
@@ -85,6 +86,7 @@ def test_an_untouched_stub_is_not_attempted_as_its_checks_would_find(tmp_path):
     assert outcomes == {"not attempted"}
 
 
+@pytest.mark.slow  # the whole course, graded in this process: minutes on JAX
 def test_recorded_reference_grades_solutions_fully(tmp_path):
     # The reversal checks never consult the reference; they run in the test above.
     report = grade(tmp_path, "--solutions", "--reference", "recorded", "-k", "not reversal")
@@ -117,6 +119,7 @@ def test_backend_all_grades_each_backend_in_its_own_process_and_prints_the_times
         backend: ["masking"] for backend in ("tensorflow", "torch", "jax")}
 
 
+@pytest.mark.slow  # the whole course, graded in this process: minutes on JAX
 def test_a_broken_file_costs_its_exercise_and_those_that_import_it(tmp_path):
     folder = submission(tmp_path, {
         "masking.py": [("def causal_mask(length):", "def causal_mask(length)")],
