@@ -36,7 +36,7 @@ BACKEND_PACKAGES = {"torch": {"torch": "torch"}, "jax": {"jax": "jax", "jaxlib":
                     "tensorflow": {"tensorflow-cpu": "tensorflow"}}
 """What each backend needs: ``{package to install: installed package whose version it pins}``."""
 
-SOURCE_PARTS = ("keras_tx", "keras_tx_tools", "grader", "solutions", "exercises", "pyproject.toml", "README.md")
+SOURCE_PARTS = ("keras_tx", "keras_tx_tools", "grader", "solutions", "exercises", "datasets", "pyproject.toml", "README.md")
 """What the bundle holds beside its two scripts, from the course repository."""
 
 SETUP = """#!/usr/bin/env bash
