@@ -2,7 +2,8 @@
 
 The student's own GPT (exercise 4) is built with the reference's weights; its cached path must
 give the logits of a full pass, one token at a time, and its greedy generation the reference's
-tokens, with and without the cache.
+tokens, with and without the cache. Greedy tokens are compared only once the GPT's full pass
+gives the reference's logits: a token is an argmax, and a wrong GPT's argmax can match by chance.
 """
 
 import time
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
+from grader.feedback import Feedback
 from grader.layout import assign_weights, pack_weights, random_weights, unpack_weights
 from grader.reference import FIXED_SEED, seed_keras
 
@@ -140,8 +142,13 @@ def steps_hint(logits, expected):
 def run_generate(module, inputs):
     model = built_gpt(module, inputs)
     caches = module.make_caches(model, BATCH)
-    tokens = module.generate(model, tensor(inputs["token_ids"]), NEW_TOKENS, caches=caches)
-    return {"tokens": to_numpy(tokens, "generate").astype("float32"), "keys": last_keys(caches)}
+    tokens = to_numpy(module.generate(model, tensor(inputs["token_ids"]), NEW_TOKENS, caches=caches), "generate")
+    return {"tokens": tokens.astype("float32"), "keys": last_keys(caches), "logits": full_pass(model, tokens)}
+
+
+def full_pass(model, tokens):
+    """The logits a full pass gives every position of a greedy sequence whose next token is known."""
+    return to_numpy(model(tensor(tokens[:, :-1].astype("int32"))), "GPT")
 
 
 def last_keys(caches):
@@ -153,6 +160,10 @@ def last_keys(caches):
 def test_greedy_generation_with_and_without_the_cache(student, reference):
     for inputs, expected in reference("generate", lambda rng, module: draw_gpt(rng, module, PROMPT), run_generate):
         model = built_gpt(student, inputs)
+        check_close(full_pass(model, expected["tokens"]), expected["logits"],
+                    "your GPT's full pass over the reference's greedy tokens", hint=lambda: Feedback(
+                        cause="generation runs your GPT, and it computes other logits than the reference's",
+                        fix="make exercise 4's GPT and test_cached_logits_match_a_full_pass pass first"))
         caches = student.make_caches(model, BATCH)
         try:
             cached = to_numpy(student.generate(model, tensor(inputs["token_ids"]), NEW_TOKENS, caches=caches),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_close, check_shape, is_close, tensor, to_numpy
+from grader.feedback import Feedback
 
 VOCAB = 9
 ROWS = 4
@@ -101,11 +102,12 @@ def sums_hint(mine, expected, what):
     sums = mine.sum(axis=-1)
     if np.all(np.abs(sums - 1) < 1e-4):
         return None
+    where = f"{what}: your rows sum to {sums.min():.3g}..{sums.max():.3g}, not 1"
     same_support = np.array_equal(mine > 0, expected > 0)
     if same_support and is_close(mine / sums[:, None], expected):
-        return (f"{what}: your rows sum to {sums.min():.3g}..{sums.max():.3g}, not 1, though they are in the right "
-                "proportions: renormalise after filtering (set the filtered logits to -inf, then take the softmax last)")
-    return f"{what}: your rows sum to {sums.min():.3g}..{sums.max():.3g}; a distribution's rows sum to 1"
+        return Feedback(where, "the probabilities are in the right proportions but were filtered after the softmax, "
+                        "which leaves them unnormalised", "set the filtered logits to -inf, then take the softmax last")
+    return Feedback(where, "this is not a distribution", "a distribution's rows sum to 1")
 
 
 def temperature_hint(mine, expected, what, setting, actual, reference):

@@ -1,12 +1,9 @@
 """The verdict does not depend on the seed: every mistake of the grader's own table, graded on
-ten seeds, passes and fails the same checks for the same points, and its exercise's first failed
-check names the same cause.
+ten seeds, passes and fails the same checks for the same points, in its own exercise and in
+every exercise that uses it, and its exercise's first failed check names the same cause.
 
 For speed the grader's checks are called in this process (`in_process_grading`); the checks
 whose only fixture is the student's module draw nothing from the seed and run once per mistake.
-Only the mistake's own exercise is graded: the exercises that use it are not yet seed-stable
-under every upstream mistake (masking's "diagonal masked out" changes generation's greedy check
-on some seeds).
 """
 
 import inspect
@@ -16,6 +13,7 @@ import keras
 import pytest
 
 from grader.checks import failure_feedback
+from grader.registry import COURSE
 from grader.submission import load_submission
 from in_process_grading import checks, run_check
 from test_grader import submission
@@ -26,17 +24,22 @@ SEED_FREE = ("student",), ("student", "students"), ("student", "request")
 """A check whose only fixtures are the student's modules draws nothing from the seed."""
 
 
-SEEDED = MISTAKES if keras.backend.backend() == "torch" else representatives(2)
-"""Every mistake on PyTorch, the fastest backend here; two per exercise on the others, where the
-in-process table (`test_grader_variants`) grades every mistake on a fixed seed."""
+WITH_USERS = ", and the exercises that use it"
+SEEDED = [*MISTAKES, *(f"{mistake}{WITH_USERS}" for mistake in representatives(2))] \
+    if keras.backend.backend() == "torch" else representatives(1)
+"""On PyTorch, the fastest backend here: every mistake in its own exercise, and two per exercise
+in the exercises that use it too; on the others one per exercise, in its own. (The inputs are drawn
+by NumPy, the same on every backend; the in-process table, `test_grader_variants`, grades every
+mistake on every backend on one seed.)"""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mistake", SEEDED)
-def test_every_seed_gives_a_mistake_the_same_verdicts(mistake, tmp_path):
+@pytest.mark.parametrize("case", SEEDED)
+def test_every_seed_gives_a_mistake_the_same_verdicts(case, tmp_path):
+    mistake = case.removesuffix(WITH_USERS)
     file, patches, caught_by, _ = MISTAKES[mistake]
     exercise = file.removesuffix(".py")
-    exercises = [exercise]  # known gap: a mistake's effect on the exercises that use it is not seed-stable yet
+    exercises = graded_with(exercise) if case.endswith(WITH_USERS) else [exercise]
     folder = submission(tmp_path, {file: patches})
     students = load_submission(folder)
     by_seed = {seed: {} for seed in SEEDS}
@@ -56,6 +59,11 @@ def test_every_seed_gives_a_mistake_the_same_verdicts(mistake, tmp_path):
         differing = {name: (first[name], given) for name, given in by_seed[seed].items() if given != first[name]}
         assert not differing, f"seed {seed} gives other points than seed {SEEDS[0]}: {differing}"
     assert len(set(causes.values())) == 1, f"the first failed check names other causes on other seeds: {causes}"
+
+
+def graded_with(exercise):
+    """`exercise` and the exercises whose checks run its code, in the course's order."""
+    return [name for name in COURSE.names if name == exercise or exercise in COURSE[name].depends]
 
 
 def grade(function, students, exercise, name, seed, worth, folder):

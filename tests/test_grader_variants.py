@@ -268,7 +268,7 @@ MISTAKES = {
     "filtering after renormalising": (
         "sampling.py", [("    logits = logits / temperature\n", "    logits = logits / temperature\n    unfiltered = ops.softmax(logits, axis=-1)\n"),
                         ("    return ops.softmax(logits, axis=-1)\n", "    return ops.where(ops.isinf(logits), 0.0, unfiltered)\n")],
-        "test_top_k_keeps_ties", "renormalise after filtering"),
+        "test_top_k_keeps_ties", "filtered after the softmax"),
     # rasbt/reasoning-from-scratch#164, fishaudio/fish-speech#1171: `cumsum <= top_p` drops the crossing token
     "top-p drops the token that crosses p": (
         "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],

@@ -383,13 +383,25 @@ def test_honest_hand_ins_score_the_same_with_and_without_the_sandbox(tmp_path):
 # --- hostile hand-ins aimed at the students graded after them -------------------------------
 
 
-def _run_measured(command, **kwargs):
+_PEAK_OF_CHILDREN = """
+import resource, subprocess, sys
+status = subprocess.call(sys.argv[2:])
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(status)
+"""
+"""Runs a command and writes the peak resident size (KiB) of it and everything it started.
+
+A process started straight from pytest would report pytest's own size as its peak: Linux keeps
+the largest resident size a process had, and a child begins as a copy of pytest until it execs.
+This launcher is small, so its children's peak is theirs alone."""
+
+
+def _run_measured(command, tmp_path, **kwargs):
     """Run `command`; ``(exit status, output, peak resident bytes of it and everything it started)``."""
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs) as process:
-        output = process.stdout.read().decode(errors="replace")
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, output, usage.ru_maxrss * 1024
+    peak = tmp_path / "peak-kib"
+    process = subprocess.run([sys.executable, "-c", _PEAK_OF_CHILDREN, str(peak), *command],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+    return process.returncode, process.stdout.decode(errors="replace"), int(peak.read_text()) * 1024
 
 
 GRADER_PEAK_BYTES = 3 * 2**30
@@ -419,7 +431,7 @@ def test_hostile_hand_ins_cost_only_their_authors(tmp_path):
     status, output, peak = _run_measured([
         sys.executable, "-m", "keras_tx_tools", "grade-all", str(submissions), "--backend", keras.backend.backend(),
         "--jobs", "1", "--exercises", "masking,attention", "--timeout", "600", "--memory", "3", "--out", str(out),
-        "--no-progress"], cwd=release.repository_root())
+        "--no-progress"], tmp_path, cwd=release.repository_root())
     assert status == 0, output[-3000:]
     rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}
     assert set(rows) == set(students)
@@ -445,7 +457,7 @@ def test_pytest_grader_isolate_survives_the_memory_bomb(tmp_path):
     status, output, peak = _run_measured([
         sys.executable, "-m", "pytest", "grader/test_masking.py", "-q", "-p", "no:cacheprovider", "--isolate",
         "--submission", str(tmp_path / "bomb"), "--grade-json", str(report), "--backend", keras.backend.backend()],
-        cwd=release.repository_root())
+        tmp_path, cwd=release.repository_root())
     assert status == 0, output[-3000:]
     masking = json.loads(report.read_text())["exercises"]["masking"]
     assert masking["points"] < masking["max"]
