@@ -71,7 +71,7 @@ def warmup_steps(total_steps):
 def learning_rate(step, total_steps, peak=PEAK_LEARNING_RATE):
     """nanoGPT's schedule: linear warm-up to `peak`, cosine decay to `peak / 10` at `total_steps`.
 
-    `keras_tx_tools.training.recipe.nanogpt_schedule` is the same schedule for Keras.
+    `keras_tx_tools.training.schedule.nanogpt_schedule` is the same schedule for Keras.
 
     >>> learning_rate(50, 2000), learning_rate(100, 2000), learning_rate(2000, 2000)
     (0.0005, 0.001, 0.0001)

@@ -25,7 +25,7 @@ from benchmarks.native_torch_gpt import NativeTorchGPT, copy_weights, keras_layo
 from benchmarks.stock_keras_gpt import StockKerasGPT
 from grader.sandbox import bubblewrap_works
 from keras_tx import GPT
-from keras_tx_tools.training.recipe import nanogpt_schedule
+from keras_tx_tools.training.schedule import nanogpt_schedule
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -196,7 +196,7 @@ def test_the_exercises_loss_and_schedule_train_as_the_tools_own():
     them; WarmupCosine, with a floor of a tenth of the peak, is nanoGPT's schedule."""
     from keras_tx_tools.training.course_model import loss_of_targets, schedule_of_recipe
     from keras_tx_tools.training.loss import SparseCrossEntropy
-    from keras_tx_tools.training.recipe import nanogpt_schedule
+    from keras_tx_tools.training.schedule import nanogpt_schedule
 
     training = load_submission(ROOT / "solutions")["training"]
     rng = np.random.default_rng(0)

@@ -48,6 +48,43 @@ CODE = {
             queries, keys = positions(n)
             return ops.less_equal(keys, queries)
     """,
+    "byte-pair merges, pairs zipped": """
+        def most_frequent_pair(ids):
+            return collections.Counter(zip(ids, ids[1:])).most_common(1)[0][0]
+    """,
+    "byte-pair merges, pairs indexed": """
+        def merge(ids, pair, new_id):
+            out, i = [], 0
+            while i < len(ids):
+                if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+                    out, i = out + [new_id], i + 2
+                else:
+                    out, i = out + [ids[i]], i + 1
+            return out
+    """,
+    "a warm-up and cosine schedule": """
+        def learning_rate(step, peak, warmup, total):
+            if step < warmup:
+                return peak * step / warmup
+            return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+    """,
+    "top-p filtering": """
+        def top_p(logits, p):
+            order = np.argsort(-logits)
+            keep = np.cumsum(softmax(logits[order])) - softmax(logits[order]) < p
+            return np.where(np.isin(np.arange(len(logits)), order[keep]), logits, -np.inf)
+    """,
+    "a cache written in place": """
+        def update(self, key):
+            self.keys = ops.slice_update(self.keys, (0, 0, self.length, 0), key)
+    """,
+    "GPT-2's c_attn split": """
+        def load(attention, weights, index):
+            query, key, value = np.split(weights[f"h.{index}.attn.c_attn.weight"], 3, axis=-1)
+            attention.query_dense.kernel.assign(query)
+            attention.key_dense.kernel.assign(key)
+            attention.value_dense.kernel.assign(value)
+    """,
     "a library layer": """
         class TransformerBlock(keras.layers.Layer):
             def call(self, x):
@@ -60,6 +97,12 @@ CODE = {
 def test_the_scan_finds_each_kind_of_implementation(tmp_path, name):
     (tmp_path / "notes.py").write_text(textwrap.dedent(CODE[name]))
     assert len(implementations(tmp_path, {"TransformerBlock"})) == 1
+
+
+def test_the_scan_finds_every_exercises_solution():
+    """Each exercise's solution computes what it asks: the scan sees at least one of its pieces."""
+    found = {line.split(".py:")[0] for line in implementations(ROOT / "solutions", library_classes(ROOT))}
+    assert found == {path.stem for path in (ROOT / "solutions").glob("*.py")} - {"__init__"}, found
 
 
 def test_the_scan_reads_code_only_and_skips_stubs_and_given_code(tmp_path):
@@ -80,7 +123,8 @@ def test_a_release_with_the_library_is_caught_with_every_kind_of_implementation(
     """What ``keras-tx release`` shipped before: the library, and the grader's reference code."""
     bundle = release.build_release(tmp_path / "bundle", with_library=True)
     found = " ".join(implementations(bundle, library_classes(ROOT)))
-    for what in ("attention formula", "sine/cosine table", "causal mask", "layer class GPT", "layer class TransformerBlock"):
+    for what in ("attention formula", "sine/cosine table", "causal mask", "layer class GPT", "layer class TransformerBlock",
+                 "top-p filtering", "cache written in place", "c_attn split", "warm-up and cosine schedule"):
         assert what in found, what
 
 

@@ -61,7 +61,11 @@ def add_model_arguments(parser):
 def load_language_model(args):
     """`(model, tokenizer)` from `args.checkpoint` or `args.model`, as `add_model_arguments` declares them."""
     if args.checkpoint is not None:
-        from keras_tx_tools.gpt2.checkpoint import load_gpt2
+        try:
+            from keras_tx_tools.gpt2.checkpoint import load_gpt2
+        except ModuleNotFoundError:  # a student release without the library
+            raise ValueError("--checkpoint opens GPT-2 as the library's GPT, which this release does not include; "
+                             "the capstone, exercises/gpt2.py, loads it into your own GPT") from None
         from keras_tx_tools.gpt2.tokenizer import GPT2Tokenizer
 
         model, tokenizer = load_gpt2(args.checkpoint), GPT2Tokenizer.from_directory(args.checkpoint)

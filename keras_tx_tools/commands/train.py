@@ -171,17 +171,17 @@ def _compiled_model(task, config, data, source):
     """A fresh model of `task`, compiled with nanoGPT's AdamW, its weights created and its output checked.
 
     The course's own GPT learns with the student's own schedule once written
-    (see `course_model.OWN_PARTS`).
+    (see `course_model.OWN_PARTS`), else with Keras' `CosineDecay` on the same curve.
     """
     from keras_tx_tools.training import recipe
     from keras_tx_tools.training.tasks import total_steps
 
-    schedule = recipe.nanogpt_schedule
+    schedule = None  # the recipe's own
     if source != "library":
         from keras_tx_tools.training.course_model import own_part, schedule_of_recipe
 
         own = own_part(source, "schedule")
-        schedule = schedule_of_recipe(own) if own else schedule
+        schedule = schedule_of_recipe(own) if own else recipe.keras_cosine_schedule
     optimizer = recipe.nanogpt_adamw(
         config["learning_rate"], total_steps(config, data), config["warmup_steps"], config["weight_decay"], schedule
     )

@@ -12,6 +12,12 @@ top level, that has one of these signatures:
 * a LayerNorm written out: a mean, a variance (or square, or standard deviation) and a square root;
 * GELU written out: ``erf``, or the tanh approximation's constant 0.044715;
 * a causal mask: ``tril``/``triu``/``band_part``, or two ``arange`` positions compared;
+* byte-pair merges: neighbouring tokens paired, ``zip(ids, ids[1:])`` or ``(ids[i], ids[i + 1])``;
+* a warm-up and cosine learning-rate schedule: ``cos`` called with ``pi``;
+* top-p filtering or an inverse-CDF draw: ``cumsum`` with a sort or ``searchsorted``;
+* a key/value cache written in place: ``slice_update``;
+* GPT-2's fused ``c_attn`` put into the three projections: a ``"c_attn"`` string in code that
+  names ``query_dense``, ``key_dense`` and ``value_dense``;
 * a layer class of the library (`library_classes`), unless each of its methods is a stub.
 
 Files handed out as given code (`keras_tx_tools.course.stubs.GIVEN`) are finished code on
@@ -41,6 +47,14 @@ SIGNATURES = {
     "GELU written out": lambda scope: bool("erf" in scope.calls or 0.044715 in scope.numbers),
     "a causal mask (tril, or compared arange positions)": lambda scope: bool(
         scope.calls & {"tril", "triu", "band_part"} or scope.position_comparisons),
+    "byte-pair merges (neighbouring tokens paired)": lambda scope: scope.neighbour_pairs,
+    "a warm-up and cosine schedule": lambda scope: bool("cos" in scope.calls and "pi" in scope.names),
+    "top-p filtering or an inverse-CDF draw (cumsum with a sort)": lambda scope: bool(
+        "cumsum" in scope.calls and scope.calls & {"sort", "argsort", "top_k", "searchsorted"}),
+    "a key/value cache written in place (slice_update)": lambda scope: bool(
+        scope.calls & {"slice_update", "dynamic_update_slice"}),
+    "GPT-2's fused c_attn split into the query, key and value": lambda scope: bool(
+        any("c_attn" in text for text in scope.strings) and scope.names >= {"query_dense", "key_dense", "value_dense"}),
 }
 """``{what it computes: whether a scope's code has its signature}``."""
 
@@ -53,11 +67,16 @@ class Scope:
     """What one function (or a module's top level) names, calls, multiplies, raises to a power and compares."""
 
     def __init__(self, nodes, positions=frozenset()):
-        self.names, self.calls, self.numbers = set(), set(), set()
-        self.matmuls = self.half_powers = self.position_comparisons = False
-        for node in (child for root in nodes for child in ast.walk(root)):
+        self.names, self.calls, self.numbers, self.strings = set(), set(), set(), set()
+        self.matmuls = self.half_powers = self.position_comparisons = self.neighbour_pairs = False
+        children = [child for root in nodes for child in ast.walk(root)]
+        docstrings = {id(node.value) for node in children if isinstance(node, ast.Expr)}
+        for node in children:
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                self.strings.add(node.value)
             if isinstance(node, (ast.Name, ast.Attribute)):
                 self.names.add(getattr(node, "attr", getattr(node, "id", None)))
+            self.neighbour_pairs |= _pairs_neighbours(node)
             if isinstance(node, ast.Call):
                 self.calls.add(_called(node))
                 self.position_comparisons |= _called(node) in _ORDER_CALLS and len(node.args) == 2 and all(
@@ -88,6 +107,20 @@ def _is_position(expression, positions):
     """Whether `expression` calls ``arange`` or reads one of the names `positions`."""
     return any((isinstance(node, ast.Call) and _called(node) == "arange")
                or (isinstance(node, ast.Name) and node.id in positions) for node in ast.walk(expression))
+
+
+def _pairs_neighbours(node):
+    """Whether `node` pairs each item of a sequence with the next: ``zip(x, x[1:])`` or ``(x[i], x[i + 1])``."""
+    if isinstance(node, ast.Call) and _called(node) == "zip" and len(node.args) == 2:
+        first, second = node.args
+        return (isinstance(second, ast.Subscript) and isinstance(second.slice, ast.Slice)
+                and _number(second.slice.lower) == 1 and ast.dump(second.value) == ast.dump(first))
+    if isinstance(node, ast.Tuple) and len(node.elts) == 2 and all(isinstance(item, ast.Subscript) for item in node.elts):
+        first, second = node.elts
+        return (ast.dump(first.value) == ast.dump(second.value) and isinstance(second.slice, ast.BinOp)
+                and isinstance(second.slice.op, ast.Add) and _number(second.slice.right) == 1
+                and ast.dump(second.slice.left) == ast.dump(first.slice))
+    return False
 
 
 def _called(call):

@@ -4,7 +4,8 @@ The bundle holds the exercises (``exercises/``, stubs regenerated here from ``so
 cannot be stale; their lessons are the docstrings), ``docs/``, the grader with the reference
 outputs recorded from the solutions (``grader/reference/``, so ``pytest grader`` runs without
 them), the data loaders and training tools (``keras_tx_tools/``, without the instructor's
-``keras_tx_tools/course`` tooling), the dataset files, the project files and a README written
+``keras_tx_tools/course`` tooling, nor the tools that compute an answer for the library's models,
+`LIBRARY_TOOLS`), the dataset files, the project files and a README written
 for students. It never holds ``solutions/``, nor the grader's instructor-only code
 (``grader/instructor/``), nor the finished library ``keras_tx/`` unless asked for
 (`with_library`, for after the deadline).
@@ -40,6 +41,11 @@ INSTRUCTOR_ONLY = ("keras_tx_tools/course", "grader/instructor")
 """Left out of the copies: the tooling that makes stubs, releases and grades, and the grader's
 code that computes what the exercises ask (its live references and diagnoses)."""
 
+LIBRARY_TOOLS = ("keras_tx_tools/gpt2/checkpoint.py", "keras_tx_tools/training/schedule.py")
+"""Tools for the library's models that compute what an exercise asks (GPT-2's weights put into a
+`keras_tx.GPT`, nanoGPT's warm-up and cosine schedule): they ship with the library only. A
+release trains the student's GPT with the student's own schedule, or Keras' `CosineDecay`."""
+
 STUDENT_README = pathlib.Path(__file__).with_name("student_readme.md")
 """The template of the bundle's README.md: the exercises in order, grading, the table, the seed, allowed imports."""
 
@@ -65,7 +71,7 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
         root: the course repository (default: `repository_root`).
         exercises: the names of the exercises to hand out (default: all); those they import
             and leave out come as given code.
-        with_library: also ship the finished library ``keras_tx/`` (after the deadline).
+        with_library: also ship the finished library ``keras_tx/`` and `LIBRARY_TOOLS` (after the deadline).
 
     Returns:
         `outdir` as a `pathlib.Path`.
@@ -86,7 +92,8 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
     if outdir.exists() and any(outdir.iterdir()):
         raise ValueError(f"outdir must be a new or empty folder, {str(outdir)!r} is not empty")
     outdir.mkdir(parents=True, exist_ok=True)
-    left_out = {root / path for path in INSTRUCTOR_ONLY} | ungraded_files(root, course)
+    left_out = {root / path for path in (*INSTRUCTOR_ONLY, *(() if with_library else LIBRARY_TOOLS))}
+    left_out |= ungraded_files(root, course)
 
     def ignore(folder, names):
         return {*_BUILD_FILES(folder, names), *(name for name in names if pathlib.Path(folder, name) in left_out)}
@@ -105,7 +112,7 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
     (outdir / "README.md").write_text(student_readme(course, root), encoding="utf-8")
     leaks = solution_leaks(outdir, solutions, course.graded)
     leaks += [found for found in implementations.implementations(outdir, implementations.library_classes(root))
-              if not found.startswith(f"{LIBRARY}/")]  # the library ships only when asked for
+              if not found.startswith((f"{LIBRARY}/", *LIBRARY_TOOLS))]  # they ship only when asked for
     if leaks:
         shutil.rmtree(outdir)
         raise ValueError("the release would contain solution code or implementations: " + "; ".join(leaks))

@@ -37,7 +37,7 @@ still the stub that raises `NotImplementedError`, leaves the tools' own:
   windows come shifted already);
 - `schedule`: `WarmupCosine(peak_learning_rate, warmup_steps, total_steps,
   min_learning_rate)`, a `keras.optimizers.schedules.LearningRateSchedule`,
-  in place of `recipe.nanogpt_schedule`, with its floor at a tenth of the peak.
+  in place of `recipe.keras_cosine_schedule`, with its floor at a tenth of the peak.
 
 >>> SOURCES
 ('exercises', 'solutions')

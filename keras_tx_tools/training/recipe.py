@@ -6,64 +6,41 @@ LayerNorm scales, gradients clipped to a global norm of 1, and a learning rate
 that rises linearly from 0 for the warm-up steps, then follows a half cosine
 down to a tenth of its peak at the last step.
 
->>> schedule = nanogpt_schedule(1e-3, total_steps=2000)
+The library's models learn with `schedule.nanogpt_schedule`, which computes
+that curve without stalling PyTorch; a course's own GPT learns with the
+student's `WarmupCosine` once written, else with `keras_cosine_schedule`, the
+same numbers from Keras' own `CosineDecay`.
+
+>>> schedule = keras_cosine_schedule(1e-3, total_steps=2000)
 >>> [round(float(schedule(step)), 6) for step in (0, 50, 100, 2000)]
 [0.0, 0.0005, 0.001, 0.0001]
->>> optimizer = nanogpt_adamw(1e-3, total_steps=2000)
+>>> optimizer = nanogpt_adamw(1e-3, total_steps=2000, schedule=keras_cosine_schedule)
 """
 
-import math
-
 import keras
-from keras import ops
 
 NO_DECAY = ("bias", "gamma", "beta")
 """Names of the variables AdamW leaves undecayed: biases and LayerNorm parameters."""
 
 
-@keras.saving.register_keras_serializable(package="keras_tx_tools")
-class NanoGPTSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to `learning_rate`, then a half cosine to a tenth of it.
+def keras_cosine_schedule(learning_rate, total_steps, warmup_steps=100):
+    """nanoGPT's schedule from Keras' `CosineDecay`: from 0 up to `learning_rate`, then down to a tenth of it.
 
-    Both pieces are computed and `ops.where` picks one: Keras' own
-    `CosineDecay(warmup_steps=...)` chooses with `ops.cond`, which on the
-    PyTorch backend reads the step back to the host and stalls every
-    training step until the device has caught up.
-
-    Args:
-        learning_rate: the peak learning rate, reached after the warm-up.
-        total_steps: steps of the whole run; the cosine ends there.
-        warmup_steps: linear warm-up from 0 (at most half of `total_steps`).
+    The warm-up takes at most half of `total_steps`, as in `schedule.nanogpt_schedule`.
     """
-
-    def __init__(self, learning_rate, total_steps, warmup_steps=100):
-        self.learning_rate = learning_rate
-        self.total_steps = total_steps
-        self.warmup_steps = min(warmup_steps, total_steps // 2)
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warming_up = self.learning_rate * step / max(1, self.warmup_steps)
-        done = ops.clip((step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps), 0.0, 1.0)
-        decaying = self.learning_rate * (0.1 + 0.45 * (1.0 + ops.cos(math.pi * done)))
-        return ops.where(step < self.warmup_steps, warming_up, decaying)
-
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps}
+    warmup_steps = min(warmup_steps, total_steps // 2)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, total_steps - warmup_steps), alpha=0.1, warmup_target=learning_rate, warmup_steps=warmup_steps)
 
 
-def nanogpt_schedule(learning_rate, total_steps, warmup_steps=100):
-    """nanoGPT's learning-rate schedule for Keras optimizers: a `NanoGPTSchedule`."""
-    return NanoGPTSchedule(learning_rate, total_steps, warmup_steps)
-
-
-def nanogpt_adamw(learning_rate, total_steps, warmup_steps=100, weight_decay=0.1, schedule=nanogpt_schedule):
+def nanogpt_adamw(learning_rate, total_steps, warmup_steps=100, weight_decay=0.1, schedule=None):
     """AdamW with nanoGPT's settings and `schedule(learning_rate, total_steps, warmup_steps)` over `total_steps`.
 
     `weight_decay` is the decoupled decay of the matrices and embeddings;
-    `schedule` makes the learning-rate schedule (default: `nanogpt_schedule`).
+    `schedule` makes the learning-rate schedule (default: `schedule.nanogpt_schedule`).
     """
+    if schedule is None:
+        from keras_tx_tools.training.schedule import nanogpt_schedule as schedule
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule(learning_rate, total_steps, warmup_steps),
         weight_decay=weight_decay,
