@@ -196,6 +196,7 @@ def test_the_exercises_loss_and_schedule_train_as_the_tools_own():
     them; WarmupCosine, with a floor of a tenth of the peak, is nanoGPT's schedule."""
     from keras_tx_tools.training.course_model import loss_of_targets, schedule_of_recipe
     from keras_tx_tools.training.loss import SparseCrossEntropy
+    from keras_tx_tools.training.recipe import keras_cosine_schedule
     from keras_tx_tools.training.schedule import nanogpt_schedule
 
     training = load_submission(ROOT / "solutions")["training"]
@@ -204,5 +205,8 @@ def test_the_exercises_loss_and_schedule_train_as_the_tools_own():
     np.testing.assert_allclose(float(loss_of_targets(training.next_token_loss)(targets, logits)),
                                float(SparseCrossEntropy()(targets, logits)), rtol=1e-6)
     own, tools = schedule_of_recipe(training.WarmupCosine)(1e-3, 2000, 100), nanogpt_schedule(1e-3, 2000, 100)
+    keras_own = keras_cosine_schedule(1e-3, 2000, 100)  # a release's, before WarmupCosine is written
     steps = (0, 50, 100, 1000, 1999, 2000, 2500)
-    np.testing.assert_allclose([float(own(step)) for step in steps], [float(tools(step)) for step in steps], rtol=1e-6)
+    for schedule in (own, keras_own):
+        np.testing.assert_allclose([float(schedule(step)) for step in steps], [float(tools(step)) for step in steps],
+                                   rtol=1e-5, atol=1e-9)
