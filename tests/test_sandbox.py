@@ -369,9 +369,10 @@ def _results(report):
 @pytest.mark.slow
 @end_to_end
 def test_honest_hand_ins_score_the_same_with_and_without_the_sandbox(tmp_path):
+    """Two mistakes per exercise on PyTorch, the fastest backend here, one on the others."""
     hand_ins = {"correct": ({}, list(EXERCISES)), "alternatives": (ALTERNATIVES, ["positional_embedding", "masking", "attention"]),
                 **{mistake: ({MISTAKES[mistake][0]: MISTAKES[mistake][1]}, [MISTAKES[mistake][0].removesuffix(".py")])
-                   for mistake in representatives(2)}}
+                   for mistake in representatives(2 if keras.backend.backend() == "torch" else 1)}}
     for index, (name, (patches, exercises)) in enumerate(hand_ins.items()):
         folder = submission(tmp_path / str(index), patches)
         plain = grade(tmp_path, "--submission", str(folder), exercises=exercises)
