@@ -86,15 +86,16 @@ def scaled_after_softmax_hint(mine, what, setting):
     if temperature in (0, 1) or not np.all(np.isfinite(mine)):
         return None
     if np.allclose(mine.sum(axis=-1), 1 / temperature, rtol=1e-4):
-        return (f"{what}: your rows sum to 1 / temperature: the temperature divides the probabilities after the "
-                "softmax. It divides the logits, before it: softmax(logits / T)")
+        return Feedback(f"{what}: your rows sum to 1 / temperature",
+                        "the temperature is applied after the softmax: it divides the probabilities",
+                        "it divides the logits, before it: softmax(logits / T)")
     return None
 
 
 def not_finite_hint(what, mine):
     if np.all(np.isfinite(mine)):
         return None
-    return f"{what} holds NaN or inf: is there a row where every logit was set to -inf, leaving nothing to keep?"
+    return Feedback(f"{what} holds NaN or inf", "is there a row where every logit was set to -inf, leaving nothing to keep?")
 
 
 def sums_hint(mine, expected, what):
@@ -114,14 +115,16 @@ def temperature_hint(mine, expected, what, setting, actual, reference):
     temperature = setting[0]
     at_one = reference[key(1.0)]
     if temperature == 0 and not np.all(np.isfinite(mine)):
-        return (f"{what} holds NaN or inf: logits / 0 divides by zero. Temperature 0 is greedy decoding, "
-                "a case of its own: return a one-hot row on argmax(logits)")
+        return Feedback(f"{what} holds NaN or inf", "logits / 0 divides by zero",
+                        "temperature 0 is greedy decoding, a case of its own: return a one-hot row on argmax(logits)")
     if temperature not in (0, 1) and (is_close(mine, at_one) or is_close(mine * temperature, at_one)):
-        return (f"{what} equals the distribution at temperature 1{' divided by the temperature' if not is_close(mine, at_one) else ''}: "
-                "the temperature is applied after the softmax. It divides the logits, before it: softmax(logits / T)")
+        divided = "" if is_close(mine, at_one) else " divided by the temperature"
+        return Feedback(f"{what} equals the distribution at temperature 1{divided}",
+                        "the temperature is applied after the softmax",
+                        "it divides the logits, before it: softmax(logits / T)")
     if temperature == 0:
-        return (f"{what} is not a one-hot row on the most likely token: temperature 0 is greedy, "
-                "one_hot(argmax(logits)), the first of tied maxima")
+        return Feedback(f"{what} is not a one-hot row on the most likely token", "temperature 0 is greedy",
+                        "one_hot(argmax(logits)), the first of tied maxima")
     return None
 
 
@@ -130,9 +133,9 @@ def top_k_hint(mine, expected, what, setting, actual, reference):
         return None
     kept, should = mine > 0, expected > 0
     if np.all(kept <= should) and np.all(kept.sum(axis=-1) == setting[1]) and np.any(should.sum(axis=-1) > setting[1]):
-        return (f"{what} keeps exactly {setting[1]} tokens, dropping tokens whose logit ties with the "
-                f"k-th largest (k={setting[1]}): the lesson's tie rule keeps every logit equal to the k-th largest "
-                "(set to -inf only the logits below it)")
+        return Feedback(f"{what} keeps exactly {setting[1]} tokens",
+                        f"it drops tokens whose logit ties with the k-th largest (k={setting[1]}), and the lesson's "
+                        "tie rule keeps every logit equal to the k-th largest", "set to -inf only the logits below it")
     return dropped_or_added(kept, should, what)
 
 
@@ -143,22 +146,26 @@ def top_p_hint(mine, expected, what, setting, actual, reference):
     if np.all(kept <= should) and np.all(kept.sum(axis=-1) == should.sum(axis=-1) - 1):
         least_likely_kept = np.where(should, expected, np.inf).argmin(axis=-1)
         if not np.any(kept[np.arange(len(kept)), least_likely_kept]):
-            return (f"{what} drops the token that crosses p: a token is kept when the tokens before it hold "
-                    "less than p, so the one that brings the sum to p is kept (cumsum minus the probability itself)")
+            return Feedback(f"{what} keeps one token too few in every row",
+                            "your top-p drops the token that crosses p: a token is kept when the tokens before it "
+                            "hold less than p, so the one that brings the sum to p stays",
+                            "compare p with the cumulative sum minus the token's own probability")
     return dropped_or_added(kept, should, what)
 
 
 def dominant_hint(mine, expected, what, setting, actual, reference):
     if not np.all(np.isfinite(mine)):
-        return (f"{what} holds NaN where the most likely token alone holds more than p: your top-p keeps nothing, "
-                "so every logit is -inf. The most likely token is always kept (the tokens before it hold 0 < p)")
+        return Feedback(f"{what} holds NaN where the most likely token alone holds more than p",
+                        "your top-p keeps nothing, so every logit is -inf",
+                        "the most likely token is always kept (the tokens before it hold 0 < p)")
     if np.any(mine.max(axis=-1) < 1 - 1e-4) and not np.any(np.all(mine == 0, axis=-1)):
         if np.all(np.isclose(mine, 1 / mine.shape[-1])) or np.any(np.all(np.isclose(mine, mine[:, :1]), axis=-1)):
-            return (f"{what} is uniform where the most likely token alone holds more than p: your top-p keeps "
-                    "nothing, so every logit is masked. The most likely token is always kept (0 comes before it)")
+            return Feedback(f"{what} is uniform where the most likely token alone holds more than p",
+                            "your top-p keeps nothing, so every logit is masked",
+                            "the most likely token is always kept (the tokens before it hold 0 < p)")
     if np.any(np.all(mine == 0, axis=-1)):
-        return (f"{what} has rows of zeros where the most likely token alone holds more than p: your top-p keeps "
-                "nothing. The most likely token is always kept (the tokens before it hold 0 < p)")
+        return Feedback(f"{what} has rows of zeros where the most likely token alone holds more than p",
+                        "your top-p keeps nothing", "the most likely token is always kept (the tokens before it hold 0 < p)")
     return dropped_or_added(mine > 0, expected > 0, what)
 
 
@@ -167,9 +174,10 @@ def dropped_or_added(kept, should, what):
     if not np.any(kept != should):
         return None
     extra, missing = np.flatnonzero(kept[row] & ~should[row]), np.flatnonzero(should[row] & ~kept[row])
-    return (f"{what}, row {row}: "
-            + "; ".join(part for part in (f"tokens {extra.tolist()} should be filtered out" if extra.size else "",
-                                          f"tokens {missing.tolist()} should be kept" if missing.size else "") if part))
+    return Feedback(f"{what}, row {row}: "
+                    + "; ".join(part for part in (f"tokens {extra.tolist()} should be filtered out" if extra.size else "",
+                                                  f"tokens {missing.tolist()} should be kept" if missing.size else "")
+                                if part))
 
 
 @pytest.mark.points(4)

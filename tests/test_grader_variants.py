@@ -256,7 +256,7 @@ MISTAKES = {
     "temperature after the softmax": (
         "sampling.py", [("    logits = logits / temperature\n", ""),
                         ("    return ops.softmax(logits, axis=-1)\n", "    return ops.softmax(logits, axis=-1) / temperature\n")],
-        "test_temperature_and_greedy", "It divides the logits, before it"),
+        "test_temperature_and_greedy", "the temperature is applied after the softmax"),
     "division by zero at temperature 0": (
         "sampling.py", [("    if temperature == 0:\n        return ops.one_hot(ops.argmax(logits, axis=-1), ops.shape(logits)[-1])\n", "")],
         "test_temperature_and_greedy", "logits / 0 divides by zero"),

@@ -155,13 +155,16 @@ def student_readme(course, root):
     rows, total = [], 0
     for exercise in course:
         lesson = ast.get_docstring(ast.parse((root / "solutions" / exercise.file).read_text(encoding="utf-8")))
-        title = lesson.splitlines()[0].partition(": ")[2].rstrip(".") if lesson else ""
+        heading = lesson.splitlines()[0] if lesson else ""
+        title = heading.partition(": ")[2].rstrip(".")
+        numbered = re.match(r"Exercise (\d+)", heading)  # the lessons refer to each other by these numbers
         if exercise.given:
             rows.append(f"| given | `exercises/{exercise.file}` | nothing: finished code, not graded ({title}) | - |")
             continue
         points = check_points(root / "grader" / exercise.checks)
         total += points
-        rows.append(f"| {course.graded.index(exercise.name) + 1} | `exercises/{exercise.file}` | {title} | {points:g} |")
+        number = numbered.group(1) if numbered else course.graded.index(exercise.name) + 1
+        rows.append(f"| {number} | `exercises/{exercise.file}` | {title} | {points:g} |")
     template = STUDENT_README.read_text(encoding="utf-8")
     table = "\n".join(rows) + ("\n" + GIVEN_NOTE if course.given else "")
     return template.replace("{exercise_table}", table).replace("{total}", f"{total:g}")
