@@ -90,7 +90,7 @@ def test_run_autograder_grades_like_pytest_grader_and_writes_gradescope_results(
         shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
         shutil.copytree(folder, root / "submission")
         environment = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
-        status, output, peak = _run_measured(["bash", str(root / "run_autograder")], env=environment)
+        status, output, peak = _run_measured(["bash", str(root / "run_autograder")], root, env=environment)
         assert status == 0, output[-3000:]
         assert peak < GRADER_PEAK_BYTES, f"{name}: the grader peaked at {peak / 2**30:.1f} GiB"
         results = json.loads((root / "results" / "results.json").read_text())
