@@ -16,8 +16,10 @@ A checkpoint is a folder. ``config.json`` gives the sizes: ``vocab_size``, ``n_p
 (``max_length``), ``n_embd`` (``embed_dim``), ``n_layer``, ``n_head``; the MLP is
 ``4 * n_embd`` wide. The weights are in ``model.safetensors`` (read it with
 ``safetensors.numpy.load_file(path)``, a dict of NumPy arrays) or, in older folders, in
-PyTorch's ``pytorch_model.bin`` (``torch.load(path, map_location="cpu", weights_only=True)``, a
-dict of tensors: ``.numpy()`` each). ``read_gpt2_checkpoint`` returns the config and the arrays.
+PyTorch's ``pytorch_model.bin``: ``read_pytorch_bin(path)`` from ``keras_tx_tools.gpt2.pytorch_bin``
+reads it into a dict of NumPy arrays without PyTorch (with PyTorch installed,
+``torch.load(path, map_location="cpu", weights_only=True)`` gives the same as tensors:
+``.numpy()`` each). ``read_gpt2_checkpoint`` returns the config and the arrays.
 
 Two layouts are common, and your reader takes both. Today's ``save_pretrained`` writes the keys
 of ``GPT2LMHeadModel``, which start with ``transformer.`` (``transformer.h.0.ln_1.weight``). The
@@ -126,10 +128,9 @@ def read_gpt2_checkpoint(checkpoint_dir):
 
         arrays = load_file(folder / "model.safetensors")
     else:
-        import torch
+        from keras_tx_tools.gpt2.pytorch_bin import read_pytorch_bin
 
-        state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        arrays = {key: value.numpy() for key, value in state.items()}
+        arrays = read_pytorch_bin(folder / "pytorch_model.bin")
     return config, {key.removeprefix("transformer."): array for key, array in arrays.items()}
     ### END SOLUTION
 

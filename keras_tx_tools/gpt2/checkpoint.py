@@ -55,6 +55,8 @@ import pathlib
 
 import numpy as np
 
+from keras_tx_tools.gpt2.pytorch_bin import read_pytorch_bin
+
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
@@ -95,7 +97,7 @@ def load_gpt2(directory, dtype=None):
     Args:
         directory: a folder with ``config.json`` and ``model.safetensors``
             (or ``model.safetensors.index.json`` and its shards, or
-            ``pytorch_model.bin``, which needs PyTorch).
+            ``pytorch_model.bin``, read without PyTorch by `pytorch_bin`).
         dtype: the model's dtype policy, e.g. ``"bfloat16"`` (default: Keras').
 
     Raises:
@@ -224,7 +226,7 @@ def read_tensors(directory):
         tensors = {key: array for shard in shards for key, array in _read_safetensors(directory / shard).items()}
     elif (directory / PYTORCH_FILE).is_file():
         source = directory / PYTORCH_FILE
-        tensors = _read_pytorch(source)
+        tensors = read_pytorch_bin(source)
     else:
         raise FileNotFoundError(
             f"No weights in {directory}: expected {SAFETENSORS_FILE}, {SAFETENSORS_INDEX_FILE} or {PYTORCH_FILE}."
@@ -300,15 +302,6 @@ def _read_safetensors(path):
             f"{path} is not a readable safetensors file ({error}); a file of a few hundred bytes "
             "is a Git LFS pointer: fetch the real file (`git lfs pull` or `huggingface-cli download`)."
         ) from error
-
-
-def _read_pytorch(path):
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(f"Reading {path} needs PyTorch (`pip install torch`); {SAFETENSORS_FILE} does not.") from error
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return {key: value.float().numpy() if value.dtype == torch.bfloat16 else value.numpy() for key, value in state.items()}
 
 
 def _summary(config):
