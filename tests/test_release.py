@@ -31,7 +31,7 @@ def _collapsed(text):
 
 
 def test_the_release_holds_exercises_lessons_grader_and_tools_but_no_solutions_library_or_instructor_code(bundle):
-    for left_out in ("solutions", "keras_tx", "grader/instructor", "keras_tx_tools/course"):
+    for left_out in ("solutions", "keras_tx", "grader/instructor", "keras_tx_tools/course", *release.LIBRARY_TOOLS):
         assert not (bundle / left_out).exists(), left_out
     exercises = sorted(path.name for path in (bundle / "exercises").glob("*.py"))
     assert exercises == sorted(["__init__.py", *(exercise.file for exercise in COURSE)])
@@ -41,9 +41,20 @@ def test_the_release_holds_exercises_lessons_grader_and_tools_but_no_solutions_l
     assert load_course(bundle).names == COURSE.names
 
 
+def test_every_link_of_the_released_docs_leads_to_a_file_of_the_release(bundle):
+    """The site's pages that are not files (the lessons, the grader's guide) link their files instead."""
+    links = [(page, target.partition("#")[0]) for page in (bundle / "docs").rglob("*.md")
+             for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()) if not re.match(r"[a-z]+:|#", target)]
+    assert links
+    assert [(page.name, target) for page, target in links if not (page.parent / target).exists()] == []
+    students = (bundle / "docs" / "students.md").read_text()
+    assert "](../README.md)" in students and "](../grader/README.md#for-students)" in students
+
+
 def test_the_library_ships_only_when_asked_for(tmp_path):
     bundle = release.build_release(tmp_path / "bundle", exercises=["masking"], with_library=True)
     assert (bundle / "keras_tx" / "self_attention.py").is_file()
+    assert all((bundle / tool).is_file() for tool in release.LIBRARY_TOOLS)
 
 
 def test_a_release_of_some_exercises_gives_the_ones_they_import_and_grades_only_its_own(tmp_path):

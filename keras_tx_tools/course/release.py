@@ -24,11 +24,13 @@ Example::
 """
 
 import ast
+import os
 import pathlib
 import re
 import shutil
 
 from grader.registry import load_course
+from keras_tx_tools import site
 from keras_tx_tools.course import implementations, stubs
 
 COPIED = ("keras_tx_tools", "grader", "datasets", "docs", "pyproject.toml", "LICENSE")
@@ -110,6 +112,9 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
     for path, text in exercise_files(solutions, outdir / "exercises", course).items():
         path.write_text(text, encoding="utf-8")
     (outdir / "README.md").write_text(student_readme(course, root), encoding="utf-8")
+    for page in (outdir / "docs").rglob("*.md"):
+        page.write_text(released_links(page.read_text(encoding="utf-8"), page.relative_to(outdir), outdir, course),
+                        encoding="utf-8")
     leaks = solution_leaks(outdir, solutions, course.graded)
     leaks += [found for found in implementations.implementations(outdir, implementations.library_classes(root))
               if not found.startswith((f"{LIBRARY}/", *LIBRARY_TOOLS))]  # they ship only when asked for
@@ -117,6 +122,29 @@ def build_release(outdir, root=None, exercises=None, with_library=False):
         shutil.rmtree(outdir)
         raise ValueError("the release would contain solution code or implementations: " + "; ".join(leaks))
     return outdir
+
+
+def released_links(text, page, outdir, course):
+    """`text`, the Markdown of `page` (a path in the release `outdir`), with every relative link
+    pointing at a file of the release: a site page read from a file (`keras_tx_tools.site.PAGES`)
+    links that file, the course page the README, a lesson its exercise file; a link to what the
+    release does not hold is left as plain text."""
+    files = {"lessons/index.md": "README.md", **site.PAGES,
+             **{site.lesson_page(exercise.name): f"exercises/{exercise.file}" for exercise in course}}
+    folder = outdir / page.parent
+
+    def resolved(match):
+        label, target = match.groups()
+        path, _, anchor = target.partition("#")
+        if re.match(r"[a-z]+:", target) or not path:
+            return match.group(0)
+        if path in files:  # a page read from a file keeps its anchors; the README has the course's own
+            path, anchor = os.path.relpath(outdir / files[path], folder), anchor if path in site.PAGES else ""
+        if not (folder / path).exists():
+            return label
+        return f"[{label}]({path}{'#' + anchor if anchor else ''})"
+
+    return re.sub(r"(?<!!)\[([^\]]*)\]\(([^)\s]+)\)", resolved, text)
 
 
 def ungraded_files(root, course):

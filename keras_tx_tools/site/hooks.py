@@ -17,18 +17,10 @@ import jupyter_server_mathjax
 from mkdocs.structure.files import File
 
 from grader.registry import COURSE
+from keras_tx_tools.site import PAGES, lesson_page
 from keras_tx_tools.site.lessons import lesson_docstring, lesson_markdown
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-PAGES = {
-    "grader.md": "grader/README.md",
-    "benchmarks.md": "benchmarks/RESULTS.md",
-    "datasets.md": "datasets/README.md",
-    "contributing.md": "CONTRIBUTING.md",
-    "changelog.md": "CHANGELOG.md",
-}
-"""Site pages copied from files of the repository: {page: file}."""
 
 LINKS = {link: page for page, source in {**PAGES, "results.md": "docs/results.md"}.items()
          for link in (f"../{source}", source)}
@@ -45,11 +37,6 @@ PICTURES = {
 
 MATHJAX = pathlib.Path(jupyter_server_mathjax.__file__).parent / "static"
 MATHJAX_URL = "assets/mathjax"
-
-
-def lesson_page(exercise):
-    """The site path of an exercise's lesson (numbered, so the folder lists in course order)."""
-    return f"lessons/{COURSE.names.index(exercise):02d}-{exercise}.md"  # numbered as the lessons number their exercises
 
 
 def on_config(config):
