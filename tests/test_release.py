@@ -68,7 +68,7 @@ def test_a_release_of_some_exercises_gives_the_ones_they_import_and_grades_only_
     assert sorted(path.name for path in (bundle / "grader").glob("test_*.py")) == ["test_attention.py"]
     assert [path.stem for path in (bundle / "grader" / "reference").glob("*.npz")] == ["attention"]
     readme = (bundle / "README.md").read_text()
-    assert "| given | `exercises/masking.py` |" in readme and "| 1 | `exercises/attention.py` |" in readme
+    assert "| given | `exercises/masking.py` |" in readme and "| 3 | `exercises/attention.py` |" in readme  # numbered as its lesson
     assert "exercises/model.py" not in readme and "reads 0/30," in readme
 
 
