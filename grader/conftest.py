@@ -358,15 +358,18 @@ def pytest_runtest_makereport(item, call):
 
 def _grade(item, call, report):
     """Turn one test's outcome into ``(outcome, message)``, rewriting `report` for the student."""
-    from grader.failures import GraderError, GradingFailure, failure_feedback
+    from grader.failures import GraderError, GradingFailure, failure_feedback, raising_stub
 
     if report.passed:
         return PASSED, ""
     error = call.excinfo.value if call.excinfo else None
     if isinstance(error, NotImplementedError):
+        stub = raising_stub(error)
+        elsewhere = stub and not stub.startswith(f"{_exercise(item)}.py ")
+        message = f"not attempted yet: it runs your {stub}, not written yet" if elsewhere else "not attempted yet"
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), None, "not attempted yet")
-        return NOT_ATTEMPTED, "not attempted yet"
+        report.longrepr = (str(item.path), None, message)
+        return NOT_ATTEMPTED, message
     settings = item.config.stash[SETTINGS]
     if isinstance(error, GraderError):
         return ERROR, f"the grader could not run this check: {error}"

@@ -13,6 +13,7 @@ Example:
 
 import linecache
 import os
+import pathlib
 import re
 
 from grader.feedback import Feedback, as_feedback
@@ -68,6 +69,23 @@ def describe_exception(error, folder):
         location = f" (raised inside {package}, with no line of your files on the way: look at what your code gave it)"
     message = re.sub(rf"{GRADED_PACKAGE}[0-9a-f]+\.", "", exception_message(error)).replace(f"{folder}{os.sep}", "")
     return f"{type(error).__name__}: {message}{location}"
+
+
+def raising_stub(error):
+    """``"model.py (GPT.__init__)"``: the exercise file, and its function, whose stub raised `error`
+    (a ``NotImplementedError``), or None. An exception re-raised from a student's process carries it."""
+    from grader.registry import COURSE
+
+    if hasattr(error, "student_description"):
+        return getattr(error, "raising_stub", None)
+    found, traceback = None, error.__traceback__
+    while traceback is not None:
+        code = traceback.tb_frame.f_code
+        path = pathlib.Path(code.co_filename)
+        if path.suffix == ".py" and path.stem in COURSE and path.parent.name != "grader":
+            found = f"{path.name} ({getattr(code, 'co_qualname', code.co_name)})"  # co_qualname: Python 3.11+
+        traceback = traceback.tb_next
+    return found
 
 
 KERAS_CALL_CONTEXT = re.compile(r"Exception encountered when calling .*?\n\n(?P<message>.*)\n\nArguments received by ",

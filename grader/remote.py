@@ -294,6 +294,7 @@ def _rebuilt_exception(error):
     except Exception:  # an exception type that needs other arguments
         rebuilt = _student_exception_class(name[:100])(message)
     rebuilt.student_description = str(error.get("description"))
+    rebuilt.raising_stub = str(error["stub"])[:200] if error.get("stub") else None
     return rebuilt
 
 

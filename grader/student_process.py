@@ -353,12 +353,13 @@ class Child:
 
     def describe(self, error):
         """What the grader needs to re-raise `error`: its type, message and place in the student's code."""
-        from grader.failures import describe_exception
+        from grader.failures import describe_exception, raising_stub
 
         return {
             "type": type(error).__name__,
             "message": str(error)[:2000],
             "description": describe_exception(error, self.folder)[:2000],
+            "stub": raising_stub(error) if isinstance(error, NotImplementedError) else None,
         }
 
 

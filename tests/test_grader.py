@@ -86,6 +86,15 @@ def test_an_untouched_stub_is_not_attempted_as_its_checks_would_find(tmp_path):
     assert outcomes == {"not attempted"}
 
 
+def test_a_check_waiting_on_another_unwritten_exercise_names_it(tmp_path):
+    folder = submission(tmp_path, {})
+    shutil.copy(ROOT / "exercises" / "model.py", folder / "model.py")  # training's last check trains model.py's GPT
+    report = grade(tmp_path, "--submission", str(folder), exercises=["training"])
+    [waiting] = [test for test in report["exercises"]["training"]["tests"] if test["outcome"] == "not attempted"]
+    assert waiting["message"] == "not attempted yet: it runs your model.py (GPT.__init__), not written yet"
+    assert report["exercises"]["training"]["points"] == MAXIMA["training"] - 2
+
+
 @pytest.mark.slow  # the whole course, graded in this process: minutes on JAX
 def test_recorded_reference_grades_solutions_fully(tmp_path):
     # The reversal checks never consult the reference; they run in the test above.
