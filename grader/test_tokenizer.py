@@ -119,7 +119,28 @@ def test_merges_match_reference(student, reference):
         if len(merges) != int(inputs["num_merges"]):  # the drawn texts always hold enough pairs
             raise GradingFailure(f"train_merges(text, {int(inputs['num_merges'])}) learnt {len(merges)} merges")
         check_matches(merges, expected["merges"], "train_merges",
-                      hint=lambda: closest_mistake(merges, expected, "merges", MERGES))
+                      hint=lambda: closest_mistake(merges, expected, "merges", MERGES) or tie_hint(merges, expected))
+
+
+def tie_hint(merges, expected):
+    """The first merge that differs, when it is another of the pairs tied for the highest count.
+
+    Live grading only: a recording keeps the merges and the ties as digests, which cannot be read
+    off (the ties of each step would give the merges away)."""
+    wanted, ties = expected["merges"], expected.get("merges>ties")
+    if not (isinstance(wanted, np.ndarray) and isinstance(ties, np.ndarray)) or merges.shape != wanted.shape:
+        return None
+    differing = np.flatnonzero(np.any(merges != wanted, axis=-1))
+    if not len(differing):
+        return None
+    step = int(differing[0])
+    tied = [tuple(pair) for pair in ties[step].tolist() if pair[0] >= 0]
+    if tuple(merges[step].tolist()) not in tied:
+        return None
+    return Feedback(f"train_merges: merge {step} is {tuple(merges[step].tolist())}, expected "
+                    f"{tuple(wanted[step].tolist())}; the pairs {tied} have the same count there",
+                    "your tie rule picks another of the pairs tied for the highest count (the first one counted?)",
+                    "the lesson's tie rule takes the greatest pair: max(counts, key=lambda pair: (counts[pair], pair))")
 
 
 def draw_encoding(rng, module):

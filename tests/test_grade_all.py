@@ -443,3 +443,12 @@ def test_a_hand_in_of_one_exercise_is_graded_with_the_given_code_of_what_it_impo
     for name, grade in grades.items():
         assert grade.status == GRADED and list(grade.exercises) == ["attention"], (name, grade.message, grade.log[-2000:])
         assert (grade.total, grade.exercises["attention"]["max"]) == (30, 30), (name, grade.log[-2000:])
+
+
+def test_a_class_folder_given_relative_to_the_working_folder_is_graded(tmp_path, monkeypatch):
+    hand_in = tmp_path / "class" / "ada"
+    hand_in.mkdir(parents=True)
+    shutil.copy(release.repository_root() / "solutions" / "masking.py", hand_in)
+    monkeypatch.chdir(tmp_path)
+    [grade] = batch.grade_all("class", grading_root=release.repository_root(), backend=CLASS_BACKEND, progress=False)
+    assert grade.status == GRADED and grade.total == grade.exercises["masking"]["max"] > 0, (grade.message, grade.log[-2000:])

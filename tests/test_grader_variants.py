@@ -219,6 +219,11 @@ MISTAKES = {
         "tokenizer.py", [("best = max(pair for pair, count in counts.items() if count == highest)",
                           "best = min(pair for pair, count in counts.items() if count == highest)")],
         "test_merges_match_reference", "tied with"),
+    # karpathy/minbpe (basic.py): `max(stats, key=stats.get)`, like `Counter.most_common(1)`, keeps the pair counted first
+    "the first pair counted among ties": (
+        "tokenizer.py", [("best = max(pair for pair, count in counts.items() if count == highest)",
+                          "best = max(counts, key=counts.get)")],
+        "test_merges_match_reference", "your tie rule picks another of the pairs tied"),
     "merges applied left to right": (
         "tokenizer.py", [("pair = min(zip(ids, ids[1:]), key=lambda pair: self.ranks.get(pair, len(self.ranks)))",
                           "pair = next((pair for pair in zip(ids, ids[1:]) if pair in self.ranks), None)")],
@@ -385,8 +390,16 @@ def test_the_recordings_give_a_mistake_the_message_of_the_live_reference(mistake
     for name in [name for name in sys.modules if name.startswith("grader.instructor")]:
         monkeypatch.setitem(sys.modules, name, None)  # the release has no instructor code: importing it fails
     recorded = feedback_of(check, students, exercise, folder, RecordedReference(ROOT / "grader" / "reference"))
-    assert recorded == live
     assert cause in live.at("full")
+    if mistake in LIVE_ONLY:  # the recording finds the mistake, and says only where
+        assert recorded.cause is None and recorded.at("full") == recorded.at("locate") != live.at("full")
+    else:
+        assert recorded == live
+
+
+LIVE_ONLY = {"the first pair counted among ties"}
+"""Mistakes only the live grader names (grader/README.md says why): the recording, a digest of the
+merges, cannot tell which pairs were tied at each step without giving the merges away."""
 
 
 def test_the_hints_option_sets_how_much_a_message_gives_away(tmp_path):

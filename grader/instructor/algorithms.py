@@ -286,9 +286,23 @@ def train_merges(text, num_merges, pattern, across_words=False, tie=max):
     `pattern` splits the text into pre-tokens; `across_words` counts pairs in the whole text
     instead; `tie` picks among the pairs of the highest count (the lesson's: the greatest).
     """
+    steps = merge_steps(text, num_merges, pattern, across_words, tie)
+    return np.asarray([best for best, _ in steps], "int64").reshape(-1, 2)
+
+
+def merge_ties(text, num_merges, pattern):
+    """``(num_merges, most tied, 2)`` int64: the pairs of the highest count at each merge of
+    `train_merges`, padded with -1 (one pair where there was no tie)."""
+    tied = [sorted(pairs) for _, pairs in merge_steps(text, num_merges, pattern)]
+    width = max((len(pairs) for pairs in tied), default=1)
+    return np.asarray([pairs + [(-1, -1)] * (width - len(pairs)) for pairs in tied], "int64").reshape(-1, width, 2)
+
+
+def merge_steps(text, num_merges, pattern, across_words=False, tie=max):
+    """``[(merge, the pairs tied at its count)]``: the merges of `train_merges`, each with its rivals."""
     words = collections.Counter([text] if across_words else pattern.findall(text))
     sequences = {word: list(word.encode("utf-8")) for word in words}
-    merges = []
+    steps = []
     for rank in range(num_merges):
         counts = collections.Counter()
         for word, ids in sequences.items():
@@ -297,10 +311,10 @@ def train_merges(text, num_merges, pattern, across_words=False, tie=max):
         if not counts:
             break
         highest = max(counts.values())
-        best = tie(pair for pair, count in counts.items() if count == highest)
-        merges.append(best)
-        sequences = {word: merged(ids, best, 256 + rank) for word, ids in sequences.items()}
-    return np.asarray(merges, "int64").reshape(-1, 2)
+        tied = [pair for pair, count in counts.items() if count == highest]
+        steps.append((tie(tied), tied))
+        sequences = {word: merged(ids, steps[-1][0], 256 + rank) for word, ids in sequences.items()}
+    return steps
 
 
 def merged(ids, pair, token):

@@ -166,8 +166,9 @@ def _gpt(inputs):
 
 def _merges(inputs):
     text, num_merges = str(inputs["text"]), int(inputs["num_merges"])
-    return _families("merges", families.MERGES,
-                     lambda family: algorithms.train_merges(text, num_merges, PRETOKEN_PATTERN, **MERGES[family]))
+    return {"merges>ties": algorithms.merge_ties(text, num_merges, PRETOKEN_PATTERN),
+            **_families("merges", families.MERGES,
+                        lambda family: algorithms.train_merges(text, num_merges, PRETOKEN_PATTERN, **MERGES[family]))}
 
 
 def _loss(inputs):

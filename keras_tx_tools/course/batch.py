@@ -130,7 +130,7 @@ def given_code(grading_root, exercise):
 
 def student_folders(submissions_dir):
     """The student folders (visible subdirectories) of `submissions_dir`, by name."""
-    submissions_dir = pathlib.Path(submissions_dir)
+    submissions_dir = pathlib.Path(submissions_dir).resolve()  # the graders run in another folder
     if not submissions_dir.is_dir():
         raise ValueError(f"submissions_dir must be a directory, got {str(submissions_dir)!r}")
     return sorted(
