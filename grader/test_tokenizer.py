@@ -184,7 +184,8 @@ def test_encode_reproduces_gpt2(student):
         if ids != expected:
             raise GradingFailure(Feedback(
                 f"with GPT-2's merges and byte ids, encode({text[:40]!r}...) gives {ids[:12]}..., GPT-2's ids are "
-                f"{expected[:12]}...", fix="use byte_ids for the bytes, and merge i makes token 256 + i"))
+                f"{expected[:12]}...", fix="apply the merges by rank (see test_encode_applies_merges_by_rank), use "
+                "byte_ids for the bytes, and merge i makes token 256 + i"))
         if tokenizer.decode(ids) != text:
             raise GradingFailure(f"with GPT-2's merges and byte ids, decode does not give back {text[:40]!r}...")
 
