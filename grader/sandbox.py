@@ -91,6 +91,10 @@ def _parents(path):
     return arguments
 
 
+STUDENT_TOOLS = ("keras_tx_tools/gpt2/__init__.py", "keras_tx_tools/gpt2/pytorch_bin.py")
+"""The project's files a lesson tells students to import (the capstone reads ``pytorch_model.bin``
+with `keras_tx_tools.gpt2.pytorch_bin`): the sandbox holds them too, read-only."""
+
 GRADER_IN_SANDBOX = pathlib.PurePosixPath("/grading/grader")
 """Where the sandboxed process sees the grader's `CHILD_MODULES` (read-only), and its ``checkpoints/``."""
 
@@ -104,6 +108,9 @@ def _sandboxed(command, backend):
         mounts += ["--ro-bind", str(GRADER / name), str(GRADER_IN_SANDBOX / name)]
     if (GRADER / "checkpoints").is_dir():  # the capstone's GPT-2 checkpoints, which the student's code reads
         mounts += ["--ro-bind", str(GRADER / "checkpoints"), str(GRADER_IN_SANDBOX / "checkpoints")]
+    for name in (name for name in STUDENT_TOOLS if (GRADER.parent / name).is_file()):  # as the lessons ask
+        mounts += [*_parents(str(GRADER_IN_SANDBOX.parent / name)), "--ro-bind", str(GRADER.parent / name),
+                   str(GRADER_IN_SANDBOX.parent / name)]
     cache = cache_folder() if backend == "jax" else None
     if cache is not None:
         with contextlib.suppress(OSError):  # the grader fills it (`grader.compilation.use_compilation_cache`)
