@@ -78,7 +78,7 @@ def test_a_release_of_the_exercise_grades_its_stub_0_and_its_solution_10(course,
     bundle = tmp_path / "bundle"
     _run([sys.executable, "-m", "keras_tx_tools", "release", str(bundle), "--exercises", "rms_norm"], course, course)
     assert sorted(path.name for path in (bundle / "exercises").glob("*.py")) == ["__init__.py", "rms_norm.py"]
-    assert "| 1 | `exercises/rms_norm.py` | RMSNorm, a LayerNorm without the mean | 10 |" in (bundle / "README.md").read_text()
+    assert "| 9 | `exercises/rms_norm.py` | RMSNorm, a LayerNorm without the mean | 10 |" in (bundle / "README.md").read_text()
     grade = [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "--grade-json"]
     output = _run([*grade, str(tmp_path / "stub.json")], bundle, bundle)
     assert "not attempted yet" in output

@@ -130,7 +130,8 @@ def released_links(text, page, outdir, course):
     links that file, the course page the README, a lesson its exercise file; a link to what the
     release does not hold is left as plain text."""
     files = {"lessons/index.md": "README.md", **site.PAGES,
-             **{site.lesson_page(exercise.name): f"exercises/{exercise.file}" for exercise in course}}
+             **{site.lesson_page(exercise.name): f"exercises/{exercise.file}" for exercise in course
+                if exercise.name in site.COURSE}}  # the site's lessons: an exercise added to a course has none
     folder = outdir / page.parent
 
     def resolved(match):

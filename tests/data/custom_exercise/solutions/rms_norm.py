@@ -1,4 +1,4 @@
-"""Exercise 5: RMSNorm, a LayerNorm without the mean.
+"""Exercise 9: RMSNorm, a LayerNorm without the mean.
 
 Lesson
 ======
