@@ -43,8 +43,9 @@ or no pair is left.
 
 4. Training fast: count once, then update
 -----------------------------------------
-Recounting every pair after every merge costs (pairs in the text) x (merges): minutes for 500
-merges on 100 kB in Python. But a merge changes only the pre-tokens that hold the merged pair,
+Recounting every pair after every merge costs (pairs in the text) x (merges): many seconds for
+500 merges on 100 kB in Python, even counting each distinct pre-token once, and minutes over
+every occurrence. But a merge changes only the pre-tokens that hold the merged pair,
 usually a few percent of them. Keep the counts, and an index from each pair to the pre-tokens
 that hold it; after a merge, for each pre-token holding the pair, subtract the counts of its
 old pairs, merge, and add the counts of its new pairs::
@@ -56,6 +57,12 @@ old pairs, merge, and add the counts of its new pairs::
         for pair in zip(new_word, new_word[1:]):
             counts[pair] += frequency[word]
             words_with[pair].add(new_word)
+
+The snippet leaves out three pieces of bookkeeping, each of which you need. The merged
+pre-token replaces the old one: move its frequency from ``word`` to ``new_word``. The index may
+still name pre-tokens merged away by an earlier merge: skip a ``word`` no longer in
+``frequency``. And a pair whose count falls to 0 is gone: drop it from ``counts`` (the merged
+pair ``best`` among them), so that the next ``max`` never picks it.
 
 That makes 500 merges on 100 kB a matter of a second or two (the grader gives it a generous
 limit and tells you when it runs out).
