@@ -406,7 +406,16 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.section("grade")
         for line in settings.gradebook.table():
             terminalreporter.write_line(line)
-        terminalreporter.write_line(f"reproduce this run with: pytest grader --seed {settings.seed}")
+        terminalreporter.write_line(f"reproduce this run with: {_reproducing_command(config, settings)}")
+
+
+def _reproducing_command(config, settings):
+    """``pytest grader --seed N``, with the options that choose what was graded and how it was told."""
+    option = config.option
+    words = ["pytest grader", f"--seed {settings.seed}"]
+    words += ["--solutions"] if option.solutions else [f"--submission {option.submission}"] if option.submission else []
+    words += [f"--hints {option.hints}"] if option.hints != "full" else []
+    return " ".join(words)
 
 
 def pytest_sessionfinish(session, exitstatus):

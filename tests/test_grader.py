@@ -106,9 +106,10 @@ def test_recorded_reference_grades_solutions_fully(tmp_path):
 def test_command_line_on_stubs_prints_the_table_and_exits_zero(tmp_path):
     report = tmp_path / "report.json"
     command = [sys.executable, "-m", "pytest", "grader", "-p", "no:cacheprovider", "--reference", "recorded",
-               "--seed", "7", "--grade-json", str(report)]
+               "--seed", "7", "--hints", "cause", "--grade-json", str(report)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:]
+    assert "reproduce this run with: pytest grader --seed 7 --hints cause\n" in result.stdout
     assert result.stdout.count("not attempted yet") >= len(MAXIMA)
     assert re.search(rf"^total +0/{TOTAL}$", result.stdout, re.MULTILINE), result.stdout[-2000:]
     assert json.loads(report.read_text())["seed"] == 7
