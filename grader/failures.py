@@ -82,7 +82,7 @@ def raising_stub(error):
     while traceback is not None:
         code = traceback.tb_frame.f_code
         path = pathlib.Path(code.co_filename)
-        if path.suffix == ".py" and path.stem in COURSE and path.parent.name != "grader":
+        if path.suffix == ".py" and path.stem in COURSE:
             found = f"{path.name} ({getattr(code, 'co_qualname', code.co_name)})"  # co_qualname: Python 3.11+
         traceback = traceback.tb_next
     return found

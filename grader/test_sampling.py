@@ -13,6 +13,11 @@ import pytest
 from grader.checks import GradingFailure, check_close, check_shape, is_close, tensor, to_numpy
 from grader.feedback import Feedback
 
+TEMPERATURE_FIX = "it divides the logits, before it: softmax(logits / T)"
+"""The fix of every temperature applied after the softmax."""
+KEEP_THE_MOST_LIKELY = "the most likely token is always kept (the tokens before it hold 0 < p)"
+"""The fix of every top-p that keeps nothing where one token holds more than p."""
+
 VOCAB = 9
 ROWS = 4
 TEMPERATURES = (0.0, 0.5, 1.0, 2.0)
@@ -88,7 +93,7 @@ def scaled_after_softmax_hint(mine, what, setting):
     if np.allclose(mine.sum(axis=-1), 1 / temperature, rtol=1e-4):
         return Feedback(f"{what}: your rows sum to 1 / temperature",
                         "the temperature is applied after the softmax: it divides the probabilities",
-                        "it divides the logits, before it: softmax(logits / T)")
+                        TEMPERATURE_FIX)
     return None
 
 
@@ -121,7 +126,7 @@ def temperature_hint(mine, expected, what, setting, actual, reference):
         divided = "" if is_close(mine, at_one) else " divided by the temperature"
         return Feedback(f"{what} equals the distribution at temperature 1{divided}",
                         "the temperature is applied after the softmax",
-                        "it divides the logits, before it: softmax(logits / T)")
+                        TEMPERATURE_FIX)
     if temperature == 0:
         return Feedback(f"{what} is not a one-hot row on the most likely token", "temperature 0 is greedy",
                         "one_hot(argmax(logits)), the first of tied maxima")
@@ -157,15 +162,15 @@ def dominant_hint(mine, expected, what, setting, actual, reference):
     if not np.all(np.isfinite(mine)):
         return Feedback(f"{what} holds NaN where the most likely token alone holds more than p",
                         "your top-p keeps nothing, so every logit is -inf",
-                        "the most likely token is always kept (the tokens before it hold 0 < p)")
+                        KEEP_THE_MOST_LIKELY)
     if np.any(mine.max(axis=-1) < 1 - 1e-4) and not np.any(np.all(mine == 0, axis=-1)):
         if np.all(np.isclose(mine, 1 / mine.shape[-1])) or np.any(np.all(np.isclose(mine, mine[:, :1]), axis=-1)):
             return Feedback(f"{what} is uniform where the most likely token alone holds more than p",
                             "your top-p keeps nothing, so every logit is masked",
-                            "the most likely token is always kept (the tokens before it hold 0 < p)")
+                            KEEP_THE_MOST_LIKELY)
     if np.any(np.all(mine == 0, axis=-1)):
         return Feedback(f"{what} has rows of zeros where the most likely token alone holds more than p",
-                        "your top-p keeps nothing", "the most likely token is always kept (the tokens before it hold 0 < p)")
+                        "your top-p keeps nothing", KEEP_THE_MOST_LIKELY)
     return dropped_or_added(mine > 0, expected > 0, what)
 
 

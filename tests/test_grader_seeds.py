@@ -62,8 +62,12 @@ def test_every_seed_gives_a_mistake_the_same_verdicts(case, tmp_path):
 
 
 def graded_with(exercise):
-    """`exercise` and the exercises whose checks run its code, in the course's order."""
-    return [name for name in COURSE.names if name == exercise or exercise in COURSE[name].depends]
+    """`exercise` and the exercises whose checks use its code: those that depend on it, directly or not."""
+    users = {exercise}
+    for later in COURSE:  # in course order: a dependency comes before the exercises that use it
+        if users & set(later.depends):
+            users.add(later.name)
+    return [name for name in COURSE.names if name in users]
 
 
 def grade(function, students, exercise, name, seed, worth, folder):
