@@ -210,3 +210,30 @@ def test_the_exercises_loss_and_schedule_train_as_the_tools_own():
     for schedule in (own, keras_own):
         np.testing.assert_allclose([float(schedule(step)) for step in steps], [float(tools(step)) for step in steps],
                                    rtol=1e-5, atol=1e-9)
+
+
+def test_the_course_gpt_starts_from_the_librarys_initialisation(finished):
+    """Trained by the tools, the course's GPT starts as the library's: normal(0.02), the residual branches'
+    last projections narrower by sqrt(2 * num_layers), biases zero. Keras' defaults start far wider."""
+    from keras_tx_tools.training.course_model import CourseGPT
+
+    model = CourseGPT("exercises", vocab_size=64, max_length=32, embed_dim=64, num_heads=2, num_layers=2, ff_dim=256)
+    model.initialise_like_gpt2()
+    gpt = model.gpt
+    std = lambda variable: float(np.std(np.asarray(variable.numpy())))  # noqa: E731
+    for matrix in (gpt.embedding.token_embedding.embeddings, gpt.lm_head.kernel,
+                   gpt.blocks[1].attention.query_dense.kernel, gpt.blocks[0].ffn_in.kernel):
+        assert std(matrix) == pytest.approx(0.02, rel=0.1)
+    for matrix in (gpt.blocks[0].attention.output_dense.kernel, gpt.blocks[1].ffn_out.kernel):
+        assert std(matrix) == pytest.approx(0.01, rel=0.1)
+    assert not np.any(np.asarray(gpt.blocks[0].ffn_in.bias.numpy()))
+
+
+def test_a_course_gpt_with_other_names_keeps_keras_initialisation_and_says_why(finished):
+    edit(pathlib.Path("exercises/model.py"), "self.ffn_out = ", "self.feed_forward_out = ")
+    edit(pathlib.Path("exercises/model.py"), "self.ffn_out(", "self.feed_forward_out(")
+    from keras_tx_tools.training.course_model import CourseGPT
+
+    model = CourseGPT("exercises", vocab_size=8, max_length=4, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16)
+    with pytest.warns(UserWarning, match=r"exercises/model.py keeps Keras' initialisation: .*blocks\.0\.ffn_out"):
+        model.initialise_like_gpt2()

@@ -51,6 +51,7 @@ import importlib.util
 import inspect
 import pathlib
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -242,6 +243,36 @@ class CourseGPT(keras.Model):
     def call(self, token_ids):
         return self.gpt(token_ids)
 
+    def initialise_like_gpt2(self):
+        """Builds the model and gives it the library's initialisation, GPT-2's, for a fair race with the library's GPT.
+
+        Keras' defaults (Glorot for `Dense`, uniform for `Embedding`) start
+        wider than GPT-2's normal(0.02), so the same network learns at another
+        pace. Like nanoGPT's `_init_weights`, this draws every matrix named in
+        the lesson again: normal(0.02), and the two projections that end a
+        residual branch (`attention.output_dense`, `ffn_out`) narrower by
+        `sqrt(2 * num_layers)`, as there are that many of them in the sum.
+        Biases and the LayerNorms keep Keras' zeros and ones. A model whose
+        layers have other names keeps Keras' initialisation, and a warning
+        says which name is missing.
+        """
+        self(np.zeros((1, min(2, self.max_length)), dtype="int32"))  # two tokens: a softmax over one warns
+        normal = keras.initializers.RandomNormal(stddev=0.02)
+        residual = keras.initializers.RandomNormal(stddev=0.02 / np.sqrt(2 * self.num_layers))
+        names = ["embedding.token_embedding.embeddings", "embedding.position_embedding.embeddings", "lm_head.kernel"]
+        for index in range(self.num_layers):
+            block = f"blocks.{index}."
+            names += [f"{block}attention.{dense}_dense.kernel" for dense in ("query", "key", "value", "output")]
+            names += [f"{block}ffn_in.kernel", f"{block}ffn_out.kernel"]
+        try:
+            variables = [(name, _attribute(self.gpt, name)) for name in names]
+        except (AttributeError, IndexError, TypeError) as missing:
+            warnings.warn(f"{self.source}/model.py keeps Keras' initialisation: {missing}", stacklevel=2)
+            return
+        for name, variable in variables:
+            initializer = residual if name.endswith(("output_dense.kernel", "ffn_out.kernel")) else normal
+            variable.assign(initializer(variable.shape, dtype=variable.dtype))
+
     def generate(self, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None):
         """Extends each prompt of `prompt_ids` `(B, T)` by `max_new_tokens` tokens; a NumPy `(B, T + max_new_tokens)`.
 
@@ -293,6 +324,19 @@ class CourseGPT(keras.Model):
             "max_length": self.max_length, "embed_dim": self.embed_dim, "num_heads": self.num_heads,
             "num_layers": self.num_layers, "ff_dim": self.ff_dim,
         }
+
+
+def _attribute(gpt, name):
+    """`gpt`'s attribute at the dotted `name`, where a number indexes a list: `"blocks.0.ffn_in.kernel"`."""
+    found = gpt
+    for part in name.split("."):
+        if part.isdigit():
+            found = found[int(part)]
+        elif hasattr(found, part):
+            found = getattr(found, part)
+        else:
+            raise AttributeError(f"the GPT has no `{name}` (no `{part}`)")
+    return found
 
 
 def _sampler(source, temperature, top_k, top_p, seed):

@@ -349,13 +349,16 @@ def total_steps(config, data):
 
 
 def _gpt(config, vocab_size, max_length, source):
-    """The library's GPT, or with `source` `"exercises"` or `"solutions"` the course's own (which has no dropout)."""
+    """The library's GPT, or with `source` `"exercises"` or `"solutions"` the course's own (which has no dropout),
+    initialised as the library's."""
     shape = dict(
         vocab_size=vocab_size, max_length=max_length, embed_dim=config["embed_dim"],
         num_heads=config["num_heads"], num_layers=config["num_layers"],
     )
     if source != "library":
-        return CourseGPT(source, **shape, ff_dim=config["ff_dim"] or 4 * config["embed_dim"])
+        model = CourseGPT(source, **shape, ff_dim=config["ff_dim"] or 4 * config["embed_dim"])
+        model.initialise_like_gpt2()
+        return model
     from keras_tx.gpt import GPT
 
     return GPT(**shape, ff_dim=config["ff_dim"], dropout=config["dropout"])
