@@ -72,7 +72,12 @@ own input trains on ``fit(token_ids, token_ids)``::
     model.fit(token_ids, token_ids, batch_size=32)
 
 ``keras-tx train TASK --model exercises`` trains your GPT with your `next_token_loss` and
-`WarmupCosine` once you have written them.
+`WarmupCosine` once you have written them. It first draws your GPT's matrices again as GPT-2
+does, and as the library's GPT starts: normal with standard deviation 0.02, and the two
+projections that end a residual branch (``attention.output_dense``, ``ffn_out``) narrower
+by ``sqrt(2 * num_layers)``, as ``2 * num_layers`` of them add up in the residual stream.
+Keras' defaults start wider; at this size they even learn a little faster, but then your
+validation loss could not be compared with the library's at the same settings.
 """
 
 import math
