@@ -39,6 +39,12 @@ The two usual slips: swapping sine and cosine (sine goes in the *even* columns),
 the exponent as ``i / dim`` instead of ``2i / dim`` (the frequencies must fall by a factor
 10000 across the whole width, not across half of it).
 
+The width is normally even, so that every sine has its cosine. For an odd ``dim`` the formula
+still says what each column holds: the last column, ``dim - 1``, is even, so it is the sine
+``sin(p / 10000 ** ((dim - 1) / dim))``, and its cosine partner, which would be column
+``dim``, is left out. (That is not the first ``dim`` columns of the ``dim + 1`` table: the
+exponents divide by ``dim``.) The grader checks even widths only.
+
 3. The layer
 ------------
 ``TokenAndPositionEmbedding`` owns two ``Embedding`` sublayers, named exactly
@@ -63,12 +69,16 @@ def sinusoidal_position_encoding(length, dim):
 
     Returns:
         A ``(length, dim)`` float32 tensor with ``PE[p, 2i] = sin(p / 10000**(2i/dim))`` and
-        ``PE[p, 2i+1] = cos(p / 10000**(2i/dim))``.
+        ``PE[p, 2i+1] = cos(p / 10000**(2i/dim))``. For an odd `dim` the last column,
+        ``dim - 1``, is a sine without its cosine: ``sin(p / 10000**((dim-1)/dim))``. The grader
+        uses even widths only.
 
     Example:
         >>> table = sinusoidal_position_encoding(4, 6)
         >>> tuple(table.shape)
         (4, 6)
+        >>> tuple(sinusoidal_position_encoding(4, 5).shape)  # odd: the last column is a sine
+        (4, 5)
     """
     raise NotImplementedError("Exercise: write this part (the docstring and the lesson at the top of the file explain it)")
 

@@ -91,12 +91,17 @@ here, a number in GPT-2's). The ``\\s+(?!\\S)`` part leaves the last space of a 
 word, so " world" keeps its space. GPT-2 learnt 50,000 merges on 40 GB of web text with this
 rule; its files ``vocab.json`` (token -> id) and ``merges.txt`` (the merges in rank order) show
 each byte as a printable character (a space is "Ġ") and number the bytes in their own order,
-but every merged token's id is ``256 + rank``, as here. `keras_tx_tools.gpt2.bpe_files` reads
-them into this exercise's form, so your tokenizer speaks GPT-2::
+but every merged token's id is ``256 + rank``, as here. ``read_gpt2_bpe`` from
+`keras_tx_tools.gpt2.bpe_files` reads them into this exercise's form: it returns
+``(byte_ids, merges)``, and `BytePairTokenizer` takes the merges first, so name the two
+rather than unpacking them straight into the call. Then your tokenizer speaks GPT-2 (the
+course ships GPT-2's two files in ``datasets/gpt2``; run this from the course folder)::
 
     from keras_tx_tools.gpt2.bpe_files import read_gpt2_bpe
-    gpt2 = BytePairTokenizer(*read_gpt2_bpe("datasets/gpt2"))
+    byte_ids, merges = read_gpt2_bpe("datasets/gpt2")
+    gpt2 = BytePairTokenizer(merges, byte_ids)
     gpt2.encode("Hello world")   # [15496, 995], GPT-2's own ids
+    gpt2.decode([15496, 995])    # 'Hello world'
 """
 
 import collections

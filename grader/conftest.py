@@ -289,6 +289,13 @@ def students(graded):
 
 
 @pytest.fixture
+def references(graded):
+    """``references(exercise, case, draw_inputs, run)``: the cases of any exercise, for a check whose
+    failure may come from another exercise's code (see `grader.test_model.gpt_differs`)."""
+    return graded.reference.cases
+
+
+@pytest.fixture
 def reference(request, graded):
     """``reference(case, draw_inputs, run) -> [(inputs, expected)]`` for the exercise under test.
 

@@ -182,11 +182,21 @@ def assign_weights(layer, kind, weights):
         shapes = [tuple(w.shape) for w in leaf.get_weights()]
         expected = [tuple(w.shape) for w in weights.get(path, [])]
         if shapes != expected:
-            raise GradingFailure(
-                f"`{path}` holds weights of shapes {shapes}, expected {expected}: "
-                "check its size and whether it has a bias"
-            )
+            raise GradingFailure(_shape_feedback(path, shapes, expected))
         leaf.set_weights(weights[path])
+
+
+def _shape_feedback(path, shapes, expected):
+    """Why sublayer `path` holds weights of `shapes` where `expected`: a kernel of the right width built on
+    inputs of another width was fed the wrong thing; anything else is the sublayer's own size or bias."""
+    kernel, wanted = (shapes or [()])[0], (expected or [()])[0]
+    if len(kernel) == 2 == len(wanted) and kernel[1] == wanted[1] and kernel[0] != wanted[0]:
+        return Feedback(f"`{path}` was built on inputs {kernel[0]} wide, expected {wanted[0]}",
+                        "its size is right, but what your code feeds it has another last axis",
+                        "check the steps that compute its input (for an attention's output_dense: split_heads "
+                        "and merge_heads, whose own checks come first)")
+    return Feedback(f"`{path}` holds weights of shapes {shapes}, expected {expected}",
+                    fix="check its size and whether it has a bias")
 
 
 def _build_unused(leaf, weights):

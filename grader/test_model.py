@@ -91,6 +91,10 @@ def test_block_sublayers(student, rngs):
         check_block_sublayers(dict(leaf_layers(block, "TransformerBlock")), "", embed_dim, ff_dim)
 
 
+OTHER_WIRING = Feedback(cause="the sublayers are connected otherwise", fix="check how TransformerBlock.call connects them")
+"""A block whose sublayers all match the reference's while its output does not, and no known wiring mistake fits."""
+
+
 @pytest.mark.points(6)
 def test_block_matches_reference(student, reference):
     for inputs, expected in reference("block", draw_block, run_block):
@@ -99,7 +103,8 @@ def test_block_matches_reference(student, reference):
         output = to_numpy(block(tensor(inputs["x"]), mask), "TransformerBlock")
         check_close(output, expected["output"], "TransformerBlock's output", hint=lambda: (
             first_divergence(block, block_steps(), expected, None, mask, **ATTENTION_SIZES)
-            or closest_mistake(output, expected, "output", BLOCK)))
+            or closest_mistake(output, expected, "output", BLOCK)
+            or OTHER_WIRING.located("every sublayer matches on the reference's inputs, but the block's output differs")))
 
 
 def draw_gpt(rng, module):
@@ -119,6 +124,30 @@ def built_gpt(module, inputs):
 
 def run_gpt(module, inputs):
     return {"logits": to_numpy(built_gpt(module, inputs)(tensor(inputs["token_ids"])), "GPT")}
+
+
+def gpt_differs(references, model):
+    """Feedback naming model.py when the student's GPT (`model`: their model module) computes other logits
+    than the reference's on this exercise's own case: the cause of a failure in a later exercise that runs it.
+
+    None when it matches, and where the run has no case of the model exercise (a release without it, whose
+    model.py is given finished).
+    """
+    try:
+        cases = references("model", "gpt", draw_gpt, run_gpt)
+    except (FileNotFoundError, KeyError):
+        return None
+    for inputs, expected in cases:
+        if "logits" not in expected:
+            return None
+        try:
+            logits = to_numpy(built_gpt(model, inputs)(tensor(inputs["token_ids"])), "GPT")
+        except Exception:  # noqa: BLE001 -- any failure of the GPT itself is the finding
+            logits = None
+        if logits is None or not is_close(logits, expected["logits"]):
+            return Feedback(cause="this check runs your GPT of model.py (exercise 4), which does not compute the "
+                                  "reference's logits", fix="make model.py's checks pass first")
+    return None
 
 
 def draw_gpt_sizes(rng):
@@ -187,8 +216,7 @@ def block_wiring_hint(model, expected, mask):
     for index, block in enumerate(model.blocks):
         output = to_numpy(block(tensor(streams[index]), mask), "TransformerBlock")
         if not is_close(output, streams[index + 1]):
-            mistake = closest_mistake(output, expected, f"blocks.{index}>out", BLOCK) or Feedback(
-                cause="the sublayers are connected otherwise", fix="check how TransformerBlock.call connects them")
+            mistake = closest_mistake(output, expected, f"blocks.{index}>out", BLOCK) or OTHER_WIRING
             return mistake.located(f"blocks.{index}: every sublayer matches on the reference's inputs, "
                                    "but the block's output differs")
     return None

@@ -8,7 +8,8 @@ from grader.checks import GradingFailure, check_close, is_close, tensor, to_nump
 from grader.families import LOSS, SCHEDULE, closest_mistake
 from grader.feedback import Feedback
 from grader.reference import FIXED_SEED, check_matches, draw_distinct, seed_keras
-from grader.test_model import REVERSAL_HALF, REVERSAL_SIZES, REVERSAL_STEPS, build_optimizer, reversal_sequences
+from grader.test_model import (REVERSAL_HALF, REVERSAL_SIZES, REVERSAL_STEPS, build_optimizer, gpt_differs,
+                               reversal_sequences)
 
 PAD = 0
 """The padding id of the padded loss checks."""
@@ -161,7 +162,7 @@ def test_schedule_serialises(student, rngs):
 
 
 @pytest.mark.points(2)
-def test_trains_your_gpt_on_reversal(student, students):
+def test_trains_your_gpt_on_reversal(student, students, references):
     """Your GPT, your loss and your schedule learn to reverse sequences (the reversal check of model.py)."""
     seed_keras(FIXED_SEED, "reversal")  # the same data and initial weights in every run
     rng = np.random.default_rng(FIXED_SEED)
@@ -183,10 +184,11 @@ def test_trains_your_gpt_on_reversal(student, students):
         raise GradingFailure(Feedback("trained with your loss, your GPT predicts each position's own input token",
                                       "the targets are not shifted by one"))
     if second_half < 0.9:
-        raise GradingFailure(Feedback(
-            f"trained with your loss and schedule on the reversal task, your GPT predicts only {second_half:.0%} of "
-            "the reversed second half (the reference gets over 90%)",
-            fix="check the loss and the schedule against the lesson (and model.py's reversal check)"))
+        where = (f"trained with your loss and schedule on the reversal task, your GPT predicts only {second_half:.0%} "
+                 "of the reversed second half (the reference gets over 90%)")
+        model_hint = gpt_differs(references, students["model"])
+        raise GradingFailure(Feedback(where, model_hint.cause, model_hint.fix) if model_hint else Feedback(
+            where, fix="check the loss and the schedule against the lesson (and model.py's reversal check)"))
     if first_half > 1 / REVERSAL_SIZES["vocab_size"] + 0.15:
         raise GradingFailure(Feedback(
             f"trained on the reversal task, your GPT predicts {first_half:.0%} of the random first half",

@@ -10,6 +10,14 @@ logits of the last position (exercise 6), append it, and run the whole, longer s
 ``generate_uncached`` does exactly that. It is correct and wasteful: the ``n``-th step recomputes
 the keys, values and outputs of all ``n`` earlier positions, although none of them has changed.
 
+Neither loop of this exercise crops the sequence to the model's last ``max_length`` tokens (a
+sliding window, as nanoGPT's ``generate`` does): the whole sequence goes through the model, so
+it must fit. The last token sampled is never fed back, so the longest sequence the model reads
+is ``prompt length + max_new_tokens - 1`` tokens, and that must be at most ``max_length``, the
+rows of the position table. Beyond it there is no position embedding to look up: under
+PyTorch the lookup raises an ``IndexError``, under JAX it silently returns NaNs. Checking
+the lengths is the caller's job; the grader's prompts and lengths always fit.
+
 2. Why the past does not change
 -------------------------------
 The causal mask stops a position from seeing later ones, so the key and value that a block
@@ -219,7 +227,19 @@ def generate(model, prompt_ids, max_new_tokens, temperature=0.0, top_k=None, top
 def generate_uncached(model, prompt_ids, max_new_tokens, temperature=0.0, top_k=None, top_p=None, seed=None):
     """`generate` without a cache: the whole sequence through the model at every step.
 
-    Lesson: section 1.
+    Lesson: section 1. The arguments and the result are `generate`'s.
+
+    The sequence is never cropped: at the last step the model reads all
+    ``P + max_new_tokens - 1`` tokens (the last one sampled is not fed back), which must be at
+    most the model's ``max_length``; a longer one has no position embedding (PyTorch raises an
+    ``IndexError``, JAX silently returns NaNs). Neither this function nor `generate` checks it.
+    The grader stays within ``max_length``: a prompt of 5 tokens and 4 new ones, with
+    ``max_length=13``.
+
+    Example:
+        >>> model = GPT(vocab_size=10, max_length=8, embed_dim=16, num_heads=2, num_layers=2, ff_dim=32)
+        >>> tuple(generate_uncached(model, ops.ones((1, 3), "int32"), max_new_tokens=6).shape)  # reads 3 + 6 - 1 = 8
+        (1, 9)
     """
     ### BEGIN SOLUTION
     tokens = ops.cast(prompt_ids, "int32")

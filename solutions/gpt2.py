@@ -46,6 +46,14 @@ A LayerNorm's ``.weight`` is Keras' ``gamma`` and its ``.bias`` is ``beta``; a d
 ``.weight`` is the ``kernel`` and ``.bias`` the ``bias``. ``layer.set_weights([...])`` takes
 the arrays in the order of ``layer.weights``: ``[gamma, beta]`` or ``[kernel, bias]``.
 
+**Build the model first.** A Keras layer creates its weights the first time it is called, so
+a ``GPT`` just constructed has none yet, and ``set_weights`` on one of its layers fails ("the
+layer was expecting 0 weights"). Call the model once on a dummy batch of ids,
+``model(np.zeros((1, 2), "int32"))``: that creates the weights of every sublayer, which you
+then overwrite. ``gpt2_model`` hands ``load_gpt2`` a model it has just constructed (the
+grader hands it one it has already called), so ``load_gpt2`` makes this call itself, before
+setting any weight; calling a built model once more changes nothing.
+
 4. The three details
 --------------------
 * **Conv1D's layout.** GPT-2's dense layers are ``Conv1D`` modules whose weight is stored
@@ -79,24 +87,32 @@ with the reference's within 1e-4, and your greedy continuation (exercise 7) toke
 
 7. Next, with internet access
 -----------------------------
-Fetch GPT-2 (124M parameters, 0.5 GB) and its tokenizer, then let your own code write::
+Fetch GPT-2 (124M parameters, 0.5 GB) and its tokenizer files, then let your own code write::
 
-    pip install huggingface_hub tokenizers
-    huggingface-cli download gpt2 config.json model.safetensors vocab.json merges.txt --local-dir gpt2
+    pip install huggingface_hub
+    hf download gpt2 config.json model.safetensors vocab.json merges.txt --local-dir gpt2
 
-and in Python, from the course folder::
+(``hf`` is the command of current ``huggingface_hub`` releases; older ones call it
+``huggingface-cli download``, with the same arguments.) Then in Python, from the course
+folder, with your tokenizer of exercise 0 reading GPT-2's ``vocab.json`` and ``merges.txt``
+(its lesson, section 6), your GPT-2 reader of this exercise, and your sampler and cached
+generation of exercises 6 and 7::
 
-    from tokenizers import ByteLevelBPETokenizer
+    from keras import ops
+    from keras_tx_tools.gpt2.bpe_files import read_gpt2_bpe
     from exercises.generation import generate
     from exercises.gpt2 import gpt2_model
-    from keras import ops
-    tokenizer = ByteLevelBPETokenizer("gpt2/vocab.json", "gpt2/merges.txt")
+    from exercises.tokenizer import BytePairTokenizer
+    byte_ids, merges = read_gpt2_bpe("gpt2")
+    tokenizer = BytePairTokenizer(merges, byte_ids)
     model = gpt2_model("gpt2")
-    prompt = ops.convert_to_tensor([tokenizer.encode("The meaning of life is").ids])
+    prompt = ops.convert_to_tensor([tokenizer.encode("The meaning of life is")])
     tokens = generate(model, prompt, 30, temperature=0.8, top_k=40, seed=0)
     print(tokenizer.decode(ops.convert_to_numpy(tokens)[0].tolist()))
 
-Every layer that writes that English is yours.
+The prompt and the new tokens must fit in GPT-2's 1,024 positions (exercise 7). Every layer
+that writes that English is yours, from the first byte-pair merge to the last sampled token;
+``read_gpt2_bpe`` only reads the two files.
 """
 
 import json
@@ -157,7 +173,8 @@ def gpt2_model(checkpoint_dir):
 def load_gpt2(model, checkpoint_dir):
     """Copy the GPT-2 checkpoint in `checkpoint_dir` into `model`, your GPT of the same sizes.
 
-    Lesson: sections 3 to 5.
+    Lesson: sections 3 to 5. `model` may not be built yet: call it once on a dummy batch of
+    ids, which creates its weights, before setting any of them (section 3).
     """
     ### BEGIN SOLUTION
     _, arrays = read_gpt2_checkpoint(checkpoint_dir)

@@ -71,6 +71,13 @@ own input trains on ``fit(token_ids, token_ids)``::
                   loss=next_token_loss)
     model.fit(token_ids, token_ids, batch_size=32)
 
+Used as ``loss=`` in ``compile``, your function does not receive the ids as you passed them:
+Keras wraps it in a ``Loss`` that converts ``y_true`` to the loss's dtype, float32, before
+calling it. So cast the ids to an integer dtype (``ops.cast(token_ids, "int32")``) before
+using them as indices into the log-probabilities (``ops.take_along_axis`` wants integer
+indices) or comparing them with `pad_id`. Float32 holds every integer up to 2**24 exactly, so
+no id of a real vocabulary is changed by the round trip.
+
 ``keras-tx train TASK --model exercises`` trains your GPT with your `next_token_loss` and
 `WarmupCosine` once you have written them. It first draws your GPT's matrices again as GPT-2
 does, and as the library's GPT starts: normal with standard deviation 0.02, and the two
@@ -92,7 +99,9 @@ def next_token_loss(token_ids, logits, pad_id=None):
     Lesson: sections 1 to 3.
 
     Args:
-        token_ids: ``(B, T)`` integer ids of the sequences the model read.
+        token_ids: ``(B, T)`` ids of the sequences the model read: integers, or floats holding
+            integers (Keras hands a loss given to ``compile`` its targets as float32; lesson,
+            section 5), so cast them to an integer dtype before indexing with them.
         logits: ``(B, T, V)`` scores the model gave, any float dtype.
         pad_id: the padding id; targets equal to it are ignored. None: no padding.
 

@@ -42,6 +42,7 @@ def run_check(function, students, exercise, name, seed, against=None):
     does on `seed`, with the live reference of `seed` or the reference `against`."""
     arguments = {"student": students[exercise], "students": students, "rngs": check_rngs(seed, name),
                  "reference": functools.partial((against or reference(seed)).cases, exercise),
+                 "references": (against or reference(seed)).cases,
                  "request": None}  # pytest's own: a check that prints to the terminal takes it
     seed_keras(seed, name)
     function(**{parameter: arguments[parameter] for parameter in inspect.signature(function).parameters})

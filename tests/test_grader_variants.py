@@ -172,6 +172,9 @@ MISTAKES = {
         "model.py", [(ATTENTION_RESIDUAL + MLP_RESIDUAL, "        x = self.norm1(x + self.attention(x, attention_mask))\n"
                                                          "        return self.norm2(x + self.ffn_out(self.ffn_in(x)))\n")],
         "test_block_matches_reference", "post-LN"),
+    "post-LN around the attention only": (  # SHI-Labs/Compact-Transformers#25, facebookresearch/multimodal#317
+        "model.py", [(ATTENTION_RESIDUAL, "        x = self.norm1(x + self.attention(x, attention_mask))\n")],
+        "test_block_matches_reference", "the sublayers are connected otherwise"),
     "tanh-approximate GELU": (  # kyutai-labs/pocket-tts#278, CyberZHG/keras-bert#129
         "model.py", [('self.ffn_in = keras.layers.Dense(ff_dim, activation="gelu")',
                       "self.ffn_in = keras.layers.Dense(ff_dim, activation=ops.gelu)")],
