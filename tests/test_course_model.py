@@ -93,13 +93,13 @@ def test_top_k_waits_for_the_students_own_sampler(finished, capsys):
         (
             "solutions",
             ("attention.py", "merge_heads(attended)", "merge_heads(attended, 2)"),
-            "exercises/attention.py: GPT fails in MultiHeadSelfAttention.call, line 182: TypeError: merge_heads() "
+            "exercises/attention.py: GPT fails in MultiHeadSelfAttention.call, line {line}: TypeError: merge_heads() "
             "takes 1 positional argument but 2 were given",
         ),
         (
             "solutions",
             ("positional_embedding.py", "import keras\n", "import keras\nimport no_such_module\n"),
-            "exercises/positional_embedding.py fails to import, line 52: ModuleNotFoundError: "
+            "exercises/positional_embedding.py fails to import, line {line}: ModuleNotFoundError: "
             "No module named 'no_such_module'",
         ),
         (
@@ -113,10 +113,13 @@ def test_top_k_waits_for_the_students_own_sampler(finished, capsys):
 def test_an_unfinished_or_broken_gpt_is_one_line_naming_the_exercise(
     exercises, undo, message, tmp_path, monkeypatch, capsys
 ):
+    """The message names the line of the edit ({line}: where the edit's last line ends up)."""
     monkeypatch.chdir(course_folder(tmp_path, exercises))
     if undo:
         file, old, new = undo
         edit(tmp_path / "exercises" / file, old, new)
+        text = (tmp_path / "exercises" / file).read_text()
+        message = message.format(line=text[: text.index(new) + len(new.rstrip())].count("\n") + 1)
     status = main(["train", "reverse", "--model", "exercises", *TINY, "--half-length", "6", "--steps", "1",
                    "--num-validation", "8", "--out", "run"])
     error = capsys.readouterr().err.strip()
