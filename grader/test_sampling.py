@@ -83,7 +83,9 @@ def check_distributions(student, cases, settings, hint):
             check_shape(mine, reference.shape, what)
             check_close(mine, reference, what, hint=lambda: scaled_after_softmax_hint(mine, what, setting)
                         or hint(mine, reference, what, setting, actual, expected)
-                        or not_finite_hint(what, mine) or sums_hint(mine, reference, what))
+                        or unscaled_filter_hint(what, setting, settings, actual, expected)
+                        or not_finite_hint(what, mine) or sums_hint(mine, reference, what)
+                        or dropped_or_added(mine > 0, reference > 0, what) or proportions_hint(mine, reference, what))
 
 
 def scaled_after_softmax_hint(mine, what, setting):
@@ -116,6 +118,28 @@ def sums_hint(mine, expected, what):
     return Feedback(where, "this is not a distribution", "a distribution's rows sum to 1")
 
 
+def unscaled_filter_hint(what, setting, settings, actual, expected):
+    """A filter right at temperature 1 and wrong at another temperature: it does not see the scaled logits."""
+    temperature, *filters = setting
+    at_one = [other for other in settings if other[0] == 1]
+    if temperature in (0, 1) or not any(filters) or not at_one:
+        return None
+    if all(is_close(actual[key(*other)], expected[key(*other)]) for other in at_one):
+        return Feedback(f"{what} differs, while every setting at temperature 1 matches",
+                        "the filter does not see the logits divided by the temperature",
+                        "divide the logits by the temperature first, filter those, and take the softmax last")
+    return None
+
+
+def proportions_hint(mine, expected, what):
+    """The right tokens kept, as a distribution, with other probabilities: the temperature is not the one asked."""
+    if not np.array_equal(mine > 0, expected > 0):
+        return None
+    return Feedback(f"{what} keeps the right tokens, with other probabilities",
+                    "the kept tokens are not weighted by the softmax of logits / temperature",
+                    "divide the logits by the temperature first, filter them, and take the softmax last")
+
+
 def temperature_hint(mine, expected, what, setting, actual, reference):
     temperature = setting[0]
     at_one = reference[key(1.0)]
@@ -141,7 +165,7 @@ def top_k_hint(mine, expected, what, setting, actual, reference):
         return Feedback(f"{what} keeps exactly {setting[1]} tokens",
                         f"it drops tokens whose logit ties with the k-th largest (k={setting[1]}), and the lesson's "
                         "tie rule keeps every logit equal to the k-th largest", "set to -inf only the logits below it")
-    return dropped_or_added(kept, should, what)
+    return None
 
 
 def top_p_hint(mine, expected, what, setting, actual, reference):
@@ -155,7 +179,7 @@ def top_p_hint(mine, expected, what, setting, actual, reference):
                             "your top-p drops the token that crosses p: a token is kept when the tokens before it "
                             "hold less than p, so the one that brings the sum to p stays",
                             "compare p with the cumulative sum minus the token's own probability")
-    return dropped_or_added(kept, should, what)
+    return None
 
 
 def dominant_hint(mine, expected, what, setting, actual, reference):
@@ -171,7 +195,7 @@ def dominant_hint(mine, expected, what, setting, actual, reference):
     if np.any(np.all(mine == 0, axis=-1)):
         return Feedback(f"{what} has rows of zeros where the most likely token alone holds more than p",
                         "your top-p keeps nothing", KEEP_THE_MOST_LIKELY)
-    return dropped_or_added(mine > 0, expected > 0, what)
+    return None
 
 
 def dropped_or_added(kept, should, what):

@@ -282,6 +282,11 @@ MISTAKES = {
     "top-p drops the token that crosses p": (
         "sampling.py", [(TOP_P_BEFORE, "before = ops.cumsum(descending, axis=-1)")],
         "test_top_p_keeps_the_token_that_crosses_p", "drops the token that crosses p"),
+    # fishaudio/fish-speech#1150, Blaizzy/mlx-audio#732, huggingface/transformers#8686: top-p on the unscaled logits
+    "temperature after the filters": (
+        "sampling.py", [("    logits = logits / temperature\n", ""),
+                        ("    return ops.softmax(logits, axis=-1)\n", "    return ops.softmax(logits / temperature, axis=-1)\n")],
+        "test_top_p_keeps_the_token_that_crosses_p", "the filter does not see the logits divided by the temperature"),
     "inverse CDF counted with <": (
         "sampling.py", [("passed = cumulative <= uniform", "passed = cumulative < uniform")],
         "test_draw_token_inverts_the_cdf", "of probability 0 owns an empty interval"),
