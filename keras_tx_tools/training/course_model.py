@@ -255,6 +255,14 @@ class CourseGPT(keras.Model):
         Biases and the LayerNorms keep Keras' zeros and ones. A model whose
         layers have other names keeps Keras' initialisation, and a warning
         says which name is missing.
+
+        >>> model = CourseGPT("solutions", vocab_size=64, max_length=8, embed_dim=64, num_heads=2, num_layers=2,
+        ...                   ff_dim=64)
+        >>> model.initialise_like_gpt2()
+        >>> gpt = model.gpt
+        >>> [round(float(np.std(keras.ops.convert_to_numpy(kernel))), 3)
+        ...  for kernel in (gpt.lm_head.kernel, gpt.blocks[0].ffn_out.kernel)]
+        [0.02, 0.01]
         """
         self(np.zeros((1, min(2, self.max_length)), dtype="int32"))  # two tokens: a softmax over one warns
         normal = keras.initializers.RandomNormal(stddev=0.02)
