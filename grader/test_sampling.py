@@ -15,6 +15,8 @@ from grader.feedback import Feedback
 
 TEMPERATURE_FIX = "it divides the logits, before it: softmax(logits / T)"
 """The fix of every temperature applied after the softmax."""
+SCALE_FILTER_SOFTMAX = "divide the logits by the temperature first, filter those, and take the softmax last"
+"""The fix of every distribution whose temperature is applied out of order with the filters."""
 KEEP_THE_MOST_LIKELY = "the most likely token is always kept (the tokens before it hold 0 < p)"
 """The fix of every top-p that keeps nothing where one token holds more than p."""
 
@@ -127,7 +129,7 @@ def unscaled_filter_hint(what, setting, settings, actual, expected):
     if all(is_close(actual[key(*other)], expected[key(*other)]) for other in at_one):
         return Feedback(f"{what} differs, while every setting at temperature 1 matches",
                         "the filter does not see the logits divided by the temperature",
-                        "divide the logits by the temperature first, filter those, and take the softmax last")
+                        SCALE_FILTER_SOFTMAX)
     return None
 
 
@@ -137,7 +139,7 @@ def proportions_hint(mine, expected, what):
         return None
     return Feedback(f"{what} keeps the right tokens, with other probabilities",
                     "the kept tokens are not weighted by the softmax of logits / temperature",
-                    "divide the logits by the temperature first, filter them, and take the softmax last")
+                    SCALE_FILTER_SOFTMAX)
 
 
 def temperature_hint(mine, expected, what, setting, actual, reference):
