@@ -11,13 +11,15 @@ version that checks the harness, not the speed.
     python -m benchmarks distribution --out distribution.json  # 1, 2, 4, 8 devices (JAX)
     python -m benchmarks grade-all --students 300 --jobs 2      # a class graded, sandboxed
     python -m benchmarks threads --busy 4 --rounds 2            # training beside 4 busy processes, PyTorch
+    python -m benchmarks fork-safety --rounds 3                 # can a warm grader fork after computing?
 """
 
 import argparse
 import sys
 
 from benchmarks import (
-    accelerator, accuracy, distribution, generation, grade_all, grader_latency, harness, memory, threads, training,
+    accelerator, accuracy, distribution, fork_safety, generation, grade_all, grader_latency, harness, memory, threads,
+    training,
 )
 
 BENCHMARKS = {
@@ -30,6 +32,7 @@ BENCHMARKS = {
     "accelerator": accelerator,
     "distribution": distribution,
     "threads": threads,
+    "fork-safety": fork_safety,
 }
 
 

@@ -38,6 +38,7 @@ QUICK_RUNS = {
     "accelerator": [],
     "distribution": ["--backends", "jax"],  # Keras' distribution API: JAX, whatever the test backend
     "threads": ["--backends", "torch"],  # PyTorch reads its thread count at run time
+    "fork-safety": ["--backends", "torch"],  # the backend whose graders fork warm
     **({"grade-all": []} if bubblewrap_works() else {}),  # it measures grading with the sandbox only
 }
 
@@ -185,6 +186,7 @@ def test_accuracy_trains_both_models_on_the_given_text(reports):
     (["grader", "--threads", "0"], "--threads must be at least 1"),
     (["distribution", "--devices", "0,2"], "--devices must be positive integers"),
     (["distribution", "--backends", "torch"], "the distribution benchmark runs on JAX"),
+    (["fork-safety", "--child-timeout", "0"], "--child-timeout must be a positive number of seconds"),
 ])
 def test_bad_options_get_one_clear_line(arguments, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as error:
@@ -239,3 +241,11 @@ def test_threads_compares_the_old_default_with_the_free_cores_under_load(reports
     assert all(len(samples) == 1 and samples[0] > 0 for samples in report["samples"].values())
     assert report["summary"]["threads_before"] == os.cpu_count()
     assert report["config"]["busy"] == 1 and len(report["summary"]["load_average_with_busy"]) == 3
+
+
+@pytest.mark.slow
+def test_a_pytorch_child_forked_after_a_computation_still_runs(reports):
+    """PyTorch's warm grader trains once before it forks (`grader.student_process`): its children must not hang."""
+    report = reports["fork-safety"]
+    assert report["summary"]["torch"]["hung"] == 0
+    assert all(len(seconds) == 1 and seconds[0] > 0 for seconds in report["samples"]["torch"].values())
