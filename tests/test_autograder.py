@@ -53,6 +53,7 @@ def test_the_bundle_holds_the_scripts_the_grader_and_pinned_dependencies(tmp_pat
     assert not any("__pycache__" in name for name in names)
     assert all(mode & 0o111 for mode in modes.values())
     assert "bubblewrap" in setup and f"keras=={keras.__version__}" in setup and "jax==" in setup
+    assert "safetensors==" in setup and "tokenizers==" in setup  # the capstone's and the tokenizer's formats
 
 
 @pytest.mark.course

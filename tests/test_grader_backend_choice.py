@@ -1,6 +1,8 @@
 """`pytest grader` in an install without TensorFlow: the grader picks a backend that is installed."""
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -48,3 +50,18 @@ def test_a_backend_named_by_the_environment_is_left_to_keras(keras_unimported, m
     _installed(monkeypatch, "jax")
     backends.choose_installed_backend()
     assert backends.os.environ["KERAS_BACKEND"] == "tensorflow"
+
+
+@pytest.mark.parametrize("code", [
+    "from keras_tx_tools import cli; assert cli.main(['params', '--preset', 'gpt2']) == 0",
+    "from keras_tx_tools.data.shakespeare import tiny_shakespeare",
+])
+def test_the_tools_pick_an_installed_backend_too(code, tmp_path):
+    """The learner's commands on an install without TensorFlow, Keras' default: no traceback."""
+    blocked = "import sys; sys.modules['tensorflow'] = None\n"  # import tensorflow fails, find_spec gives None
+    check = "\nimport keras; print(keras.backend.backend())"
+    environment = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
+    result = subprocess.run([sys.executable, "-c", blocked + code + check], capture_output=True, text=True,
+                            env=dict(environment, KERAS_HOME=str(tmp_path)), cwd=backends.ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] in ("torch", "jax")

