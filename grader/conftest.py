@@ -356,19 +356,21 @@ class Feedback:
 def pytest_runtest_makereport(item, call):
     report = yield
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        outcome, message = _grade(item, call, report)
+        outcome, message, advice = _grade(item, call, report)
         item.config.stash[SETTINGS].gradebook.add(
-            _exercise(item), item.name, item.get_closest_marker("points").args[0], outcome, message
+            _exercise(item), item.name, item.get_closest_marker("points").args[0], outcome, message, advice
         )
     return report
 
 
 def _grade(item, call, report):
-    """Turn one test's outcome into ``(outcome, message)``, rewriting `report` for the student."""
+    """Turn one test's outcome into ``(outcome, message, advice)``, rewriting `report` for the student.
+
+    `advice` is the message's cause and fix without its place (`Feedback.why`), or "" when none."""
     from grader.failures import GraderError, GradingFailure, failure_feedback, raising_stub
 
     if report.passed:
-        return PASSED, ""
+        return PASSED, "", ""
     error = call.excinfo.value if call.excinfo else None
     if isinstance(error, NotImplementedError):
         stub = raising_stub(error)
@@ -376,19 +378,20 @@ def _grade(item, call, report):
         message = f"not attempted yet: it runs your {stub}, not written yet" if elsewhere else "not attempted yet"
         report.outcome = "skipped"
         report.longrepr = (str(item.path), None, message)
-        return NOT_ATTEMPTED, message
+        return NOT_ATTEMPTED, message, ""
     settings = item.config.stash[SETTINGS]
     if isinstance(error, GraderError):
-        return ERROR, f"the grader could not run this check: {error}"
+        return ERROR, f"the grader could not run this check: {error}", ""
     if isinstance(error, TimeLimitExceeded):
-        message = str(error)
+        message = advice = str(error)
     elif isinstance(error, GradingFailure) or (error is not None and report.when == "call"):
-        message = failure_feedback(error, settings.folder).at(settings.hints)
+        feedback = failure_feedback(error, settings.folder)
+        message, advice = feedback.at(settings.hints), feedback.why(settings.hints)
     else:
         last_line = (report.longreprtext.strip().splitlines() or ["?"])[-1]
-        return ERROR, f"the grader could not run this check: {last_line}"
+        return ERROR, f"the grader could not run this check: {last_line}", ""
     report.longrepr = Feedback(message)
-    return FAILED, message
+    return FAILED, message, advice
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -38,9 +38,17 @@ class Feedback:
 
     def at(self, level):
         """The message at hint `level` (one of `HINT_LEVELS`)."""
+        return " — ".join(part for part in (self.where or "not what the exercise asks", self.why(level)) if part)
+
+    def why(self, level):
+        """The cause and the fix that hint `level` gives, without the place: it never quotes the expected
+        values, so it may be shown where a hidden check's message may not ("" when there is none).
+
+        >>> Feedback("logits[0] is 2.0, expected 3.0", "the residual is missing", "add x back").why("cause")
+        'the residual is missing'
+        """
         check_hint_level(level)
-        why = {"full": ": ".join(part for part in (self.cause, self.fix) if part), "cause": self.cause}.get(level)
-        return " — ".join(part for part in (self.where or "not what the exercise asks", why) if part)
+        return {"full": ": ".join(part for part in (self.cause, self.fix) if part), "cause": self.cause}.get(level) or ""
 
     def __str__(self):
         return self.at("full")

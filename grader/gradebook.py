@@ -29,6 +29,7 @@ class TestResult:
     max: float
     outcome: str
     message: str = ""
+    advice: str = ""  # the message's cause and fix alone (`Feedback.why`): what a hidden check may show
 
     @property
     def points(self):
@@ -48,8 +49,8 @@ class Gradebook:
         self.student_seconds = None  # with --isolate: {"wall", "cpu"} seconds of the submission's process
         self.results = {}
 
-    def add(self, exercise, name, points, outcome, message=""):
-        self.results.setdefault(exercise, []).append(TestResult(name, points, outcome, message))
+    def add(self, exercise, name, points, outcome, message="", advice=""):
+        self.results.setdefault(exercise, []).append(TestResult(name, points, outcome, message, advice))
 
     def report(self):
         """The ``--grade-json`` report (see grader/README.md)."""
@@ -61,7 +62,7 @@ class Gradebook:
                 "max": sum(test.max for test in tests),
                 "tests": [
                     {"name": test.name, "points": test.points, "max": test.max, "outcome": test.outcome,
-                     "message": test.message}
+                     "message": test.message, "advice": test.advice}
                     for test in tests
                 ],
             }

@@ -76,7 +76,7 @@ def test_forbidden_imports_accepts_allowed_modules_and_unparsable_files():
 
 
 def _tests(*entries):
-    keys = ("name", "points", "max", "hidden", "message")
+    keys = ("name", "points", "max", "hidden", "message", "advice")
     return [{**dict(zip(keys, entry)), "outcome": "passed" if entry[1] == entry[2] else "failed"} for entry in entries]
 
 
@@ -87,7 +87,8 @@ GRADES = [
         {
             "attention": {"points": 3, "max": 5, "tests": _tests(
                 ("test_public_shape", 3, 3, False, ""),
-                ("test_secret_seed_1234", 0, 2, True, "expected 0.8311 at index (0, 2)"),
+                ("test_secret_seed_1234", 0, 2, True, "expected 0.8311 at index (0, 2) — the residual is missing",
+                 "the residual is missing"),
             )},
             "masking": {"points": 5, "max": 5, "tests": _tests(("test_causal", 5, 5, False, ""))},
         },
@@ -101,7 +102,7 @@ def test_feedback_shows_public_details_and_hides_hidden_test_internals(tmp_path)
     exports.write_feedback(GRADES, tmp_path)
     ada = (tmp_path / "ada.txt").read_text()
     assert "test_public_shape (3 / 3)" in ada and "attention: 3 / 5" in ada and "Total: 8 / 10" in ada
-    assert "[failed] hidden test (0 / 2)" in ada
+    assert "[failed] hidden test (0 / 2): the residual is missing" in ada  # the cause, never the values
     assert "secret" not in ada and "0.8311" not in ada
     assert "os (the operating system)" in ada
     assert "timeout" in (tmp_path / "bob.txt").read_text()
@@ -122,6 +123,8 @@ def test_gradescope_results_show_hidden_tests_only_after_the_due_date(tmp_path):
     hidden = [test for test in results["tests"] if test["visibility"] != "visible"]
     assert [(test["visibility"], test["score"], test["max_score"]) for test in hidden] == [("after_due_date", 0, 2)]
     assert "secret" not in json.dumps([test for test in results["tests"] if test["visibility"] == "visible"])
+    assert results["output"] == "attention: [failed] hidden test (0 / 2): the residual is missing"
+    assert "secret" not in results["output"] and "0.8311" not in results["output"]
     assert sum(test["max_score"] for test in results["tests"]) == 10
 
 
@@ -452,3 +455,5 @@ def test_a_class_folder_given_relative_to_the_working_folder_is_graded(tmp_path,
     monkeypatch.chdir(tmp_path)
     [grade] = batch.grade_all("class", grading_root=release.repository_root(), backend=CLASS_BACKEND, progress=False)
     assert grade.status == GRADED and grade.total == grade.exercises["masking"]["max"] > 0, (grade.message, grade.log[-2000:])
+    # The log's reproduce line names the hand-in's folder, not the copy graded and deleted since.
+    assert f"--submission {hand_in.resolve()}" in grade.log, grade.log[-2000:]

@@ -428,6 +428,7 @@ def test_the_hints_option_sets_how_much_a_message_gives_away(tmp_path):
         [result] = report["exercises"]["attention"]["tests"]
         assert (report["hints"], result["points"]) == (level, 0)
         messages[level] = result["message"]
+        assert result["advice"] == result["message"].partition(" — ")[2]  # the cause and fix, no values
     assert messages["locate"].startswith("the attention weights behave like softmax(")
     assert messages["cause"] == messages["locate"] + " — the scores are not scaled"
     assert messages["full"] == messages["cause"] + ": divide Q @ K^T by sqrt(d) before the softmax"

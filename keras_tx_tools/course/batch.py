@@ -226,6 +226,7 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
             report.unlink(missing_ok=True)
             start = time.monotonic()
             log = (run or run_pytest_process)(arguments, grading_root=grading_root, backend=backend, timeout=timeout)
+            log = log.replace(str(submission), str(student_dir.resolve()))  # the hand-in, not a folder gone by now
             grade = StudentGrade(student_dir.name, FAILED, findings=screen(submission, found, grading_root), log=log,
                                  seconds={"total": time.monotonic() - start})
             grade.message = f"missing exercise files: {', '.join(missing)}. " if missing else ""

@@ -3,8 +3,10 @@ file per student, Gradescope JSON.
 
 Students see their public tests in full — name, points and the grader's
 message — but of a hidden test (see :func:`is_hidden`) only that it exists,
-its points and whether it passed: its name and message, which could give the
-checked values away, stay in the instructor's logs.
+its points, whether it passed and, when it failed, the cause and fix the grader
+named (its ``advice``, which never quotes a value): its name and message, which
+could give the checked values away, stay in the instructor's logs (on
+Gradescope, until the due date).
 
 Example::
 
@@ -100,12 +102,15 @@ def gradescope_results(grade):
     """`grade` in Gradescope's autograder ``results.json`` format.
 
     Hidden tests get ``"visibility": "after_due_date"``: students see their name and
-    output only once the due date has passed. A hand-in the grader failed on (`ERROR`) says so
+    output only once the due date has passed; before, the result's own output lists each one
+    that failed with its points and the grader's advice (`_test_line`). A hand-in the grader failed on (`ERROR`) says so
     first in its output, for the instructor to regrade.
     """
-    tests = []
+    tests, hidden_failures = [], []
     for exercise, report in grade.exercises.items():
         for test in report["tests"]:
+            if is_hidden(test) and not _passed(test):
+                hidden_failures.append(f"{exercise}: {_test_line(test)}")
             tests.append(
                 {
                     "name": f"{exercise}: {test['name']}",
@@ -116,7 +121,7 @@ def gradescope_results(grade):
                     "visibility": "after_due_date" if is_hidden(test) else "visible",
                 }
             )
-    output = grade.message or ""
+    output = "\n".join([grade.message or "", *hidden_failures]).strip()
     if grade.status == ERROR:
         output = f"GRADER ERROR, not your code's: this hand-in will be regraded. {output}"
     return {
@@ -151,7 +156,8 @@ def _test_line(test):
     verdict = "passed" if _passed(test) else test.get("outcome", "failed")
     score = f"{_number(test['points'])} / {_number(test['max'])}"
     if is_hidden(test):
-        return f"[{verdict}] hidden test ({score})"
+        advice = "" if _passed(test) else test.get("advice") or ""
+        return f"[{verdict}] hidden test ({score})" + (f": {advice}" if advice else "")
     message = "" if _passed(test) else test.get("message") or ""
     return f"[{verdict}] {test['name']} ({score})" + (f": {message}" if message else "")
 
