@@ -139,7 +139,8 @@ def cached_block(block, x, cache):
 def cached_logits(model, token_ids, caches):
     """The ``(B, T, vocab_size)`` logits of new tokens ``(B, T)``, which follow those in `caches`.
 
-    Lesson: section 4.
+    Lesson: section 4. Call the model's layers rather than reading their weights: `model` may not
+    be built yet, and a layer makes its weights on its first call.
 
     Example:
         >>> model = GPT(vocab_size=10, max_length=8, embed_dim=16, num_heads=2, num_layers=2, ff_dim=32)

@@ -142,7 +142,7 @@ def read_gpt2_checkpoint(checkpoint_dir):
 def gpt2_model(checkpoint_dir):
     """Your `GPT` with the sizes of the checkpoint's ``config.json``, and its weights.
 
-    Lesson: sections 2 and 7.
+    Lesson: sections 2 and 3.
 
     Example:
         >>> folder = pathlib.Path(__file__).resolve().parent.parent / "grader" / "checkpoints" / "hub_safetensors"

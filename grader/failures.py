@@ -43,7 +43,20 @@ def failure_feedback(error, folder):
     student's code raised (`describe_exception`, with `folder` the graded files), the same at every level."""
     if isinstance(error, GradingFailure):
         return error.feedback
-    return Feedback(f"your code raised {describe_exception(error, folder)}")
+    description = describe_exception(error, folder)
+    for pattern, cause, fix in KNOWN_ERRORS:
+        if re.search(pattern, description):
+            return Feedback(f"your code raised {description}", cause, fix)
+    return Feedback(f"your code raised {description}")
+
+
+KNOWN_ERRORS = (
+    (r"You must build the layer before accessing|object has no attribute '(embeddings|kernel|bias|gamma|beta)'",
+     "a layer's weights were read before it was built (its first call builds it; on PyTorch the weight is not "
+     "even an attribute until then)",
+     "call the layer, or the model on a few tokens, before reading or setting its weights"),
+)
+"""``(pattern, cause, fix)``: errors whose message tells their cause, searched in `describe_exception`'s text."""
 
 
 def describe_exception(error, folder):

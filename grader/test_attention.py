@@ -93,6 +93,9 @@ def masked_hint(weights, mask, unmasked_weights):
         if is_close(weights, unmasked_weights()):
             return Feedback(where, "the mask has no effect: the weights are those without a mask",
                             "use the masked scores (ops.where returns a new tensor) before the softmax")
+        wrong_axis = row_sum_hint(weights)
+        if wrong_axis:  # a softmax over the queries spreads a fully masked key's column evenly
+            return Feedback(where, wrong_axis.cause, wrong_axis.fix)
         return Feedback(where, "the mask is not applied as it should be",
                         "mask the scores before the softmax; True means 'may attend'")
     rows = weights.sum(axis=-1)

@@ -222,6 +222,12 @@ def block_wiring_hint(model, expected, mask):
     return None
 
 
+SEES_THE_FUTURE_FIX = ("check the causal mask in GPT.call, that the softmax in attention.py runs over the keys (the last "
+                       "axis: over the queries it mixes positions), and that split_heads/merge_heads move the head "
+                       "axis (a bare reshape mixes positions)")
+"""What lets a position see later ones, in the order students make these mistakes."""
+
+
 @pytest.mark.points(6)
 def test_gpt_is_causal(student, rngs):
     """Changing the token at any position p must leave the outputs before p alone, and change p's.
@@ -252,8 +258,7 @@ def test_gpt_is_causal(student, rngs):
                 raise GradingFailure(Feedback(
                     f"output at position {leaked[0]} changed when token {position} changed",
                     "your model lets positions see the future",
-                    "check the causal mask, and that split_heads/merge_heads move the head axis "
-                    "(a bare reshape mixes positions)"))
+                    SEES_THE_FUTURE_FIX))
             if difference[position, position] == 0:
                 raise GradingFailure(Feedback(
                     f"changing token {position} did not change the output at position {position}",
@@ -300,8 +305,7 @@ def test_reversal_task(student):
         raise GradingFailure(Feedback(
             f"trained to reverse sequences, your GPT predicts {first_half:.0%} of the random first half "
             f"(chance: {chance:.0%})", "it is looking at the future",
-            "check the causal mask in GPT.call, and that split_heads/merge_heads move the head axis "
-            "(a bare reshape mixes positions)"))
+            SEES_THE_FUTURE_FIX))
     if second_half < 0.9:
         raise GradingFailure(Feedback(
             f"trained to reverse sequences, your GPT predicts only {second_half:.0%} of the reversed second half "

@@ -203,6 +203,20 @@ def test_exception_raised_beyond_student_code_names_the_library(tmp_path):
     assert description.endswith("(raised inside json, with no line of your files on the way: look at what your code gave it)"), description
 
 
+def test_weights_read_before_the_layer_is_built_get_their_cause_and_fix(tmp_path):
+    """Keras' own error names no cause a student can act on; the grader adds it."""
+    import keras
+
+    from grader.checks import failure_feedback
+
+    try:
+        keras.layers.Embedding(5, 3).embeddings
+    except AttributeError as error:
+        feedback = failure_feedback(error, tmp_path)
+    assert feedback.where.startswith("your code raised AttributeError: ")  # each backend words it its own way
+    assert "before it was built" in feedback.cause and feedback.fix.startswith("call the layer")
+
+
 @pytest.mark.parametrize("exercise", MAXIMA)
 def test_solution_docstring_examples_run(exercise, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))

@@ -458,6 +458,13 @@ def test_the_masked_attention_check_names_unscaled_scores_too(tmp_path):
     assert "the scores are not scaled" in result["message"]
 
 
+def test_every_check_a_wrong_softmax_axis_fails_names_it(tmp_path):
+    """Not only the check that compares the weights: the masked check and the model's causality say it too."""
+    for check, exercise in (("masked_keys", "attention"), ("test_gpt_is_causal", "model")):
+        result = graded_check(tmp_path / check, "softmax over the wrong axis", check, exercise)
+        assert result["points"] == 0 and "over the queries" in result["message"], result["message"]
+
+
 DIAGNOSES = {
     # mistake: what the GPT check reports, from comparing each sublayer on the reference's inputs
     "tanh-approximate GELU": "blocks.0: norm1, attention and norm2 match; ffn_in differs — yours matches the tanh "
