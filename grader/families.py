@@ -236,10 +236,13 @@ MERGES = {
 }
 """How `train_merges` may learn other merges than the lesson's."""
 
+UNSHIFTED = mistake("your loss scores each position against its own input token (a model that copies its "
+                    "input would score perfectly under yours)",
+                    "shift the targets by one: logits[:, :-1] against token_ids[:, 1:]")
+
 LOSS = {
-    "unshifted": mistake("your loss scores each position against its own input token (a model that copies its "
-                         "input would score perfectly under yours)",
-                         "shift the targets by one: logits[:, :-1] against token_ids[:, 1:]"),
+    "unshifted": UNSHIFTED,
+    "unshifted_last_dropped": UNSHIFTED,  # the targets sliced like the logits: token_ids[:, :-1]
     "shifted_backwards": mistake("the targets are shifted the wrong way",
                                  "position t predicts token t + 1, so logits[:, :-1] go with token_ids[:, 1:]"),
     "averaged_over_padding": mistake("the loss is averaged over the padding too",

@@ -240,6 +240,9 @@ MISTAKES = {
         "training.py", [('logits = ops.cast(logits, "float32")[:, :-1]', 'logits = ops.cast(logits, "float32")'),
                         ('targets = ops.cast(token_ids, "int32")[:, 1:]', 'targets = ops.cast(token_ids, "int32")')],
         "test_loss_matches_reference", "against its own input token"),
+    "targets sliced like the logits": (
+        "training.py", [('targets = ops.cast(token_ids, "int32")[:, 1:]', 'targets = ops.cast(token_ids, "int32")[:, :-1]')],
+        "test_loss_matches_reference", "against its own input token"),
     "loss averaged over padding": (
         "training.py", [("return ops.sum(losses * real) / ops.maximum(ops.sum(real), 1.0)",
                          "return ops.mean(losses * real)")],

@@ -330,10 +330,11 @@ def merged(ids, pair, token):
     return out
 
 
-def next_token_loss(token_ids, logits, pad_id=None, shift=1, over_padding=False):
+def next_token_loss(token_ids, logits, pad_id=None, shift=1, over_padding=False, drop_last=False):
     """The mean cross-entropy of each next token, ignoring targets equal to `pad_id`.
 
     `shift` 0 scores each position against its own token, -1 against the previous one;
+    `drop_last` leaves the last position out (with `shift` 0: the targets sliced like the logits);
     `over_padding` divides by all the positions instead of the real targets.
     """
     logits, token_ids = np.asarray(logits, float), np.asarray(token_ids)
@@ -343,6 +344,8 @@ def next_token_loss(token_ids, logits, pad_id=None, shift=1, over_padding=False)
         logits, targets = logits[:, 1:], token_ids[:, :-1]
     else:
         targets = token_ids
+    if drop_last:
+        logits, targets = logits[:, :-1], targets[:, :-1]
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     losses = -np.take_along_axis(log_probabilities, targets[..., None], axis=-1)[..., 0]
