@@ -16,14 +16,20 @@ checked:
   it (`read_compilation_cache`): the student's operations on the grader's inputs are mostly
   programs the grader compiled already, and no hand-in can leave a program for another.
 
-Neither changes which operations run or in which precision; the grader's tolerance is far
+* No Python tracebacks in the programs' source locations (`lean_locations`): JAX walks the
+  stack to attach one to every operation it lowers, for error messages and profiles that grading
+  never shows. Both the grader and the sandbox's children lower without them, so their programs,
+  and the cache's keys, stay the same.
+
+None of these changes which operations run or in which precision; the grader's tolerance is far
 above the rounding differences another code generation can bring.
 
 Example::
 
     prefer_fast_compilation()        # before `import keras`
     import keras
-    use_compilation_cache()          # after; no effect on other backends
+    use_compilation_cache()          # after; no effect on other backends (a sandbox's child:
+                                     # lean_locations, and read_compilation_cache)
 """
 
 import os
@@ -52,11 +58,15 @@ def cache_folder():
 
 
 def use_compilation_cache():
-    """Keep every program JAX compiles in `cache_folder`, when the backend is JAX and it is writable."""
+    """Keep every program JAX compiles in `cache_folder`, when the backend is JAX and it is writable
+    (and lower them with `lean_locations`, cache or not)."""
     import keras
 
+    if keras.backend.backend() != "jax":
+        return
+    lean_locations()
     folder = cache_folder()
-    if keras.backend.backend() != "jax" or folder is None:
+    if folder is None:
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -85,3 +95,11 @@ def read_compilation_cache(folder):
     jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))  # no program is ever written
     jax.config.update("jax_compilation_cache_max_size", -1)  # no eviction: no lock or access-time files either
+
+
+def lean_locations():
+    """Lower JAX programs without the Python traceback of each operation (JAX only)."""
+    import jax
+
+    jax.config.update("jax_include_full_tracebacks_in_locations", False)
+    jax.config.update("jax_traceback_in_locations_limit", 0)
