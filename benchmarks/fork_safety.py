@@ -17,6 +17,10 @@ shape nobody used before), and times them:
   and counted as hung: a process whose backend has started threads has only the forking
   thread left in the child, and a backend that waits on one of its pools never returns.
 
+Each backend runs with one CPU thread (`--threads`, default 1), as the graders do: PyTorch's
+warm process sets one thread before it trains, since with more its children hang as well
+(``--threads 2`` shows it).
+
 Run it:
 
     python -m benchmarks fork-safety --rounds 3 --out fork-safety.json
@@ -42,11 +46,12 @@ def add_arguments(parser):
 def main(args):
     if args.child_timeout <= 0:
         raise ValueError(f"--child-timeout must be a positive number of seconds, got {args.child_timeout:g}")
+    threads = args.threads or 1
     samples, hung = {}, {}
     for backend in args.backends:
         command = [sys.executable, "-m", "benchmarks.fork_safety", str(args.rounds), str(args.child_timeout)]
-        process = subprocess.run(command, env=dict(os.environ, **harness.thread_environment(args.threads), KERAS_BACKEND=backend),
-                                 capture_output=True, text=True)
+        environment = dict(os.environ, **harness.thread_environment(threads), KERAS_BACKEND=backend)
+        process = subprocess.run(command, env=environment, capture_output=True, text=True)
         if process.returncode:
             raise harness.BenchmarkError(f"the {backend} parent failed:\n{process.stderr[-2000:]}")
         result = json.loads(process.stdout.splitlines()[-1])
@@ -55,12 +60,12 @@ def main(args):
                          **{name: harness.summarize(values) for name, values in samples[backend].items() if values}}
                for backend in args.backends}
     print(f"\nA child forked per hand-in: the same workload, timed from the fork to the child's exit "
-          f"({args.rounds} children each; hung: not done after {args.child_timeout:g} s)")
+          f"({args.rounds} children each, {threads} thread(s); hung: not done after {args.child_timeout:g} s)")
     print(harness.format_table(
         ["backend", *(f"{name}: median s" for name in CONTENDERS), "hung (after a computation)"],
         [[backend, *(summary[backend].get(name, {}).get("median", "-") for name in CONTENDERS),
           f"{hung[backend]} of {args.rounds}"] for backend in args.backends]))
-    config = {"rounds": args.rounds, "child_timeout_s": args.child_timeout}
+    config = {"rounds": args.rounds, "child_timeout_s": args.child_timeout, "threads": threads}
     harness.write_report(args.out, "fork-safety", config, samples, summary)
 
 
