@@ -7,8 +7,8 @@ Example::
 
 writes into ``--out`` (default ``runs/grade-all``): ``grades.csv`` (one row
 per student), ``feedback/<student>.txt`` for the students,
-``logs/<student>.log`` and ``.json`` (the grader's full output and report,
-hidden tests included) for the instructor; with ``--gradescope DIR`` a
+``logs/<student>.log`` and ``.json`` (the grader's full output, and every
+check's result by exercise, hidden tests included) for the instructor; with ``--gradescope DIR`` a
 Gradescope ``results.json`` per student. Then it prints a summary with a
 score histogram.
 """
