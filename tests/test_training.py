@@ -148,3 +148,15 @@ def test_any_text_file_trains_by_characters_even_with_new_ones_in_its_validation
     config = {**task.defaults, "data": str(text), "sequence_length": 8, "batch_size": 2}
     data = task.data(config)
     assert {"[", "]", "x"} <= set(data.tokenizer.decode(list(range(data.tokenizer.vocab_size))))
+
+
+def test_the_recipe_keeps_its_curve_in_a_release_without_the_library_schedule(monkeypatch):
+    import sys
+
+    from keras_tx_tools.training import recipe
+
+    monkeypatch.setitem(sys.modules, "keras_tx_tools.training.schedule", None)  # as a student release ships
+    calls = []
+    monkeypatch.setattr(recipe, "keras_cosine_schedule", lambda *arguments: calls.append(arguments) or 1e-3)
+    recipe.nanogpt_adamw(1e-3, total_steps=2000)
+    assert calls == [(1e-3, 2000, 100)]  # Keras' CosineDecay, the same curve, instead of a ModuleNotFoundError

@@ -37,10 +37,14 @@ def nanogpt_adamw(learning_rate, total_steps, warmup_steps=100, weight_decay=0.1
     """AdamW with nanoGPT's settings and `schedule(learning_rate, total_steps, warmup_steps)` over `total_steps`.
 
     `weight_decay` is the decoupled decay of the matrices and embeddings;
-    `schedule` makes the learning-rate schedule (default: `schedule.nanogpt_schedule`).
+    `schedule` makes the learning-rate schedule (default: `schedule.nanogpt_schedule`, or in a
+    student release, which leaves that module out, `keras_cosine_schedule`: the same curve).
     """
     if schedule is None:
-        from keras_tx_tools.training.schedule import nanogpt_schedule as schedule
+        try:
+            from keras_tx_tools.training.schedule import nanogpt_schedule as schedule
+        except ModuleNotFoundError:
+            schedule = keras_cosine_schedule
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule(learning_rate, total_steps, warmup_steps),
         weight_decay=weight_decay,
