@@ -26,6 +26,7 @@ from grader.feedback import HINT_LEVELS
 from grader.gradebook import EXERCISES, ERROR, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
 from grader.registry import COURSE
+from grader.submission import IMPORT_TIME_LIMIT
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,9 @@ def pytest_addoption(parser):
     group.addoption("--threads", type=int, default=1, metavar="N",
                     help="PyTorch's intra-op threads (default 1: the checks' models are tiny, and more threads "
                     "only wait for each other on a busy machine)")
-    group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS", help="time limit per check (default 60)")
+    group.addoption("--grade-timeout", type=float, default=60, metavar="SECONDS",
+                    help=f"time limit per check (default 60; importing each exercise file has {IMPORT_TIME_LIMIT} s "
+                         "of its own)")
     group.addoption("--isolate", action="store_true",
                     help="run the submission's code in a separate, limited process, sandboxed with bubblewrap "
                     "where available (grader/sandbox.py); the checks and the reference stay in this process")
