@@ -103,8 +103,8 @@ def gradescope_results(grade):
 
     Hidden tests get ``"visibility": "after_due_date"``: students see their name and
     output only once the due date has passed; before, the result's own output lists each one
-    that failed with its points and the grader's advice (`_test_line`). A hand-in the grader failed on (`ERROR`) says so
-    first in its output, for the instructor to regrade.
+    that failed with its points and the grader's advice (`_test_line`). A hand-in the grader
+    failed on (`ERROR`) says so first in its output, for the instructor to regrade.
     """
     tests, hidden_failures = [], []
     for exercise, report in grade.exercises.items():
