@@ -65,12 +65,14 @@ def main(argv):
         os.chmod(tempfile.tempdir, 0o1777)  # the scratch folder every child shares, each as its own user
     os.chdir("/")
     if os.environ.get("KERAS_BACKEND") == "jax":
-        from grader.compilation import lean_locations, prefer_fast_compilation, read_compilation_cache
+        from grader.compilation import prefer_fast_compilation, read_compilation_cache
 
         prefer_fast_compilation()  # as the grader compiles: the same programs, the same cache keys
     import keras  # noqa: F401 -- imported once, here, so that no child pays for it
 
-    if keras.backend.backend() == "jax":
+    if keras.backend.backend() == "jax":  # whatever chose it: KERAS_BACKEND or Keras' own configuration
+        from grader.compilation import lean_locations
+
         lean_locations()
     if "--jax-cache" in argv:
         read_compilation_cache(argv[argv.index("--jax-cache") + 1])

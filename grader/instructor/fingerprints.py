@@ -42,7 +42,8 @@ SELF_ATTENTION = {
     "mask_ignored": {"mask": None}, "mask_inverted": {"invert_mask": True},
 }
 MERGES = {"across_pre_tokens": {"across_words": True}, "smaller_of_tied": {"tie": min}}
-LOSS = {"unshifted": {"shift": 0}, "unshifted_last_dropped": {"shift": 0, "drop_last": True}, "shifted_backwards": {"shift": -1}, "averaged_over_padding": {"over_padding": True},
+LOSS = {"unshifted": {"shift": 0}, "unshifted_last_dropped": {"shift": 0, "drop_last": True},
+        "shifted_backwards": {"shift": -1}, "averaged_over_padding": {"over_padding": True},
         "padding_scored": {"pad_id": None}}
 SCHEDULE = {
     "warmup_from_one": {"warmup_shift": 1}, "warmup_one_step_longer": {"warmup_extra": 1},

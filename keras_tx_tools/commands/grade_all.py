@@ -32,7 +32,8 @@ def add_arguments(parser):
                         help="Keras backend to grade with (default: the configured Keras backend)")
     add_exercises_argument(parser, "grade")
     parser.add_argument("--seed", type=int,
-                        help="the grader's seed, to reproduce a batch (default: a fresh one per batch, the same for every hand-in)")
+                        help="the grader's seed, to reproduce a batch (default: a fresh one per batch, "
+                             "the same for every hand-in)")
     parser.add_argument("--hints", choices=HINT_LEVELS, default="full",
                         help="how much the feedback gives away: full (where, the cause and the fix), cause "
                         "(where and the cause) or locate (only where); default full")

@@ -138,9 +138,9 @@ def main(argv=None):
 
 
 GRADING_PACKAGES = ("keras", "numpy", "pytest", "matplotlib", "safetensors", "tokenizers")
-"""What grading needs besides the backend, pinned in ``setup.sh`` at the versions installed here: the
-``gpt2`` extra's file formats (the capstone reads ``model.safetensors``, the tokenizer's checks GPT-2's
-``tokenizer.json``) included."""
+"""What grading needs besides the backend, pinned in ``setup.sh`` at the versions installed here, the
+``gpt2`` extra included: the capstone's hand-ins read ``model.safetensors`` with ``safetensors``, and
+``tokenizers`` is there for the hand-ins that use it, as on the students' own install."""
 
 
 def _installs(backend):
