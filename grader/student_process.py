@@ -71,9 +71,10 @@ def main(argv):
     import keras  # noqa: F401 -- imported once, here, so that no child pays for it
 
     if keras.backend.backend() == "jax":  # whatever chose it: KERAS_BACKEND or Keras' own configuration
-        from grader.compilation import lean_locations
+        from grader.compilation import lean_locations, reuse_ir_context
 
         lean_locations()
+        reuse_ir_context()  # each child lowers every program of its hand-in in one context
     if "--jax-cache" in argv:
         read_compilation_cache(argv[argv.index("--jax-cache") + 1])
 
