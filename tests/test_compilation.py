@@ -40,8 +40,8 @@ def test_fast_compilation_adds_its_flag_and_keeps_a_chosen_level():
 
 
 def test_one_ir_context_lowers_many_programs_to_the_same_results():
-    """Programs of many shapes, lowered in one context, compute what NumPy computes, and the
-    context is made once, by the first program lowered."""
+    """Programs of many shapes, lowered in one context, compute what NumPy computes (values and
+    gradients), and JAX's context factory gives that one context every time."""
     results = run_python("""
         import json
         import numpy as np
