@@ -57,12 +57,17 @@ def main(argv):
     # As root, each child becomes a user no account has (`_become_nobody`): root-only files are
     # out of reach, it cannot signal this process, and the process limit counts its own processes
     # only. That needs the Python environment and the grader readable by any user. Where root may
-    # also mount (not in every container), each child gets a fresh /tmp of its own (`_fresh_tmp`).
-    own_user = os.getuid() == 0 and _readable_by_others(sys.prefix, sys.base_prefix,
-                                                        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    own_tmp = own_user and _works(_fresh_tmp, 2**20)
-    if own_user and not own_tmp:
-        os.chmod(tempfile.tempdir, 0o1777)  # the scratch folder every child shares, each as its own user
+    # also mount (not in every container), each child gets a fresh /tmp of its own (`_fresh_tmp`),
+    # unless the Python environment or the grader lies under /tmp: a fresh /tmp would hide the
+    # modules a child imports only when it first needs them.
+    needed = (sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    own_user = os.getuid() == 0 and _readable_by_others(*needed)
+    own_tmp = own_user and not any(_inside("/tmp", path) for path in needed) and _works(_fresh_tmp, 2**20)
+    if not own_tmp:  # a folder of its own in the scratch for the children to share, emptied after each;
+        # never the scratch itself, which may hold the Python environment when it is /tmp
+        tempfile.tempdir = tempfile.mkdtemp(prefix="hand-ins-", dir=tempfile.tempdir)
+        if own_user:
+            os.chmod(tempfile.tempdir, 0o1777)  # each child writes there as its own user
     os.chdir("/")
     if os.environ.get("KERAS_BACKEND") == "jax":
         from grader.compilation import prefer_fast_compilation, read_compilation_cache
@@ -155,6 +160,16 @@ def _fork(control, connection_fd, limits, own_user, own_tmp):
         code = 0
     finally:
         os._exit(code)
+
+
+def _inside(folder, path):
+    """Whether `path` is `folder` or lies under it, symbolic links resolved.
+
+    >>> _inside("/tmp", "/tmp/course/.venv"), _inside("/tmp", "/tmpfiles"), _inside("/tmp", "/usr")
+    (True, False, False)
+    """
+    folder, path = os.path.realpath(folder), os.path.realpath(path)
+    return os.path.commonpath([folder, path]) == folder
 
 
 def _works(function, *args):
