@@ -193,6 +193,7 @@ def graded(pytestconfig):
     import keras
 
     from grader.checks import GRADED_PACKAGE
+    from grader.eager_build import build_by_first_call
     from grader.precision import full_float32_precision
     from grader.reference import RecordedReference, RecordingReference
     from grader.submission import load_submission
@@ -202,6 +203,7 @@ def graded(pytestconfig):
 
         torch.set_num_threads(pytestconfig.option.threads)
     use_compilation_cache()
+    build_by_first_call()
     settings = pytestconfig.stash[SETTINGS]
     settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference, settings.hints)
     solutions = None

@@ -42,7 +42,7 @@ REPLY_SECONDS = 120
 """How long the process may take to fork a child, or to end one with everything it started."""
 
 CHILD_MODULES = ("__init__.py", "student_process.py", "wire.py", "submission.py", "failures.py", "feedback.py", "seeding.py",
-                 "limits.py", "screening.py", "registry.py", "gradebook.py", "precision.py", "compilation.py")
+                 "limits.py", "screening.py", "registry.py", "gradebook.py", "precision.py", "compilation.py", "eager_build.py")
 """The grader's modules the sandbox holds: what loads a hand-in and serves the grader's requests, and
 what they import. Nothing that implements or checks an exercise: a module not named here is not there."""
 

@@ -84,9 +84,11 @@ def main(argv):
         read_compilation_cache(argv[argv.index("--jax-cache") + 1])
 
     from grader import submission  # noqa: F401
+    from grader.eager_build import build_by_first_call
     from grader.precision import FULL, set_float32_precision
 
     set_float32_precision(FULL[keras.backend.backend()])  # as the grader computes the reference
+    build_by_first_call()  # as the grader builds: no symbolic run before a fresh model's first call
 
     if keras.backend.backend() == "torch":
         import torch
