@@ -12,7 +12,7 @@
 # A run's log is printed whole when it ends, so outputs never interleave;
 # meanwhile each run prints one line as each of its test files finishes
 # (scripts/pytest_progress.py), so the command is never silent for long. The
-# exit status is 0 only if every run passed.
+# exit status is 0 only if every run passed. Each log ends with its 15 slowest tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,9 +46,9 @@ start() {  # SUITE [PYTEST ARGUMENTS...]: starts its pytest in the background
     echo "=== started: $(describe "$suite") (log: $log)"
     export TEST_PROGRESS_FD=3 TEST_PROGRESS_LABEL="$(describe "$suite")"
     if [ "$suite" = course ]; then
-        python -m pytest -p scripts.pytest_progress -m "course and $selection" "$@" >"$log" 2>&1 &
+        python -m pytest -p scripts.pytest_progress --durations=15 -m "course and $selection" "$@" >"$log" 2>&1 &
     else
-        KERAS_BACKEND=$suite python -m pytest -p scripts.pytest_progress -m "not course and $selection" "$@" >"$log" 2>&1 &
+        KERAS_BACKEND=$suite python -m pytest -p scripts.pytest_progress --durations=15 -m "not course and $selection" "$@" >"$log" 2>&1 &
     fi
     running+=("$suite")
     pids+=("$!")

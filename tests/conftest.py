@@ -14,6 +14,17 @@ collect_ignore = ["data"]
 os.environ.setdefault("KERAS_TX_JAX_CACHE", os.path.join(tempfile.gettempdir(), "keras-tx-tests-jax-cache"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Leave out the tests marked ``backend(name)`` unless this run's backend is `name`: they test a
+    tool that runs on that backend whatever the run's, so one run of the test suffices."""
+    backend = keras.backend.backend()
+    other = [item for item in items
+             if (marker := item.get_closest_marker("backend")) and marker.args[0] != backend]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if item not in other]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _full_float32_precision():
     """Float32 means float32: no reduced-precision (TF32-class) matmuls on any device."""

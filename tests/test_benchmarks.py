@@ -1,7 +1,8 @@
 """Smoke tests of the benchmarks: each one runs from its command line and writes a full report.
 
 The `--quick` versions of all the benchmarks run side by side, on the current
-backend only, as `python -m benchmarks ...` subprocesses. The tests never
+backend only, as `python -m benchmarks ...` subprocesses; those that always run on
+one backend (`FIXED_BACKEND`) run in that backend's test run only. The tests never
 assert timings -- a shared CI machine makes those meaningless -- but what the
 numbers rest on: the contenders are the same model, every sample is kept, the
 report names the machine and the library versions. The tests that read the
@@ -29,6 +30,12 @@ from keras_tx_tools.training.schedule import nanogpt_schedule
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXED_BACKEND = {
+    "distribution": "jax",  # Keras' distribution API
+    "threads": "torch",  # PyTorch reads its thread count at run time
+    "fork-safety": "torch",  # the backend whose graders fork warm
+}
+"""The benchmarks that run on one backend whatever the test run's: tested in that backend's run only."""
 QUICK_RUNS = {
     "training": [],
     "memory": ["--implementations", "native_torch"],
@@ -36,9 +43,7 @@ QUICK_RUNS = {
     "grader": [],
     "accuracy": ["--data", "{text}"],
     "accelerator": [],
-    "distribution": ["--backends", "jax"],  # Keras' distribution API: JAX, whatever the test backend
-    "threads": ["--backends", "torch"],  # PyTorch reads its thread count at run time
-    "fork-safety": ["--backends", "torch"],  # the backend whose graders fork warm
+    **{name: [] for name, backend in FIXED_BACKEND.items() if backend == BACKEND},
     **({"grade-all": []} if bubblewrap_works() else {}),  # it measures grading with the sandbox only
 }
 
@@ -150,6 +155,7 @@ def test_accelerator_table_has_every_row_and_contender(reports):
 
 
 @pytest.mark.slow
+@pytest.mark.backend(FIXED_BACKEND["distribution"])
 def test_distribution_splits_the_weights_over_model_parallel_devices(reports):
     summary = reports["distribution"]["summary"]
     assert set(summary) == {"one device", "data[2]", "model[2]"}
@@ -235,6 +241,7 @@ def test_keras_tx_trains_step_for_step_like_the_native_pytorch_gpt():
 
 
 @pytest.mark.slow
+@pytest.mark.backend(FIXED_BACKEND["threads"])
 def test_threads_compares_the_old_default_with_the_free_cores_under_load(reports):
     report = reports["threads"]
     assert set(report["samples"]) == {"before", "after"}
@@ -244,6 +251,7 @@ def test_threads_compares_the_old_default_with_the_free_cores_under_load(reports
 
 
 @pytest.mark.slow
+@pytest.mark.backend(FIXED_BACKEND["fork-safety"])
 def test_a_pytorch_child_forked_after_a_computation_still_runs(reports):
     """PyTorch's warm grader trains once before it forks (`grader.student_process`): its children must not hang."""
     report = reports["fork-safety"]

@@ -31,6 +31,9 @@ HAND_INS = {
     "import error in attention.py": ("attention.py", "import keras\n", "import keras\nimport no_such_module\n"),
     "missing function in masking.py": ("masking.py", "def apply_mask(scores, mask):", "def mask_scores(scores, mask):"),
 }
+BROKEN_ON_EVERY_BACKEND = ("syntax error in masking.py", "missing function in masking.py")
+"""On PyTorch, the fastest backend here, every hand-in goes through every door; on the others these two:
+a file that does not compile and one that does, each imported by the exercises after it."""
 WORKERS = 2
 GRADED = ("positional_embedding", "masking", "attention", "model", "sampling")
 """The exercises graded: those the hand-ins break, those that import them, and two that import
@@ -75,8 +78,8 @@ def through_the_release(folders, bundle, tmp_path):
         return dict(zip(folders, pool.map(grade_in_release, folders)))
 
 
-def through_nbgrader(tmp_path):
-    """``{hand-in: {exercise: points}}`` from the notebooks' test cells."""
+def through_nbgrader(names, tmp_path):
+    """``{hand-in: {exercise: points}}`` from the notebooks' test cells, for the hand-ins `names`."""
     def grade_notebooks(name):
         file, old, new = HAND_INS[name]
         folder = tmp_path / "notebooks" / name.replace(" ", "_")
@@ -91,12 +94,13 @@ def through_nbgrader(tmp_path):
                               for _, name, _, _ in checks([exercise])) for exercise in GRADED}
 
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-        return dict(zip(HAND_INS, pool.map(grade_notebooks, HAND_INS)))
+        return dict(zip(names, pool.map(grade_notebooks, names)))
 
 
 def test_every_door_gives_a_broken_hand_in_the_same_score(tmp_path):
+    names = HAND_INS if keras.backend.backend() == "torch" else BROKEN_ON_EVERY_BACKEND
     folders = {name: submission(tmp_path / name.replace(" ", "_"), {file: [(old, new)]})
-               for name, (file, old, new) in HAND_INS.items()}
+               for name, (file, old, new) in HAND_INS.items() if name in names}
     bundle = release.build_release(tmp_path / "release", exercises=GRADED)
     live = through_pytest_submission(folders, tmp_path)
     doors = {"grade-all": through_grade_all(folders, bundle, tmp_path),
@@ -104,7 +108,8 @@ def test_every_door_gives_a_broken_hand_in_the_same_score(tmp_path):
     for door, graded in doors.items():
         assert graded == live, f"{door} grades otherwise than pytest grader --submission"
     points = {name: {exercise: given for exercise, (given, _) in result.items()} for name, result in live.items()}
-    assert through_nbgrader(tmp_path) == points
-    for name, (file, _, _) in HAND_INS.items():  # every check of model.py names the broken file
+    assert through_nbgrader(list(folders), tmp_path) == points
+    for name in folders:  # every check of model.py names the broken file
+        file = HAND_INS[name][0]
         assert points[name]["model"] == 0
         assert all(file in message for message in live[name]["model"][1].values()), live[name]["model"]
