@@ -9,24 +9,28 @@ child's. The grader's inputs are real arrays, so the first call can make the wei
 Keras already lets it when the symbolic run fails. The weights are made in the same order, from
 the same seeds, with the same values, and Keras marks the layer built once the call returns.
 
-One difference remains: Keras locks a layer built by the symbolic run against new weights or
-layers; a layer built by its first call is not locked. A `call` that makes new layers each time
-is caught by the checks' values instead.
+What differs is Keras' record of the build: a layer built by its first call keeps no build
+configuration, so a model saved from it would load without its weights, and it is not locked
+against new weights or layers (a `call` that makes new layers each time is caught by the checks'
+values instead). Grading saves nothing, and `first_call_builds` holds only for its block: the
+grader's session, or the life of a sandbox's child.
 
 Example::
 
-    build_by_first_call()    # in a grading process, after `import keras`
+    with first_call_builds():    # a grading session
+        ...
 """
+
+import contextlib
 
 from keras.src import utils
 from keras.src.layers import layer as keras_layer
 
 
-def build_by_first_call():
-    """Let an eager first call build every layer that Keras would build by a symbolic run."""
+@contextlib.contextmanager
+def first_call_builds():
+    """Within the block, an eager first call builds every layer that Keras would build by a symbolic run."""
     keras_build = keras_layer.Layer._maybe_build
-    if getattr(keras_build, "builds_by_first_call", False):
-        return
 
     def maybe_build(layer, call_spec):
         if (layer.built or not call_spec.eager or not utils.is_default(layer.build)
@@ -34,5 +38,8 @@ def build_by_first_call():
             keras_build(layer, call_spec)
         # Otherwise the call that follows makes the weights.
 
-    maybe_build.builds_by_first_call = True
     keras_layer.Layer._maybe_build = maybe_build
+    try:
+        yield
+    finally:
+        keras_layer.Layer._maybe_build = keras_build

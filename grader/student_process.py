@@ -84,11 +84,10 @@ def main(argv):
         read_compilation_cache(argv[argv.index("--jax-cache") + 1])
 
     from grader import submission  # noqa: F401
-    from grader.eager_build import build_by_first_call
+    from grader.eager_build import first_call_builds
     from grader.precision import FULL, set_float32_precision
 
     set_float32_precision(FULL[keras.backend.backend()])  # as the grader computes the reference
-    build_by_first_call()  # as the grader builds: no symbolic run before a fresh model's first call
 
     if keras.backend.backend() == "torch":
         import torch
@@ -100,17 +99,19 @@ def main(argv):
     os.dup2(silence, 1)
     os.dup2(silence, 2)
     child = None
-    while True:
-        data, fds, _, _ = socket.recv_fds(control, 4096, 1)
-        if not data:
-            return
-        command = data.decode().split()
-        if command[0] == "fork":
-            child = _fork(control, fds[0], dict(zip(command[1::2], map(int, command[2::2]))), own_user, own_tmp)
-        elif command[0] == "reap":
-            status, cpu_seconds = _reap(child, own_namespace, own_tmp)
-            child = None
-            control.sendall(f"reaped {status} {cpu_seconds}".encode())
+    with first_call_builds():  # as the grader builds: no symbolic run before a fresh model's first call
+        while True:
+            data, fds, _, _ = socket.recv_fds(control, 4096, 1)
+            if not data:
+                return
+            command = data.decode().split()
+            if command[0] == "fork":
+                limits = dict(zip(command[1::2], map(int, command[2::2])))
+                child = _fork(control, fds[0], limits, own_user, own_tmp)
+            elif command[0] == "reap":
+                status, cpu_seconds = _reap(child, own_namespace, own_tmp)
+                child = None
+                control.sendall(f"reaped {status} {cpu_seconds}".encode())
 
 
 def _readable_by_others(*paths):
