@@ -203,32 +203,33 @@ def graded(pytestconfig):
 
         torch.set_num_threads(pytestconfig.option.threads)
     use_compilation_cache()
-    with first_call_builds():  # only while grading: a model built so would not save and load
-        settings = pytestconfig.stash[SETTINGS]
-        settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference, settings.hints)
-        solutions = None
-        if settings.reference == "live":
-            loaded = load_submission(ROOT / "solutions")
-            problems = [module._problem for module in loaded.values() if module._problem]
-            if problems:
-                raise RuntimeError(f"the solutions do not load: {'; '.join(problems)}")
-            solutions = {exercise: module._module for exercise, module in loaded.items()}
-        if pytestconfig.option.record_reference:
-            reference = RecordingReference(solutions, settings.seed)
-        elif solutions:
-            reference = _live_reference(solutions, settings.seed)
-        else:
-            reference = RecordedReference(ROOT / "grader" / "reference")
-        settings.gradebook.reference = reference.description
-        modules, submission = _load_modules(pytestconfig, settings)
-        with full_float32_precision():  # restored afterwards: grading may run in the caller's process
-            yield Graded(modules, reference, submission)
-        if submission is not None:
-            submission.close()
-            settings.gradebook.out_of_time = submission.out_of_time
-            settings.gradebook.student_seconds = {"wall": submission.seconds, "cpu": submission.cpu_seconds}
-        if isinstance(reference, RecordingReference):
-            reference.save(pathlib.Path(pytestconfig.option.record_reference))
+    settings = pytestconfig.stash[SETTINGS]
+    settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference, settings.hints)
+    solutions = None
+    if settings.reference == "live":
+        loaded = load_submission(ROOT / "solutions")
+        problems = [module._problem for module in loaded.values() if module._problem]
+        if problems:
+            raise RuntimeError(f"the solutions do not load: {'; '.join(problems)}")
+        solutions = {exercise: module._module for exercise, module in loaded.items()}
+    if pytestconfig.option.record_reference:
+        reference = RecordingReference(solutions, settings.seed)
+    elif solutions:
+        reference = _live_reference(solutions, settings.seed)
+    else:
+        reference = RecordedReference(ROOT / "grader" / "reference")
+    settings.gradebook.reference = reference.description
+    modules, submission = _load_modules(pytestconfig, settings)
+    # Both restored afterwards: grading may run in the caller's process (and a model built by its
+    # first call would not save and load). The live reference computes its cases within the checks.
+    with full_float32_precision(), first_call_builds():
+        yield Graded(modules, reference, submission)
+    if submission is not None:
+        submission.close()
+        settings.gradebook.out_of_time = submission.out_of_time
+        settings.gradebook.student_seconds = {"wall": submission.seconds, "cpu": submission.cpu_seconds}
+    if isinstance(reference, RecordingReference):
+        reference.save(pathlib.Path(pytestconfig.option.record_reference))
     for name in [name for name in sys.modules if name.startswith(GRADED_PACKAGE)]:
         del sys.modules[name]
 

@@ -83,8 +83,7 @@ def main(argv):
     if "--jax-cache" in argv:
         read_compilation_cache(argv[argv.index("--jax-cache") + 1])
 
-    from grader import submission  # noqa: F401
-    from grader.eager_build import first_call_builds
+    from grader import eager_build, submission  # noqa: F401 -- imported once, here, for every child
     from grader.precision import FULL, set_float32_precision
 
     set_float32_precision(FULL[keras.backend.backend()])  # as the grader computes the reference
@@ -99,19 +98,17 @@ def main(argv):
     os.dup2(silence, 1)
     os.dup2(silence, 2)
     child = None
-    with first_call_builds():  # as the grader builds: no symbolic run before a fresh model's first call
-        while True:
-            data, fds, _, _ = socket.recv_fds(control, 4096, 1)
-            if not data:
-                return
-            command = data.decode().split()
-            if command[0] == "fork":
-                limits = dict(zip(command[1::2], map(int, command[2::2])))
-                child = _fork(control, fds[0], limits, own_user, own_tmp)
-            elif command[0] == "reap":
-                status, cpu_seconds = _reap(child, own_namespace, own_tmp)
-                child = None
-                control.sendall(f"reaped {status} {cpu_seconds}".encode())
+    while True:
+        data, fds, _, _ = socket.recv_fds(control, 4096, 1)
+        if not data:
+            return
+        command = data.decode().split()
+        if command[0] == "fork":
+            child = _fork(control, fds[0], dict(zip(command[1::2], map(int, command[2::2]))), own_user, own_tmp)
+        elif command[0] == "reap":
+            status, cpu_seconds = _reap(child, own_namespace, own_tmp)
+            child = None
+            control.sendall(f"reaped {status} {cpu_seconds}".encode())
 
 
 def _readable_by_others(*paths):
@@ -159,7 +156,10 @@ def _fork(control, connection_fd, limits, own_user, own_tmp):
             _fresh_tmp(tmp_bytes)
         if own_user:
             _become_nobody()
-        Child(socket.socket(fileno=connection_fd)).serve()
+        from grader.eager_build import first_call_builds
+
+        with first_call_builds():  # as the grader builds: no symbolic run before a fresh model's first call
+            Child(socket.socket(fileno=connection_fd)).serve()
         code = 0
     finally:
         os._exit(code)
