@@ -230,11 +230,11 @@ class RemoteObject:
         object.__setattr__(self, "_id", handle)
         object.__setattr__(self, "_generation", submission.generation)
 
-    def _request(self, op, name=None, args=(), kwargs=None):
+    def _request(self, op, name=None, args=(), kwargs=None, **options):
         submission = self._submission
         if self._generation != submission.generation:
             raise GradingFailure("an object your code made was lost when its process was restarted")
-        message = {"op": op, "id": self._id, "name": name}
+        message = {"op": op, "id": self._id, "name": name, **options}
         if op == "call":
             message.update(args=submission.send_in(list(args)), kwargs=submission.send_in(dict(kwargs or {})))
         return submission.request(message)
@@ -261,6 +261,18 @@ class RemoteObject:
 
     def __hash__(self):
         return hash((id(self._submission), self._id))
+
+
+def held_attribute(target, name):
+    """``getattr(target, name)``; for a stand-in, a stand-in of the attribute, which stays in the child
+    (its variables, say, to pass back to a call there) instead of coming back as values.
+
+    >>> held_attribute(3 + 4j, "imag")  # an object here: its own attribute
+    4.0
+    """
+    if isinstance(target, RemoteObject):
+        return target._request("getattr", name, hold=True)
+    return getattr(target, name)
 
 
 def path_seen_by(module, path):

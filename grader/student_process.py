@@ -308,7 +308,8 @@ class Child:
             return None
         target = self.objects[request["id"]]
         if op == "getattr":
-            return self.export(getattr(target, request["name"]))
+            value = getattr(target, request["name"])
+            return self.hold(value) if request.get("hold") else self.export(value)
         if op == "call":
             if request.get("name"):
                 target = getattr(target, request["name"])
@@ -352,6 +353,10 @@ class Child:
             return items if isinstance(value, list) else tuple(items)
         if type(value) is dict and all(type(key) is str for key in value):  # a checkpoint's config and arrays
             return {key: self.export(item) for key, item in value.items()}
+        return self.hold(value)
+
+    def hold(self, value):
+        """A handle to `value`, which stays here: the grader gets a stand-in it can pass back."""
         handle = self.handles.setdefault(id(value), len(self.objects))  # one object, one handle
         self.objects[handle] = value
         return wire.Tag("object", {"id": handle, "type": type(value).__name__, "keras": _keras_classes(value)})

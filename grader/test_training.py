@@ -8,8 +8,8 @@ from grader.checks import GradingFailure, check_close, is_close, tensor, to_nump
 from grader.families import LOSS, SCHEDULE, closest_mistake
 from grader.feedback import Feedback
 from grader.reference import FIXED_SEED, check_matches, draw_distinct, seed_keras
-from grader.test_model import (REVERSAL_HALF, REVERSAL_SIZES, REVERSAL_STEPS, build_optimizer, gpt_differs,
-                               reversal_sequences)
+from grader.test_model import (REVERSAL_HALF, REVERSAL_SIZES, REVERSAL_STEPS, gpt_differs, reversal_sequences,
+                               trained_logits)
 
 PAD = 0
 """The padding id of the padded loss checks."""
@@ -163,10 +163,16 @@ def test_schedule_serialises(student, rngs):
 
 @pytest.mark.points(2)
 def test_trains_your_gpt_on_reversal(student, students, references):
-    """Your GPT, your loss and your schedule learn to reverse sequences (the reversal check of model.py)."""
+    """Your GPT, your loss and your schedule learn to reverse sequences (the reversal check of model.py).
+
+    Only a GPT that computes the reference's logits is trained: how far a wrong one learns in 100 steps
+    can hang on the backend's rounding, and one piece of code gets one verdict on every backend."""
+    schedule = student.WarmupCosine(5e-3, 10, REVERSAL_STEPS, 5e-4)
+    model_hint = gpt_differs(references, students["model"])
+    if model_hint:
+        raise GradingFailure(Feedback("your GPT was not trained on the reversal task", model_hint.cause, model_hint.fix))
     seed_keras(FIXED_SEED, "reversal")  # the same data and initial weights in every run
     rng = np.random.default_rng(FIXED_SEED)
-    schedule = student.WarmupCosine(5e-3, 10, REVERSAL_STEPS, 5e-4)
     model = students["model"].GPT(**REVERSAL_SIZES)
     jit_compile = keras.backend.backend() == "jax"  # XLA costs TensorFlow more than it saves here
     model.compile(optimizer=keras.optimizers.Adam(), loss=student.next_token_loss, jit_compile=jit_compile)
@@ -174,21 +180,18 @@ def test_trains_your_gpt_on_reversal(student, students, references):
     optimizer = model.optimizer.from_config({"learning_rate": schedule})
     model.compile(optimizer=optimizer, loss=student.next_token_loss, jit_compile=jit_compile)
     train = reversal_sequences(rng, REVERSAL_STEPS * 64)
-    build_optimizer(model, train[:1])
-    model.fit(train, train, batch_size=64, epochs=1, verbose=0, shuffle=False)
     test = reversal_sequences(rng, 512)
-    predicted = to_numpy(model(tensor(test)), "GPT").argmax(axis=-1)
+    predicted = trained_logits(model, train, train, test).argmax(axis=-1)
     correct = predicted[:, :-1] == test[:, 1:]
     first_half, second_half = correct[:, : REVERSAL_HALF - 1].mean(), correct[:, REVERSAL_HALF - 1:].mean()
     if (predicted == test).mean() > 0.9:
         raise GradingFailure(Feedback("trained with your loss, your GPT predicts each position's own input token",
                                       "the targets are not shifted by one"))
     if second_half < 0.9:
-        where = (f"trained with your loss and schedule on the reversal task, your GPT predicts only {second_half:.0%} "
-                 "of the reversed second half (the reference gets over 90%)")
-        model_hint = gpt_differs(references, students["model"])
-        raise GradingFailure(Feedback(where, model_hint.cause, model_hint.fix) if model_hint else Feedback(
-            where, fix="check the loss and the schedule against the lesson (and model.py's reversal check)"))
+        raise GradingFailure(Feedback(
+            f"trained with your loss and schedule on the reversal task, your GPT predicts only {second_half:.0%} "
+            "of the reversed second half (the reference gets over 90%)",
+            fix="check the loss and the schedule against the lesson (and model.py's reversal check)"))
     if first_half > 1 / REVERSAL_SIZES["vocab_size"] + 0.15:
         raise GradingFailure(Feedback(
             f"trained on the reversal task, your GPT predicts {first_half:.0%} of the random first half",

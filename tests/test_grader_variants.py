@@ -525,6 +525,16 @@ def test_reversal_check_catches_a_model_that_looks_ahead(tmp_path):
     assert "it is looking at the future" in result["message"]
 
 
+@pytest.mark.parametrize("mistake", ["missing residual", "post-LN instead of pre-LN"])
+def test_the_training_check_names_a_wrong_gpt_without_training_it(mistake, tmp_path):
+    """How far a wrong GPT learns in 100 steps can hang on rounding (without the attention's residual,
+    one passed on JAX and failed on TensorFlow): it is not trained, on any backend, and model.py is named."""
+    result = graded_check(tmp_path, mistake, "trains_your_gpt_on_reversal", "training")
+    assert result["points"] == 0
+    assert result["message"].startswith("your GPT was not trained on the reversal task")
+    assert "runs your GPT of model.py" in result["message"]
+
+
 PRECOMPUTED_TABLE = """import numpy as np
 
 
