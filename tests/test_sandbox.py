@@ -32,7 +32,7 @@ from grader import sandbox, wire
 from grader.gradebook import EXERCISES
 from keras_tx_tools import cli
 from keras_tx_tools.course import release
-from test_grader import grade, submission
+from test_grader import ROOT, grade, submission
 from test_grader_variants import ALTERNATIVES, MISTAKES, representatives
 
 end_to_end = pytest.mark.skipif(not sandbox.bubblewrap_works(), reason="needs bubblewrap (bwrap) with namespaces")
@@ -498,3 +498,25 @@ def test_a_message_is_bounded_in_total_before_it_is_read():
     wire.write_message(stream, [np.zeros(7, "int8")] * (wire.MAX_ARRAYS - 1))
     stream.seek(0)
     assert len(wire.read_message(stream)) == wire.MAX_ARRAYS - 1
+
+
+def test_a_held_attribute_stays_in_the_child_and_goes_back_to_it():
+    """The reversal checks build the child's optimizer on the child's own variables: a held
+    attribute comes back as a stand-in, passed back by handle, where a plain one comes back as values."""
+    from grader.checks import tensor
+    from grader.remote import RemoteObject, RemoteSubmission, held_attribute, warm_process
+
+    hand_in = RemoteSubmission(warm_process(keras.backend.backend(), isolate=False), ROOT / "solutions")
+    try:
+        model = hand_in.modules()["model"].GPT(vocab_size=7, max_length=4, embed_dim=8, num_heads=2,
+                                              num_layers=1, ff_dim=16)
+        model(tensor(np.zeros((1, 4), "int32")))
+        model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+        held, values = held_attribute(model, "trainable_variables"), model.trainable_variables
+        assert isinstance(held, RemoteObject) and len(held) == len(values) > 0
+        assert all(keras.ops.is_tensor(value) for value in values)
+        assert not model.optimizer.built
+        model.optimizer.build(held)
+        assert model.optimizer.built
+    finally:
+        hand_in.close()
