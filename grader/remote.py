@@ -168,7 +168,7 @@ class RemoteSubmission:
 
     def send_in(self, value):
         """An argument for the child: tensors and arrays by value, stand-ins by handle, Keras objects by config."""
-        if type(value) in (str, int, float, bool, type(None)):  # first: GPT-2's merges are 100,000 strings,
+        if type(value) in wire.PLAIN_TYPES:  # first: GPT-2's merges are 100,000 strings,
             return value  # and asking TensorFlow whether each is a tensor took 0.6 s
         if issubclass(type(value), RemoteObject):
             if value._generation != self.generation:

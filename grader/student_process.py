@@ -340,7 +340,7 @@ class Child:
         import keras
         import numpy as np
 
-        if value is None or type(value) in (bool, int, float, str):
+        if type(value) in wire.PLAIN_TYPES:
             return value
         if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in wire.ARRAY_KINDS:
             return value

@@ -25,6 +25,9 @@ import numpy as np
 ARRAY_KINDS = "biufc"
 """The NumPy dtype kinds an array on the wire may have: booleans and numbers."""
 
+PLAIN_TYPES = (type(None), bool, int, float, str)
+"""The values that cross the wire as they are, in JSON (exactly these types, not their subclasses)."""
+
 MAX_BYTES = 2**28
 """The largest message (JSON header plus arrays) either side accepts, in bytes: 256 MiB."""
 
