@@ -59,6 +59,15 @@ def check_matches(actual, expected, what, dtype="float32", hint=None):
 FIXED_SEED = 0
 """The seed of the fixed draw every case and property check also runs on."""
 
+GPT_SIZES = {"vocab_size": 23, "max_length": 16, "embed_dim": 12, "num_heads": 3, "num_layers": 2, "ff_dim": 48}
+"""The GPT that the checks of the model, the generation and the GPT-2 exercises build: the size of the
+GPT-2 checkpoints in ``grader/checkpoints/`` (vocabulary 23, 16 positions, width 12 in 3 heads of 4,
+an MLP of 48), fed batches of 2 sequences of `GPT_LENGTH` tokens: every size distinct. One model and
+one length for the three, because JAX compiles every operation for its shapes: their checks then
+share most of their programs (about 260 fewer per hand-in, a fifth of them)."""
+GPT_LENGTH = 8
+"""The length of the sequences a GPT check feeds in one pass; generation grows a prompt of 5 to it."""
+
 
 def case_rng(seed, exercise, case):
     """The random generator of one case: depends on the seed and the case, not on test order."""

@@ -14,13 +14,14 @@ import pytest
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
 from grader.feedback import Feedback
 from grader.layout import assign_weights, pack_weights, random_weights, unpack_weights
-from grader.reference import FIXED_SEED, seed_keras
+from grader.reference import FIXED_SEED, GPT_LENGTH, GPT_SIZES, seed_keras
 
-SIZES = {"vocab_size": 11, "max_length": 13, "embed_dim": 12, "num_heads": 3, "num_layers": 2, "ff_dim": 20}
-"""The GPT the checks build: batch 2, heads 3, head size 4, 13 positions; every size distinct."""
+SIZES = GPT_SIZES
+"""The model checks' GPT: batch 2, heads 3, head size 4, 16 positions; every size distinct."""
 BATCH, PROMPT, STEPS = 2, 5, 3
 CACHE_SHAPE = (BATCH, SIZES["num_heads"], SIZES["max_length"], SIZES["embed_dim"] // SIZES["num_heads"])
 NEW_TOKENS = 4
+assert PROMPT + STEPS == PROMPT + NEW_TOKENS - 1 == GPT_LENGTH  # the full passes have the model checks' shape
 MISTAKES = {
     "never_read": "your cached attention does not read the cache: it attends only to the new token's own key and "
                   "value. Attend to all the keys and values that cache.update returns",

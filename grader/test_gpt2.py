@@ -16,18 +16,19 @@ import pytest
 
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
 from grader.layout import leaf_layers
-from grader.reference import FIXED_SEED
+from grader.reference import FIXED_SEED, GPT_LENGTH, GPT_SIZES
 from grader.remote import path_seen_by
 from grader.test_model import gpt_differs
 
 CHECKPOINTS = pathlib.Path(__file__).resolve().parent / "checkpoints"
 LAYOUTS = ("save_pretrained", "hub_safetensors", "hub_pytorch")
-SIZES = {"vocab_size": 23, "max_length": 16, "embed_dim": 12, "num_heads": 3, "num_layers": 2, "ff_dim": 48}
-"""The sizes of the checkpoints' config.json (the MLP is 4 * n_embd wide)."""
+SIZES = GPT_SIZES
+"""The sizes of the checkpoints' config.json (the MLP is 4 * n_embd wide), those of every GPT check."""
 WEIGHT_KEYS = ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"] + [
     f"h.{index}.{name}.{kind}" for index in range(SIZES["num_layers"])
     for name in ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj") for kind in ("weight", "bias")]
-PROMPT, NEW_TOKENS = 4, 8
+PROMPT, NEW_TOKENS = 5, 4
+"""The generation checks' prompt and continuation, so that their programs serve here too."""
 MISTAKES = {
     "exact_gelu": "every weight is GPT-2's, but your ffn_in still uses the exact GELU: GPT-2 uses its tanh "
                   "approximation, so set each block's ffn_in.activation = keras.ops.gelu",
@@ -63,7 +64,7 @@ def draw_ids(rng, module):
     """Token ids from the run's seed; the prompt is fixed, so that no near-tie of two logits can make the
     greedy verdict depend on the seed."""
     prompt = np.random.default_rng(FIXED_SEED).integers(0, SIZES["vocab_size"], (2, PROMPT)).astype("int32")
-    return {"token_ids": rng.integers(0, SIZES["vocab_size"], (2, 9)).astype("int32"), "prompt": prompt}
+    return {"token_ids": rng.integers(0, SIZES["vocab_size"], (2, GPT_LENGTH)).astype("int32"), "prompt": prompt}
 
 
 @functools.cache

@@ -10,14 +10,14 @@ from grader.families import BLOCK, GPT, closest_mistake, mismatch
 from grader.feedback import Feedback
 from grader.layout import (FFN_ACTIVATION, LAYER_NORM_EPSILON, assign_weights, leaf_layers, pack_weights,
                            random_weights, unpack_weights)
-from grader.reference import FIXED_SEED, draw_distinct, draw_mask, seed_keras
+from grader.reference import FIXED_SEED, GPT_LENGTH, GPT_SIZES, draw_distinct, draw_mask, seed_keras
 from grader.remote import held_attribute
 
 
-SIZES = {"vocab_size": 10, "max_length": 7, "embed_dim": 18, "num_heads": 3, "num_layers": 2, "ff_dim": 32}
-"""The model the reference checks build, on batches of 2 sequences of `max_length`: every size
-distinct (head size 6). Values and weights are drawn afresh each run, the shapes stay: on JAX
-each new shape costs a compilation, and the sublayer checks vary the sizes instead."""
+SIZES = GPT_SIZES
+"""The model the reference checks build, on batches of 2 sequences of `GPT_LENGTH` tokens, fewer
+than its `max_length` positions. Values and weights are drawn afresh each run, the shapes stay: on
+JAX each new shape costs a compilation, and the sublayer checks vary the sizes instead."""
 
 ATTENTION_SIZES = {"width": SIZES["embed_dim"], "num_heads": SIZES["num_heads"],
                    "head_size": SIZES["embed_dim"] // SIZES["num_heads"]}
@@ -55,7 +55,7 @@ def check_layer_norm(norm, path):
 
 
 def draw_block(rng, module):
-    length = SIZES["max_length"]
+    length = GPT_LENGTH
     x = rng.normal(size=(2, length, SIZES["embed_dim"])).astype("float32")
     block = module.TransformerBlock(SIZES["embed_dim"], SIZES["num_heads"], SIZES["ff_dim"])
     block(tensor(x))
@@ -109,7 +109,7 @@ def test_block_matches_reference(student, reference):
 
 
 def draw_gpt(rng, module):
-    token_ids = rng.integers(0, SIZES["vocab_size"], (2, SIZES["max_length"])).astype("int32")
+    token_ids = rng.integers(0, SIZES["vocab_size"], (2, GPT_LENGTH)).astype("int32")
     model = module.GPT(**SIZES)
     model(tensor(token_ids))
     return {"token_ids": token_ids, "num_heads": np.asarray(SIZES["num_heads"]),
@@ -193,7 +193,7 @@ def gpt_hint(model, logits, inputs, expected, masking):
     wiring = closest_mistake(logits, expected, "logits", GPT)
     if wiring:
         return wiring
-    length = SIZES["max_length"]
+    length = GPT_LENGTH
     mask = causal_mask_of(masking, length)
     if mask is None or mismatch(mask, expected["causal_mask"]):
         return Feedback(cause=f"your causal_mask({length}) is not the causal mask, so the grader cannot feed your "
@@ -235,20 +235,23 @@ SEES_THE_FUTURE_FIX = ("check the causal mask in GPT.call, that the softmax in a
 def test_gpt_is_causal(student, rngs):
     """Changing the token at any position p must leave the outputs before p alone, and change p's.
 
-    The changed sequences are one batch, the original sequence comes first in it and also alone:
-    a sequence's outputs must not depend on the others in its batch.
+    The changed sequences are one batch, the original sequence comes first in it; it also comes
+    first in a batch of 2 with another sequence: a sequence's outputs must not depend on the
+    others in its batch. (A batch of 2, the other checks' shape, so that JAX compiles nothing new
+    for it.)
     """
-    vocab_size, length = SIZES["vocab_size"], SIZES["max_length"]
+    vocab_size, length = SIZES["vocab_size"], GPT_LENGTH
     model = student.GPT(**SIZES)
     for rng in rngs:
         token_ids = rng.integers(0, vocab_size, (1, length)).astype("int32")
         changed = np.repeat(token_ids, length, axis=0)  # row p changes the token at position p
         changed[np.arange(length), np.arange(length)] += rng.integers(1, vocab_size, length)
         changed %= vocab_size
-        alone = to_numpy(model(tensor(token_ids)), "GPT")
+        other = rng.integers(0, vocab_size, (1, length)).astype("int32")
+        in_a_pair = to_numpy(model(tensor(np.concatenate([token_ids, other]))), "GPT")[:1]
         batch = to_numpy(model(tensor(np.concatenate([token_ids, changed]))), "GPT")
         before, after = batch[:1], batch[1:]
-        if not is_close(before, alone):
+        if not is_close(before, in_a_pair):
             raise GradingFailure(Feedback(
                 "a sequence's outputs change with the other sequences in its batch",
                 "your model mixes the sequences of a batch",

@@ -235,7 +235,7 @@ def generate_uncached(model, prompt_ids, max_new_tokens, temperature=0.0, top_k=
     most the model's ``max_length``; a longer one has no position embedding (PyTorch raises an
     ``IndexError``, JAX silently returns NaNs). Neither this function nor `generate` checks it.
     The grader stays within ``max_length``: a prompt of 5 tokens and 4 new ones, with
-    ``max_length=13``.
+    ``max_length=16``.
 
     Example:
         >>> model = GPT(vocab_size=10, max_length=8, embed_dim=16, num_heads=2, num_layers=2, ff_dim=32)

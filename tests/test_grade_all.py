@@ -457,3 +457,29 @@ def test_a_class_folder_given_relative_to_the_working_folder_is_graded(tmp_path,
     assert grade.status == GRADED and grade.total == grade.exercises["masking"]["max"] > 0, (grade.message, grade.log[-2000:])
     # The log's reproduce line names the hand-in's folder, not the copy graded and deleted since.
     assert f"--submission {hand_in.resolve()}" in grade.log, grade.log[-2000:]
+
+
+def test_a_class_on_jax_first_grades_the_solutions_once_to_fill_the_compilation_cache(tmp_path, monkeypatch):
+    """The fill runs the selected exercises' checks on the solutions with the batch's seed, on JAX only,
+    and only where there are solutions (a release has none)."""
+    runs = []
+    monkeypatch.setattr(batch, "run_pytest_process", lambda arguments, **options: runs.append((arguments, options)) or "")
+    root = release.repository_root()
+    batch.fill_compilation_cache(root, "jax", 1234, ["masking", "attention"])
+    [(arguments, options)] = runs
+    assert arguments[:2] == ["grader/test_masking.py", "grader/test_attention.py"]
+    assert "--solutions" in arguments and arguments[arguments.index("--seed") + 1] == "1234"
+    assert (options["grading_root"], options["backend"]) == (root, "jax")
+    for backend in ("torch", "tensorflow"):
+        batch.fill_compilation_cache(root, backend, 1234)
+    without_solutions = tmp_path / "release"
+    (without_solutions / "grader").mkdir(parents=True)
+    batch.fill_compilation_cache(without_solutions, "jax", 1234)
+    assert len(runs) == 1
+
+
+@pytest.mark.slow
+def test_filling_the_compilation_cache_leaves_the_checks_programs_in_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_TX_JAX_CACHE", str(tmp_path / "cache"))
+    batch.fill_compilation_cache(release.repository_root(), "jax", 0, ["masking"])
+    assert len(list((tmp_path / "cache").iterdir())) > 10  # one file per program

@@ -299,10 +299,29 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
                       "NOT ISOLATED and can read what this user can. Install the 'bubblewrap' package. ***",
                       NotIsolatedWarning, stacklevel=2)
     students = student_folders(submissions_dir)
+    if students:
+        fill_compilation_cache(grading_root, backend, limits["seed"], limits.get("exercises"))
     bar = _progress_bar(len(students)) if progress and students else None
     grade = functools.partial(grade_submission, grading_root=grading_root, backend=backend, run=run_pytest_here,
                               **limits)
     return _grade_in_pools(students, jobs, grade, functools.partial(_warm_up, str(grading_root), backend), bar)
+
+
+def fill_compilation_cache(grading_root, backend, seed, exercises=None):
+    """On JAX, grade the solutions once, in a process of their own, before a batch; elsewhere a no-op.
+
+    The sandboxed children only read JAX's compilation cache (`grader.compilation`), and the
+    graders fill it only with the reference's programs; the checks that run the student's code
+    alone (a GPT's causality, a sampler's draws) would be compiled afresh in every child. Grading
+    the solutions with the batch's seed puts every program a correct hand-in runs in the cache: on
+    a fresh cache, a solved course's child then costs half the CPU (benchmarks/RESULTS.md). Needs
+    ``solutions/`` in `grading_root`; without it, or with the cache off, nothing is done.
+    """
+    if backend != "jax" or not (pathlib.Path(grading_root) / "solutions").is_dir():
+        return
+    tests = ["grader"] if exercises is None else [f"grader/test_{name}.py" for name in assignment(grading_root, exercises).graded]
+    run_pytest_process([*tests, "-q", "-p", "no:cacheprovider", "--solutions", "--backend", backend, "--seed", str(seed)],
+                       grading_root=grading_root, backend=backend, timeout=STARTUP_SECONDS)
 
 
 def _grade_in_pools(students, jobs, grade, warm_up, bar=None):
