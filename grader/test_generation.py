@@ -40,7 +40,7 @@ def instructor():
 
 def built_gpt(module, inputs):
     model = module.GPT(**SIZES)
-    model(tensor(inputs["token_ids"][:, :2]))
+    model(tensor(inputs["token_ids"]))  # built on a shape the checks run anyway: nothing new to compile on JAX
     assign_weights(model, "GPT", unpack_weights(inputs))
     return model
 
@@ -48,7 +48,7 @@ def built_gpt(module, inputs):
 def draw_gpt(rng, module, length):
     model = module.GPT(**SIZES)
     token_ids = rng.integers(0, SIZES["vocab_size"], (BATCH, length)).astype("int32")
-    model(tensor(token_ids[:, :2]))
+    model(tensor(token_ids))
     return {"token_ids": token_ids, **pack_weights(random_weights(model, "GPT", rng))}
 
 
