@@ -1,7 +1,7 @@
 """Less waiting for JAX's compiler while grading.
 
 JAX runs every operation as a compiled XLA program, and compiles one per new combination of
-operation, shape and dtype: grading a solved course in one process lowers about 1,100 of them,
+operation, shape and dtype: grading a solved course in one process lowers about 900 of them,
 the reference's and the student's, which took two thirds of a JAX grading run on a CPU. These
 settings cut that without changing what is checked:
 
