@@ -36,3 +36,16 @@ def test_the_committed_checkpoints_are_what_the_maker_writes(tmp_path):
         for path in (gpt2_checkpoints.FOLDER / layout).iterdir():
             if path.suffix in (".safetensors", ".json"):
                 assert (tmp_path / layout / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("layout", ["save_pretrained", "hub_safetensors", "hub_pytorch"])
+def test_every_gpt_check_builds_the_checkpoints_size(layout):
+    """The model, generation and GPT-2 checks share `GPT_SIZES`; the GPT-2 checks load these checkpoints into it."""
+    import json
+
+    from grader.reference import GPT_SIZES
+
+    config = json.loads((ROOT / "grader" / "checkpoints" / layout / "config.json").read_text())
+    assert GPT_SIZES == {"vocab_size": config["vocab_size"], "max_length": config["n_positions"],
+                         "embed_dim": config["n_embd"], "num_heads": config["n_head"], "num_layers": config["n_layer"],
+                         "ff_dim": 4 * config["n_embd"]}
