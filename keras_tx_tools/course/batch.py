@@ -114,6 +114,11 @@ def assignment(grading_root, exercises=None):
     return load_course(grading_root).subset(exercises)
 
 
+def check_files(course, selected):
+    """The pytest arguments that run the checks of `selected` (a subset of `course`): the whole grader for all of them."""
+    return ["grader"] if selected.graded == course.graded else [f"grader/test_{name}.py" for name in selected.graded]
+
+
 def given_code(grading_root, exercise):
     """The finished code of `exercise` that grading may hand to the exercises importing it, or ``None``.
 
@@ -214,7 +219,7 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
             if code is not None:
                 (submission / f"{name}.py").write_text(code, encoding="utf-8")
         report = pathlib.Path(workdir) / f"report-{secrets.token_hex(16)}.json"
-        tests = ["grader"] if selected.graded == course.graded else [f"grader/test_{name}.py" for name in selected.graded]
+        tests = check_files(course, selected)
         arguments = [*tests, "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "--isolate", "--submission", str(submission),
                      "--backend", backend, "--grade-json", str(report), "--time-budget", f"{timeout:g}",
                      "--grade-timeout", f"{min(60, timeout + 1):g}", "--memory-limit", f"{memory_limit / 2**30:g}",
@@ -317,9 +322,12 @@ def fill_compilation_cache(grading_root, backend, seed, exercises=None):
     a fresh cache, a solved course's child then costs half the CPU (benchmarks/RESULTS.md). Needs
     ``solutions/`` in `grading_root`; without it, or with the cache off, nothing is done.
     """
-    if backend != "jax" or not (pathlib.Path(grading_root) / "solutions").is_dir():
+    from grader.compilation import cache_folder
+
+    if backend != "jax" or cache_folder() is None or not (pathlib.Path(grading_root) / "solutions").is_dir():
         return
-    tests = ["grader"] if exercises is None else [f"grader/test_{name}.py" for name in assignment(grading_root, exercises).graded]
+    course = load_course(grading_root)
+    tests = check_files(course, course.subset(exercises))
     run_pytest_process([*tests, "-q", "-p", "no:cacheprovider", "--solutions", "--backend", backend, "--seed", str(seed)],
                        grading_root=grading_root, backend=backend, timeout=STARTUP_SECONDS)
 
