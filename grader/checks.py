@@ -19,6 +19,7 @@ the attention output: not the reference's values — the scores are not scaled: 
 import keras
 import numpy as np
 
+from grader import wire
 from grader.feedback import hint_feedback
 from grader.failures import (  # noqa: F401 -- the checks' vocabulary
     GRADED_PACKAGE, GradingFailure, describe_exception, exception_message, failure_feedback)
@@ -29,7 +30,7 @@ TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-5)}
 
 def tensor(array):
     """A NumPy array (or number) as a tensor of the current backend."""
-    return keras.ops.convert_to_tensor(array)
+    return wire.as_tensor(array)
 
 
 def to_numpy(value, what):

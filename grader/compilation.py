@@ -24,6 +24,20 @@ settings cut that without changing what is checked:
   quarter of a child's busy time on the solved course. A context keeps every type and constant
   it has seen until it goes, so only the child, which lives for one hand-in, keeps one; the
   grader, which lives for a whole class, does not.
+* Keras' random draws taken from a few long programs (`shared_random_programs`): JAX makes a
+  program for every shape it draws random numbers for, and its random number generator
+  (threefry) is the most costly program to lower that grading runs, about 15 ms each time,
+  even when the cache has it. Every weight shape a hand-in initialises was one more. Drawn
+  as one flat run of at least `RANDOM_RUN` numbers and cut to shape, the numbers are the same
+  (JAX's partitionable threefry makes number ``i`` from the key and ``i`` alone), and a
+  sandbox's child lowers one or two such programs instead of one per weight shape.
+
+* Keras' softmax, log-softmax, GELU and layer normalisation as one program each
+  (`compiled_keras_functions`). Keras runs them on JAX one operation at a time, a program for
+  each of their five to ten operations at every new shape: they were over a quarter of the
+  programs a solved course lowers. Compiled whole, the same operations give the same results
+  to the last bit or two (XLA may fuse them), far below any tolerance of the grader's, and the
+  grader and its sandboxed children compile them alike.
 
 None of these changes which operations run or in which precision; the grader's tolerance is far
 above the rounding differences another code generation can bring.
@@ -33,14 +47,24 @@ Example::
     prefer_fast_compilation()        # before `import keras`
     import keras
     use_compilation_cache()          # after; no effect on other backends (a sandbox's child:
-                                     # lean_locations, reuse_ir_context and read_compilation_cache)
+                                     # lean_locations, reuse_ir_context, shared_random_programs,
+                                     # compiled_keras_functions and read_compilation_cache)
 """
 
+import functools
+import math
 import os
 import pathlib
 import sys
 
 FAST_COMPILATION_FLAG = "--xla_backend_optimization_level=0"
+RANDOM_RUN = 4096
+"""The fewest numbers `shared_random_programs` draws at a time: every weight of the grader's models fits."""
+COMPILED_KERAS_FUNCTIONS = {
+    "keras.src.backend.jax.nn": {"softmax": ("axis",), "log_softmax": ("axis",), "gelu": ("approximate",)},
+    "keras.src.ops.nn": {"_layer_normalization": ("axis", "epsilon", "rms_scaling")},
+}
+"""``{module: {function: its static arguments}}``: the functions `compiled_keras_functions` compiles whole."""
 CACHE_LIMIT_BYTES = 256 * 2**20
 """The persistent cache's size limit; the least recently used programs go first."""
 
@@ -66,12 +90,15 @@ def cache_folder():
 
 def use_compilation_cache():
     """Keep every program JAX compiles in `cache_folder`, when the backend is JAX and it is writable
-    (and lower them with `lean_locations`, cache or not)."""
+    (and, cache or not, make them as a sandbox's child does: `lean_locations`, `shared_random_programs`,
+    `compiled_keras_functions`)."""
     import keras
 
     if keras.backend.backend() != "jax":
         return
     lean_locations()
+    shared_random_programs()
+    compiled_keras_functions()
     folder = cache_folder()
     if folder is None:
         return
@@ -135,3 +162,86 @@ def reuse_ir_context():
         return contexts[0]
 
     mlir.make_ir_context = the_one_context
+
+
+def shared_random_programs():
+    """Make Keras' uniform, normal and truncated normal draws on JAX come from a few flat runs (JAX only).
+
+    A draw of shape ``(a, b)`` becomes the first ``a * b`` numbers of a flat draw of
+    ``max(RANDOM_RUN, the next power of two)`` numbers with the same key, reshaped: the same
+    numbers as before, since JAX's partitionable threefry makes each from the key and its
+    position alone; so programs are made per run length, not per shape. A JAX that draws
+    otherwise (``jax_threefry_partitionable`` off) is left as it is. Inside a traced function
+    the cut is traced too; outside, it is done in NumPy, so that it needs no program either. A
+    second call changes nothing.
+    """
+    import jax
+    from keras.src.backend.jax import random
+
+    if not jax.config.jax_threefry_partitionable:
+        return
+    for name in ("uniform", "normal", "truncated_normal"):
+        draw = getattr(random, name)
+        if not hasattr(draw, "in_runs_of"):  # a second call changes nothing
+            setattr(random, name, _drawn_in_runs(draw))
+
+
+def _drawn_in_runs(draw):
+    import jax
+    import numpy as np
+
+    @functools.wraps(draw)
+    def drawn(shape, *args, **kwargs):
+        shape = tuple(shape)
+        size = math.prod(shape)
+        numbers = draw((max(RANDOM_RUN, 1 << (size - 1).bit_length()),), *args, **kwargs)
+        if isinstance(numbers, jax.core.Tracer):
+            return numbers[:size].reshape(shape)
+        cut = np.asarray(numbers)[:size].reshape(shape)
+        return jax.numpy.asarray(cut, dtype=cut.dtype)  # a dtype named: no program (`grader.wire.as_tensor`)
+
+    drawn.in_runs_of = draw
+    return drawn
+
+
+def compiled_keras_functions():
+    """Run each of `COMPILED_KERAS_FUNCTIONS` as one compiled program per shape (JAX only).
+
+    A Keras without one of them is left as it is, and so is a call whose static arguments cannot
+    be hashed; a second call changes nothing.
+    """
+    import importlib
+
+    import jax
+
+    for module_name, functions in COMPILED_KERAS_FUNCTIONS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name, static in functions.items():
+            function = getattr(module, name, None)
+            if callable(function) and not hasattr(function, "compiled"):
+                setattr(module, name, _compiled(function, static, jax.jit(function, static_argnames=static)))
+
+
+def _compiled(function, static, compiled):
+    import keras
+
+    def plain(key, value):  # a Keras variable's value (a JAX array), a list of axes as a tuple
+        if isinstance(value, keras.Variable):
+            return value.value
+        return tuple(value) if key in static and isinstance(value, list) else value
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        args = [plain(None, value) for value in args]
+        kwargs = {key: plain(key, value) for key, value in kwargs.items()}
+        try:
+            hash(tuple(kwargs.get(key) for key in static))
+        except TypeError:
+            return function(*args, **kwargs)
+        return compiled(*args, **kwargs)
+
+    call.compiled = compiled
+    return call

@@ -196,7 +196,7 @@ class RemoteSubmission:
         if not isinstance(value, wire.Tag):
             return value
         if value.kind == "tensor":
-            return keras.ops.convert_to_tensor(value.payload)
+            return wire.as_tensor(value.payload)
         if value.kind == "object":
             info = value.payload
             keras_classes = [str(name) for name in info.get("keras", [])]

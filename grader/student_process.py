@@ -76,10 +76,12 @@ def main(argv):
     import keras  # noqa: F401 -- imported once, here, so that no child pays for it
 
     if keras.backend.backend() == "jax":  # whatever chose it: KERAS_BACKEND or Keras' own configuration
-        from grader.compilation import lean_locations, reuse_ir_context
+        from grader.compilation import compiled_keras_functions, lean_locations, reuse_ir_context, shared_random_programs
 
         lean_locations()
         reuse_ir_context()  # each child lowers every program of its hand-in in one context
+        shared_random_programs()  # and draws weights of every shape from one or two programs
+        compiled_keras_functions()  # and runs softmax, GELU and layer normalisation as one program each
     if "--jax-cache" in argv:
         read_compilation_cache(argv[argv.index("--jax-cache") + 1])
 
@@ -374,7 +376,7 @@ class Child:
         import keras
 
         if value.kind == "tensor":
-            return keras.ops.convert_to_tensor(value.payload)
+            return wire.as_tensor(value.payload)
         if value.kind == "object":
             return self.objects[value.payload]
         return keras.saving.deserialize_keras_object(value.payload)

@@ -57,6 +57,23 @@ class Tag:
         return f"Tag({self.kind!r}, {self.payload!r})"
 
 
+
+def as_tensor(array):
+    """`array` (an array from the wire, or a number) as a tensor of Keras' backend, of the dtype Keras gives it.
+
+    The dtype is named rather than left to Keras, which gives the same tensor, except for 64-bit
+    numbers, whose width the backend decides (JAX narrows them): asked to infer a dtype, JAX
+    makes and compiles a program for every new shape it converts.
+
+    >>> import keras
+    >>> keras.backend.standardize_dtype(as_tensor(np.ones((2, 3), "float16")).dtype)
+    'float16'
+    """
+    import keras
+
+    array = np.asarray(array)
+    return keras.ops.convert_to_tensor(array, dtype=array.dtype.name if array.dtype.itemsize < 8 else None)
+
 def public_keras_class(name):
     """The public Keras class called `name` that a stand-in for an object may pass for in ``isinstance``:
     a layer or a learning-rate schedule (None for any other name)."""

@@ -63,3 +63,122 @@ def test_one_ir_context_lowers_many_programs_to_the_same_results():
     """, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     assert results["one_context"]
     assert results["error"] < 1e-5
+
+
+def test_random_draws_from_shared_programs_are_the_same_numbers():
+    """Keras' initializers draw the same numbers, eagerly and traced, from one program for many
+    shapes; a second call wraps nothing twice."""
+    results = run_python("""
+        import json
+        import numpy as np
+        import jax, keras
+        import jax.monitoring
+        from keras.src.backend.jax import random
+        from grader.compilation import RANDOM_RUN, shared_random_programs
+
+        shapes = [(12, 36), (23, 12), (3, 4, 5), (7,), (0, 4), (RANDOM_RUN + 1,)]
+        draws = {"uniform": lambda shape, seed: random.uniform(shape, -0.5, 0.5, "float32", seed),
+                 "normal": lambda shape, seed: random.normal(shape, 1.0, 2.0, "float32", seed),
+                 "truncated_normal": lambda shape, seed: random.truncated_normal(shape, 0.0, 1.0, "bfloat16", seed)}
+        def everything():
+            eager = {f"{name} {shape}": np.asarray(draw(shape, 7), "float32")
+                     for name, draw in draws.items() for shape in shapes}
+            traced = np.asarray(jax.jit(lambda seed: random.uniform((5, 6), seed=seed))(np.array([3, 4], "uint32")))
+            return eager, traced
+        before, traced_before = everything()
+        shared_random_programs()
+        shared_random_programs()
+        lowered = []
+        jax.monitoring.register_event_duration_secs_listener(
+            lambda event, seconds, **_: lowered.append(event) if event.endswith("jaxpr_to_mlir_module_duration") else None)
+        after, traced_after = everything()
+        uniform_programs = len(lowered)
+        initializer = keras.initializers.GlorotUniform(seed=5)
+        print(json.dumps({
+            "same": all(np.array_equal(before[key], after[key]) for key in before),
+            "same_shapes": all(before[key].shape == after[key].shape for key in before),
+            "traced_same": bool(np.array_equal(traced_before, traced_after)),
+            "wrapped_once": random.uniform.in_runs_of.__name__ == "uniform" and not hasattr(random.uniform.in_runs_of, "in_runs_of"),
+            "glorot_shape": list(np.asarray(initializer((4, 6))).shape),
+        }))
+    """, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    assert results == {"same": True, "same_shapes": True, "traced_same": True, "wrapped_once": True,
+                       "glorot_shape": [4, 6]}
+
+
+def test_compiled_keras_functions_compute_what_keras_computes_one_program_each():
+    """Softmax, log-softmax, GELU and layer normalisation, compiled whole, agree with Keras' own
+    (values and gradients, float32 and float16, a list of axes), lower one program each per
+    shape, and train a model; a second call wraps nothing twice."""
+    results = run_python("""
+        import json
+        import numpy as np
+        import jax, keras
+        import jax.monitoring
+        from keras.src.backend.jax import nn
+        from grader.compilation import compiled_keras_functions
+
+        x = np.random.default_rng(0).normal(size=(2, 5, 12)).astype("float32") * 3
+        norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        both_axes = keras.layers.LayerNormalization(axis=[1, 2])
+        def everything(dtype):
+            v = keras.ops.convert_to_tensor(x, dtype)
+            grad = jax.grad(lambda w: keras.ops.sum(keras.ops.softmax(w, axis=1) * keras.ops.arange(12.0)))
+            return [np.asarray(value, "float32") for value in (
+                keras.ops.softmax(v), keras.ops.log_softmax(v, axis=1), keras.activations.gelu(v),
+                keras.ops.gelu(v, approximate=False), norm(v), both_axes(v), grad(v.astype("float32")))]
+        before = {dtype: everything(dtype) for dtype in ("float32", "float16")}
+        compiled_keras_functions()
+        compiled_keras_functions()
+        after = {dtype: everything(dtype) for dtype in ("float32", "float16")}
+        lowered = []
+        jax.monitoring.register_event_duration_secs_listener(
+            lambda event, seconds, **_: lowered.append(event) if event.endswith("jaxpr_to_mlir_module_duration") else None)
+        keras.ops.softmax(np.ones((3, 7), "float32"))
+        softmax_programs = len(lowered)
+        model = keras.Sequential([keras.layers.Embedding(5, 4), keras.layers.LayerNormalization(),
+                                  keras.layers.Dense(4, activation="gelu"), keras.layers.Dense(5)])
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        tokens = np.zeros((4, 3), "int32")
+        loss = model.fit(tokens, tokens, verbose=0).history["loss"][0]
+        print(json.dumps({
+            "float32": max(float(np.abs(a - b).max()) for a, b in zip(before["float32"], after["float32"])),
+            "float16": max(float(np.abs(a - b).max()) for a, b in zip(before["float16"], after["float16"])),
+            "softmax_programs": softmax_programs,
+            "wrapped_once": not hasattr(nn.softmax.__wrapped__, "compiled"),
+            "trained": bool(np.isfinite(loss)),
+        }))
+    """, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    assert results["float32"] < 1e-5
+    assert results["float16"] < 1e-2
+    assert results["softmax_programs"] == 1
+    assert results["wrapped_once"] and results["trained"]
+
+
+def test_arrays_from_the_wire_become_tensors_without_a_program_per_shape():
+    """`grader.wire.as_tensor` keeps each array's dtype (64-bit numbers narrowed as Keras narrows
+    them) and, on JAX, compiles nothing for a new shape, where Keras' own inference compiles one each."""
+    results = run_python("""
+        import json
+        import numpy as np
+        import jax.monitoring, keras
+        from grader.wire import as_tensor
+
+        lowered = []
+        jax.monitoring.register_event_duration_secs_listener(
+            lambda event, seconds, **_: lowered.append(event) if event.endswith("jaxpr_to_mlir_module_duration") else None)
+        keras.ops.convert_to_tensor(np.zeros(1, "float32"))
+        lowered.clear()
+        arrays = [np.zeros((n, 3), dtype) for n in range(1, 6) for dtype in ("float32", "float16", "int32", "bool", "uint8")]
+        dtypes = [keras.backend.standardize_dtype(as_tensor(array).dtype) for array in arrays]
+        ours = len(lowered)
+        for n in range(1, 6):
+            keras.ops.convert_to_tensor(np.zeros((n, 4), "float32"))
+        print(json.dumps({"kept": dtypes == [array.dtype.name for array in arrays], "ours": ours,
+                          "keras": len(lowered) - ours,
+                          "wide": [keras.backend.standardize_dtype(as_tensor(value).dtype) for value in (np.zeros(2), 3, 2.5)],
+                          "keras_wide": [keras.backend.standardize_dtype(keras.ops.convert_to_tensor(value).dtype) for value in (np.zeros(2), 3, 2.5)]}))
+    """, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    assert results["kept"]
+    assert results["ours"] == 0 and results["keras"] == 5
+    assert results["wide"] == results["keras_wide"]
