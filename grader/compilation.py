@@ -31,7 +31,6 @@ settings cut that without changing what is checked (625 programs now):
   as one flat run of at least `RANDOM_RUN` numbers and cut to shape, the numbers are the same
   (JAX's partitionable threefry makes number ``i`` from the key and ``i`` alone), and a
   sandbox's child lowers one or two such programs instead of one per weight shape.
-
 * Keras' softmax, log-softmax, GELU and layer normalisation as one program each
   (`compiled_keras_functions`). Keras runs them on JAX one operation at a time, a program for
   each of their five to ten operations at every new shape: they were over a quarter of the

@@ -59,11 +59,13 @@ class Tag:
 
 
 def as_tensor(array):
-    """`array` (an array from the wire, or a number) as a tensor of Keras' backend, of the dtype Keras gives it.
+    """`array` (an array from the wire, a NumPy array or a number) as a tensor of Keras' backend, of
+    the dtype Keras gives it.
 
-    The dtype is named rather than left to Keras, which gives the same tensor, except for 64-bit
-    numbers, whose width the backend decides (JAX narrows them): asked to infer a dtype, JAX
-    makes and compiles a program for every new shape it converts.
+    A NumPy array's dtype is named rather than left to Keras, which gives the same tensor (but for
+    64-bit numbers, whose width the backend decides: JAX narrows them); asked to infer a dtype, JAX
+    makes and compiles a program for every new shape it converts. Anything else goes to Keras as
+    it is.
 
     >>> import keras
     >>> keras.backend.standardize_dtype(as_tensor(np.ones((2, 3), "float16")).dtype)
@@ -71,8 +73,10 @@ def as_tensor(array):
     """
     import keras
 
-    array = np.asarray(array)
-    return keras.ops.convert_to_tensor(array, dtype=array.dtype.name if array.dtype.itemsize < 8 else None)
+    if isinstance(array, (np.ndarray, np.generic)) and array.dtype.itemsize < 8:
+        return keras.ops.convert_to_tensor(array, dtype=array.dtype.name)
+    return keras.ops.convert_to_tensor(array)
+
 
 def public_keras_class(name):
     """The public Keras class called `name` that a stand-in for an object may pass for in ``isinstance``:
