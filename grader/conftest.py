@@ -426,10 +426,13 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def _reproducing_command(config, settings):
-    """``pytest grader --seed N``, with the options that choose what was graded and how it was told."""
+    """``pytest grader --seed N``, with the options that choose what was graded, where and how it was told
+    (``--isolate`` kept: a class's hand-in, graded sandboxed, must not be rerun outside the sandbox)."""
     option = config.option
     words = ["pytest grader", f"--seed {settings.seed}"]
     words += ["--solutions"] if option.solutions else [f"--submission {option.submission}"] if option.submission else []
+    words += [f"--backend {option.backend}"] if option.backend else []
+    words += ["--isolate"] if option.isolate else []
     words += [f"--hints {option.hints}"] if option.hints != "full" else []
     return " ".join(words)
 

@@ -456,7 +456,8 @@ def test_a_class_folder_given_relative_to_the_working_folder_is_graded(tmp_path,
     [grade] = batch.grade_all("class", grading_root=release.repository_root(), backend=CLASS_BACKEND, progress=False)
     assert grade.status == GRADED and grade.total == grade.exercises["masking"]["max"] > 0, (grade.message, grade.log[-2000:])
     # The log's reproduce line names the hand-in's folder, not the copy graded and deleted since.
-    assert f"--submission {hand_in.resolve()}" in grade.log, grade.log[-2000:]
+    # and keeps the sandbox and the backend: a hand-in's code never runs outside the sandbox by copy and paste.
+    assert f"--submission {hand_in.resolve()} --backend {CLASS_BACKEND} --isolate" in grade.log, grade.log[-2000:]
 
 
 def test_a_class_on_jax_first_grades_the_solutions_once_to_fill_the_compilation_cache(tmp_path, monkeypatch):
