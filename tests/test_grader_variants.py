@@ -468,6 +468,14 @@ def test_every_check_a_wrong_softmax_axis_fails_names_it(tmp_path):
         assert result["points"] == 0 and "over the queries" in result["message"], result["message"]
 
 
+def test_sampling_from_a_gpt_with_a_mistake_names_model_py(tmp_path):
+    """generation.py's loops can part when model.py's GPT is wrong (its cached step has the residual the
+    GPT lacks): the check names model.py, not the loops."""
+    result = graded_check(tmp_path, "missing residual", "sampling_agree", "generation")
+    assert result["points"] == 0
+    assert "this check runs your GPT of model.py" in result["message"], result["message"]
+
+
 DIAGNOSES = {
     # mistake: what the GPT check reports, from comparing each sublayer on the reference's inputs
     "tanh-approximate GELU": "blocks.0: norm1, attention and norm2 match; ffn_in differs — yours matches the tanh "
