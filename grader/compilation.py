@@ -211,8 +211,6 @@ def compiled_keras_functions():
     """
     import importlib
 
-    import jax
-
     for module_name, functions in COMPILED_KERAS_FUNCTIONS.items():
         try:
             module = importlib.import_module(module_name)
@@ -221,11 +219,14 @@ def compiled_keras_functions():
         for name, static in functions.items():
             function = getattr(module, name, None)
             if callable(function) and not hasattr(function, "compiled"):
-                setattr(module, name, _compiled(function, static, jax.jit(function, static_argnames=static)))
+                setattr(module, name, _compiled(function, static))
 
 
-def _compiled(function, static, compiled):
+def _compiled(function, static):
+    import jax
     import keras
+
+    compiled = jax.jit(function, static_argnames=static)
 
     def plain(key, value):  # a Keras variable's value (a JAX array), a list of axes as a tuple
         if isinstance(value, keras.Variable):

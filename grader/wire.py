@@ -57,7 +57,6 @@ class Tag:
         return f"Tag({self.kind!r}, {self.payload!r})"
 
 
-
 def as_tensor(array):
     """`array` (an array from the wire, a NumPy array or a number) as a tensor of Keras' backend, of
     the dtype Keras gives it.
