@@ -27,7 +27,7 @@ def run_python(code, **environment):
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
-def test_fast_compilation_adds_its_flag_and_keeps_a_chosen_level():
+def test_fast_compilation_adds_its_flags_and_keeps_chosen_values():
     code = """
         import json, os
         from grader.compilation import prefer_fast_compilation
@@ -35,8 +35,21 @@ def test_fast_compilation_adds_its_flag_and_keeps_a_chosen_level():
         print(json.dumps(os.environ["XLA_FLAGS"]))
     """
     assert run_python(code, XLA_FLAGS="--xla_cpu_enable_fast_math=false") == (
-        "--xla_cpu_enable_fast_math=false --xla_backend_optimization_level=0")
-    assert run_python(code, XLA_FLAGS="--xla_backend_optimization_level=2") == "--xla_backend_optimization_level=2"
+        "--xla_cpu_enable_fast_math=false --xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false")
+    assert run_python(code, XLA_FLAGS="--xla_backend_optimization_level=2 --xla_cpu_use_fusion_emitters=true") == (
+        "--xla_backend_optimization_level=2 --xla_cpu_use_fusion_emitters=true")
+
+
+def test_the_installed_jaxlib_knows_every_fast_compilation_flag():
+    """XLA stops a process at a flag it does not know: JAX starts and computes with all of them."""
+    result = run_python("""
+        import json
+        from grader.compilation import prefer_fast_compilation
+        prefer_fast_compilation()
+        import jax.numpy as jnp
+        print(json.dumps(float(jnp.tanh(jnp.ones(3)).sum())))
+    """, XLA_FLAGS="")
+    assert result == pytest.approx(3 * 0.7615941559557649, rel=1e-6)
 
 
 def test_one_ir_context_lowers_many_programs_to_the_same_results():
