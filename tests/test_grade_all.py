@@ -321,6 +321,9 @@ def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, ca
     for student in CLASS:
         _assert_feedback_hides_hidden_tests(out, student)
     assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    record = json.loads((out / "run.json").read_text())  # the seed every hand-in was graded with
+    assert f"backend {CLASS_BACKEND}, seed {record['seed']}," in (out / "logs" / "correct.log").read_text()
+    assert f"--seed {record['seed']} --exercises {','.join(GRADED_EXERCISES)} --release {bundle}" in record["command"]
     assert f"{len(CLASS) + 1} submissions: {len(CLASS)} graded, 1 failed to run, 0 timed out" in printed
 
 
@@ -427,6 +430,37 @@ def test_an_unknown_exercise_fails_before_grading_with_one_line_naming_the_cours
     assert status == 1 and len(error.strip().splitlines()) == 1
     assert f"exercises must be some of {', '.join(COURSE.names)}; got 'masks'" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_graded_folder_is_kept_unless_overwrite_and_run_json_says_how_to_grade_again(tmp_path, monkeypatch, capsys):
+    """A second run into the same --out stops before grading; with --overwrite it replaces the
+    gradebook, feedback and logs; run.json holds the seed the class was graded with."""
+    used = []
+    monkeypatch.setattr(batch, "grade_all", lambda *args, **options: used.append(options) or GRADES)
+    (tmp_path / "submissions" / "ada").mkdir(parents=True)
+    out = tmp_path / "out"
+    command = ["grade-all", str(tmp_path / "submissions"), "--backend", CLASS_BACKEND, "--out", str(out),
+               "--exercises", "masking,attention", "--hints", "cause", "--no-progress"]
+    assert cli.main(command) == 0
+    record = json.loads((out / "run.json").read_text())
+    seed = used[0]["seed"]
+    assert isinstance(seed, int) and (record["backend"], record["seed"], record["hints"]) == (CLASS_BACKEND, seed, "cause")
+    assert record["exercises"] == ["masking", "attention"] and record["statuses"] == {"graded": 1, "timeout": 1}
+    assert record["command"] == (f"keras-tx grade-all {tmp_path / 'submissions'} --backend {CLASS_BACKEND} "
+                                 f"--seed {seed} --exercises masking,attention --hints cause")
+    assert record["command"] in capsys.readouterr().out
+    (out / "feedback" / "someone_gone.txt").write_text("an earlier run's student")
+    gradebook = (out / "grades.csv").read_text()
+
+    assert cli.main(command) == 1
+    error = capsys.readouterr().err
+    assert f"already holds a gradebook (graded {record['date']} on {CLASS_BACKEND}, seed {seed})" in error
+    assert "--overwrite" in error and len(used) == 1  # refused before grading
+    assert (out / "grades.csv").read_text() == gradebook and (out / "feedback" / "someone_gone.txt").exists()
+
+    assert cli.main([*command, "--overwrite", "--seed", "7"]) == 0
+    assert json.loads((out / "run.json").read_text())["seed"] == used[1]["seed"] == 7
+    assert sorted(path.name for path in (out / "feedback").iterdir()) == ["ada.txt", "bob.txt"]
 
 
 @pytest.mark.slow

@@ -8,14 +8,20 @@ Example::
 writes into ``--out`` (default ``runs/grade-all``): ``grades.csv`` (one row
 per student), ``feedback/<student>.txt`` for the students,
 ``logs/<student>.log`` and ``.json`` (the grader's full output, and every
-check's result by exercise, hidden tests included) for the instructor; with ``--gradescope DIR`` a
-Gradescope ``results.json`` per student. Then it prints a summary with a
-score histogram.
+check's result by exercise, hidden tests included) for the instructor, and ``run.json``: the
+backend, the seed and the command that grades the class again the same way. With ``--gradescope
+DIR`` a Gradescope ``results.json`` per student. Then it prints a summary with a score histogram.
+A folder that already holds a gradebook is refused before grading starts, unless ``--overwrite``.
 """
 
 import argparse
+import collections
+import datetime
 import json
 import pathlib
+import shlex
+import shutil
+from importlib.metadata import PackageNotFoundError, version
 
 from grader.feedback import HINT_LEVELS
 from keras_tx_tools.commands import add_exercises_argument, existing_folder
@@ -44,7 +50,9 @@ def add_arguments(parser):
     parser.add_argument("--memory", type=_positive(float), default=4.0,
                         help="GiB of memory allowed per submission (default: 4)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs", "grade-all"), metavar="DIR",
-                        help="the folder for grades.csv, feedback/ and logs/ (default: runs/grade-all)")
+                        help="the folder for grades.csv, feedback/, logs/ and run.json (default: runs/grade-all)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the gradebook already in --out (by default such a folder is refused)")
     parser.add_argument("--release", type=pathlib.Path,
                         help="a bundle from `keras-tx release` to grade with, against its recorded references "
                         "(default: this course repository, against the solutions run live on fresh inputs)")
@@ -60,7 +68,10 @@ def run(args):
     """Grade the class, write the gradebook and feedback, print the summary; return the exit status."""
     from keras_tx_tools.course import batch, exports, release, summary
 
+    folder = args.out
+    _refuse_a_graded_folder(folder, args.overwrite)
     backend = args.backend or _configured_backend()
+    seed = batch.fresh_seed() if args.seed is None else args.seed
     grades = batch.grade_all(
         args.submissions,
         grading_root=args.release or release.repository_root(),
@@ -70,13 +81,16 @@ def run(args):
         exercises=args.exercises,
         timeout=args.timeout,
         memory_limit=int(args.memory * 2**30),
-        seed=args.seed,
+        seed=seed,
         hints=args.hints,
     )
     if not grades:
         raise ValueError(f"SUBMISSIONS_DIR must hold one folder per student; {str(args.submissions)!r} has none")
-    folder = args.out
     folder.mkdir(parents=True, exist_ok=True)
+    for earlier in ("feedback", "logs"):  # --overwrite: no file of a student the earlier run had
+        shutil.rmtree(folder / earlier, ignore_errors=True)
+    record = run_record(args, backend, seed, grades)
+    (folder / RUN_RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     exports.write_csv(grades, folder / "grades.csv")
     exports.write_feedback(grades, folder / "feedback")
     (folder / "logs").mkdir(exist_ok=True)
@@ -98,7 +112,63 @@ def run(args):
     if not_isolated:
         print(f"WARNING: {not_isolated} submissions ran NOT ISOLATED (bubblewrap unavailable): see the 'isolated' column")
     print(f"gradebook: {folder / 'grades.csv'}; feedback: {folder / 'feedback'}")
+    print(f"to grade the class again the same way: {record['command']}")
     return 0
+
+
+RUN_RECORD = "run.json"
+"""The file in ``--out`` that says how the class was graded (`run_record`)."""
+
+
+def run_record(args, backend, seed, grades):
+    """How the class was graded: backend, seed, hint level, exercises, reference, versions, date,
+    statuses, and the command that grades it again the same way."""
+    again = ["keras-tx", "grade-all", str(args.submissions), "--backend", backend, "--seed", str(seed)]
+    if args.exercises:
+        again += ["--exercises", ",".join(args.exercises)]
+    if args.hints != "full":
+        again += ["--hints", args.hints]
+    if args.release:
+        again += ["--release", str(args.release)]
+    return {
+        "command": shlex.join(again),
+        "backend": backend,
+        "seed": seed,
+        "hints": args.hints,
+        "exercises": list(args.exercises) if args.exercises else "all",
+        "reference": f"recorded, from the release {str(args.release)!r}" if args.release else "live, from the solutions",
+        "versions": {"keras-tx": _installed("keras-tx"), "keras": _installed("keras"),
+                     backend: _installed(*BACKEND_PACKAGES[backend])},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "statuses": dict(collections.Counter(grade.status for grade in grades)),
+    }
+
+
+BACKEND_PACKAGES = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "torch": ("torch",), "jax": ("jax",)}
+"""The distributions each backend may be installed as."""
+
+
+def _installed(*names):
+    """The version of the first of `names` that is installed, or None."""
+    for name in names:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def _refuse_a_graded_folder(folder, overwrite):
+    """Stop before grading when `folder` holds a gradebook already and `overwrite` is off."""
+    if overwrite or not (folder / "grades.csv").exists():
+        return
+    try:
+        earlier = json.loads((folder / RUN_RECORD).read_text())
+        when = f" (graded {earlier['date']} on {earlier['backend']}, seed {earlier['seed']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        when = ""
+    raise ValueError(f"--out {str(folder)!r} already holds a gradebook{when}: pass --out with another folder, "
+                     "or --overwrite to replace it")
 
 
 def _configured_backend():

@@ -298,7 +298,7 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
     # hand-in, and each grader computes the reference's outputs once for the whole class.
     limits.setdefault("seed", None)
     if limits["seed"] is None:
-        limits["seed"] = secrets.randbelow(1_000_000)
+        limits["seed"] = fresh_seed()
     if not bubblewrap_works():
         warnings.warn("\n*** bubblewrap (bwrap) is missing or cannot create namespaces: students' code will run "
                       "NOT ISOLATED and can read what this user can. Install the 'bubblewrap' package. ***",
@@ -310,6 +310,11 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
     grade = functools.partial(grade_submission, grading_root=grading_root, backend=backend, run=run_pytest_here,
                               **limits)
     return _grade_in_pools(students, jobs, grade, functools.partial(_warm_up, str(grading_root), backend), bar)
+
+
+def fresh_seed():
+    """A fresh seed for a batch (`grade_all`'s default): no student can know it beforehand."""
+    return secrets.randbelow(1_000_000)
 
 
 def fill_compilation_cache(grading_root, backend, seed, exercises=None):
