@@ -39,6 +39,10 @@ settings cut that without changing what is checked (625 programs now):
   programs a solved course lowers. Compiled whole, the same operations give the same results
   to the last bit or two (XLA may fuse them), far below any tolerance of the grader's, and the
   grader and its sandboxed children compile them alike.
+* Keras' zeros and ones initializers filled in NumPy, and a float32 Dense layer's product and
+  bias as one program (`fewer_layer_programs`): every bias, LayerNorm scale and Dense of a new
+  shape took a program or two more; 281 programs for the first four exercises' checks in one
+  process became 261.
 
 None of these changes which operations run or in which precision; the grader's tolerance is far
 above the rounding differences another code generation can bring.
@@ -49,7 +53,8 @@ Example::
     import keras
     use_compilation_cache()          # after; no effect on other backends (a sandbox's child:
                                      # lean_locations, reuse_ir_context, shared_random_programs,
-                                     # compiled_keras_functions and read_compilation_cache)
+                                     # compiled_keras_functions, fewer_layer_programs and
+                                     # read_compilation_cache)
 """
 
 import functools
@@ -104,7 +109,7 @@ def cache_folder():
 def use_compilation_cache():
     """Keep every program JAX compiles in `cache_folder`, when the backend is JAX and it is writable
     (and, cache or not, make them as a sandbox's child does: `lean_locations`, `shared_random_programs`,
-    `compiled_keras_functions`)."""
+    `compiled_keras_functions`, `fewer_layer_programs`)."""
     import keras
 
     if keras.backend.backend() != "jax":
@@ -112,6 +117,7 @@ def use_compilation_cache():
     lean_locations()
     shared_random_programs()
     compiled_keras_functions()
+    fewer_layer_programs()
     folder = cache_folder()
     if folder is None:
         return
@@ -234,6 +240,58 @@ def compiled_keras_functions():
             function = getattr(module, name, None)
             if callable(function) and not hasattr(function, "compiled"):
                 setattr(module, name, _compiled(function, static))
+
+
+def fewer_layer_programs():
+    """Fill Keras' zeros and ones initializers in NumPy, and run a float32 ``Dense`` with a bias as one
+    compiled program: matmul and bias together (JAX only).
+
+    A Dense with LoRA, quantised, in mixed precision, without a bias or given other than float32
+    inputs calls as before; so does
+    every initializer but these two, and any dtype NumPy has no name for. A second call changes
+    nothing.
+    """
+    import jax
+    from keras.src.initializers import constant_initializers
+    from keras.src.layers.core import dense
+
+    for name, value in (("Zeros", 0), ("Ones", 1)):
+        initializer = getattr(constant_initializers, name)
+        if not hasattr(initializer.__call__, "filled_with"):
+            initializer.__call__ = _filled_in_numpy(initializer.__call__, value)
+    if not hasattr(dense.Dense.call, "compiled"):
+        dense.Dense.call = _affine_in_one_program(dense.Dense.call, jax.jit(lambda x, kernel, bias: x @ kernel + bias))
+
+
+def _filled_in_numpy(initialize, value):
+    import jax
+    import numpy as np
+    from keras.src.backend import standardize_dtype
+
+    @functools.wraps(initialize)
+    def filled(self, shape, dtype=None):
+        dtype = standardize_dtype(dtype)
+        try:
+            array = np.full(shape, value, dtype)
+        except TypeError:  # bfloat16 and the like: NumPy has no such dtype
+            return initialize(self, shape, dtype)
+        return jax.numpy.asarray(array, dtype=array.dtype)  # a dtype named: no program (`grader.wire.as_tensor`)
+
+    filled.filled_with = value
+    return filled
+
+
+def _affine_in_one_program(call, affine):
+    @functools.wraps(call)
+    def compiled_call(self, inputs, training=None):
+        if (self.bias is None or getattr(self, "lora_enabled", False) or getattr(self, "quantization_mode", None)
+                or not self.compute_dtype == self.variable_dtype == getattr(inputs, "dtype", None) == "float32"):
+            return call(self, inputs, training)
+        x = affine(inputs, self.kernel.value, self.bias.value)
+        return x if self.activation is None else self.activation(x)
+
+    compiled_call.compiled = affine
+    return compiled_call
 
 
 def _compiled(function, static):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from grader.checks import GradingFailure, check_close, is_close, tensor, to_numpy
+from grader.feedback import Feedback, hint_feedback
 from grader.layout import leaf_layers
 from grader.reference import FIXED_SEED, GPT_LENGTH, GPT_SIZES
 from grader.remote import path_seen_by
@@ -158,12 +159,25 @@ def weights_hint(model, expected):
 
 
 @pytest.mark.points(6)
-def test_gpt2_greedy_continuation(student, reference):
+def test_gpt2_greedy_continuation(student, reference, references, students):
     """On the last layout only, and a fixed prompt: the logits check covers every layout."""
     [(inputs, expected), *_] = reference("gpt2", draw_ids, run_reference)
     model = loaded(student, folder(student, LAYOUTS[-1]))
     tokens = to_numpy(student.generate(model, tensor(inputs["prompt"]), NEW_TOKENS), "generate")
     wanted = expected["tokens"]
     if tokens.shape != wanted.shape or not np.array_equal(tokens, wanted):
-        raise GradingFailure(f"with the {LAYOUTS[-1]} checkpoint, your greedy continuation is "
-                             f"{tokens.astype(int).tolist()}, expected {wanted.astype(int).tolist()}")
+        feedback = continuation_cause(model, inputs, expected, references, students) or Feedback()
+        raise GradingFailure(feedback.located(f"with the {LAYOUTS[-1]} checkpoint, your greedy continuation is "
+                                              f"{tokens.astype(int).tolist()}, expected {wanted.astype(int).tolist()}"))
+
+
+def continuation_cause(model, inputs, expected, references, students):
+    """Why a greedy continuation is not the reference's: the loaded GPT's logits, as their own check
+    finds, or else, with the logits right, the loop of generation.py that picks the tokens."""
+    logits = to_numpy(model(tensor(inputs["token_ids"])), "GPT")
+    if is_close(logits, expected[f"{LAYOUTS[-1]}:logits"]):
+        return Feedback(cause="your GPT-2 computes the reference's logits, so generate of generation.py "
+                              "(exercise 7) picks other tokens from them", fix="make generation.py's checks pass first")
+    return hint_feedback(lambda: weights_hint(model, expected) or mistake_hint(logits, expected)
+                         or gpt_differs(references, students["model"])
+                         or "your GPT's logits with this checkpoint are not the reference's: see the logits check")

@@ -168,6 +168,53 @@ def test_compiled_keras_functions_compute_what_keras_computes_one_program_each()
     assert results["wrapped_once"] and results["trained"]
 
 
+def test_fewer_layer_programs_keep_every_weight_and_output_and_lower_one_program_per_dense():
+    """Zeros and ones filled in NumPy are Keras' own (a bfloat16 one too); a Dense computes the same
+    outputs and gradients, with and without a bias, traced or not; a float32 Dense with a bias
+    lowers one program per new shape, not two; a second call wraps nothing twice."""
+    results = run_python("""
+        import json
+        import numpy as np
+        import jax, jax.monitoring, keras
+        from keras.src.layers.core import dense
+        from grader.compilation import fewer_layer_programs
+        from grader.wire import as_tensor
+
+        x = np.random.default_rng(0).normal(size=(2, 5, 7)).astype("float32")
+        def everything():
+            keras.utils.set_random_seed(1)
+            layers = [keras.layers.Dense(4), keras.layers.Dense(4, activation="gelu", bias_initializer="ones"),
+                      keras.layers.Dense(4, use_bias=False), keras.layers.LayerNormalization()]
+            outputs = [np.asarray(layer(x)) for layer in layers]
+            weights = [np.asarray(weight) for layer in layers for weight in layer.weights]
+            grads = jax.grad(lambda v: sum(layer(v).sum() for layer in layers))(x)
+            jitted = jax.jit(lambda v: layers[1](v))(x)
+            constants = [np.asarray(keras.initializers.Zeros()((2, 3), dtype), "float32")
+                         for dtype in ("float32", "float16", "int32", "bfloat16")]
+            return outputs + weights + [np.asarray(grads), np.asarray(jitted)] + constants
+        lowered = []
+        jax.monitoring.register_event_duration_secs_listener(
+            lambda event, seconds, **_: lowered.append(event) if event.endswith("jaxpr_to_mlir_module_duration") else None)
+        def programs_per_dense_shape(width):
+            layer = keras.layers.Dense(3)
+            layer.build((None, width))
+            lowered.clear()
+            for n in range(2, 5):
+                layer(as_tensor(np.ones((n, width), "float32")))
+            return len(lowered) / 3
+        before, programs_before = everything(), programs_per_dense_shape(6)
+        fewer_layer_programs()
+        fewer_layer_programs()
+        after, programs_after = everything(), programs_per_dense_shape(8)
+        print(json.dumps({
+            "same": all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(before, after)),
+            "programs": [programs_before, programs_after],
+            "wrapped_once": not hasattr(dense.Dense.call.__wrapped__, "compiled"),
+        }))
+    """, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    assert results == {"same": True, "programs": [2, 1], "wrapped_once": True}
+
+
 def test_arrays_from_the_wire_become_tensors_without_a_program_per_shape():
     """On JAX, `grader.wire.as_tensor` compiles nothing for a new shape, where Keras' own dtype
     inference compiles one each."""

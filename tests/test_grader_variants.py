@@ -476,6 +476,19 @@ def test_sampling_from_a_gpt_with_a_mistake_names_model_py(tmp_path):
     assert "this check runs your GPT of model.py" in result["message"], result["message"]
 
 
+@pytest.mark.parametrize("mistake, named", [
+    ("cached positions start from 0", "generate of generation.py (exercise 7) picks other tokens"),
+    ("softmax over the wrong axis", "this check runs your GPT of model.py"),
+])
+def test_a_wrong_gpt2_continuation_names_the_file_at_fault(mistake, named, tmp_path):
+    """The capstone's greedy check runs the loaded GPT and generation.py's loop: it names the one at fault
+    (a GPT with a wrong attention computes other logits; a loop with wrong positions, other tokens from
+    the right logits)."""
+    result = graded_check(tmp_path, mistake, "greedy_continuation", "gpt2")
+    assert result["points"] == 0
+    assert named in result["message"], result["message"]
+
+
 DIAGNOSES = {
     # mistake: what the GPT check reports, from comparing each sublayer on the reference's inputs
     "tanh-approximate GELU": "blocks.0: norm1, attention and norm2 match; ffn_in differs — yours matches the tanh "
