@@ -39,10 +39,8 @@ settings cut that without changing what is checked (625 programs now):
   programs a solved course lowers. Compiled whole, the same operations give the same results
   to the last bit or two (XLA may fuse them), far below any tolerance of the grader's, and the
   grader and its sandboxed children compile them alike.
-* Keras' zeros and ones initializers filled in NumPy, and a float32 Dense layer's product and
-  bias as one program (`fewer_layer_programs`): every bias, LayerNorm scale and Dense of a new
-  shape took a program or two more; 281 programs for the first four exercises' checks in one
-  process became 261.
+* Keras' zeros and ones initializers filled in NumPy (`initializers_in_numpy`): every bias and
+  LayerNorm scale of a new shape took a program of its own to fill.
 
 None of these changes which operations run or in which precision; the grader's tolerance is far
 above the rounding differences another code generation can bring.
@@ -53,7 +51,7 @@ Example::
     import keras
     use_compilation_cache()          # after; no effect on other backends (a sandbox's child:
                                      # lean_locations, reuse_ir_context, shared_random_programs,
-                                     # compiled_keras_functions, fewer_layer_programs and
+                                     # compiled_keras_functions, initializers_in_numpy and
                                      # read_compilation_cache)
 """
 
@@ -109,7 +107,7 @@ def cache_folder():
 def use_compilation_cache():
     """Keep every program JAX compiles in `cache_folder`, when the backend is JAX and it is writable
     (and, cache or not, make them as a sandbox's child does: `lean_locations`, `shared_random_programs`,
-    `compiled_keras_functions`, `fewer_layer_programs`)."""
+    `compiled_keras_functions`, `initializers_in_numpy`)."""
     import keras
 
     if keras.backend.backend() != "jax":
@@ -117,7 +115,7 @@ def use_compilation_cache():
     lean_locations()
     shared_random_programs()
     compiled_keras_functions()
-    fewer_layer_programs()
+    initializers_in_numpy()
     folder = cache_folder()
     if folder is None:
         return
@@ -242,25 +240,17 @@ def compiled_keras_functions():
                 setattr(module, name, _compiled(function, static))
 
 
-def fewer_layer_programs():
-    """Fill Keras' zeros and ones initializers in NumPy, and run a float32 ``Dense`` with a bias as one
-    compiled program: matmul and bias together (JAX only).
+def initializers_in_numpy():
+    """Fill the arrays of Keras' zeros and ones initializers in NumPy, which needs no program (JAX only).
 
-    A Dense with LoRA, quantised, in mixed precision, without a bias or given other than float32
-    inputs calls as before; so does
-    every initializer but these two, and any dtype NumPy has no name for. A second call changes
-    nothing.
+    A dtype NumPy has no name for (bfloat16) is filled by Keras as before; a second call changes nothing.
     """
-    import jax
     from keras.src.initializers import constant_initializers
-    from keras.src.layers.core import dense
 
     for name, value in (("Zeros", 0), ("Ones", 1)):
         initializer = getattr(constant_initializers, name)
         if not hasattr(initializer.__call__, "filled_with"):
             initializer.__call__ = _filled_in_numpy(initializer.__call__, value)
-    if not hasattr(dense.Dense.call, "compiled"):
-        dense.Dense.call = _affine_in_one_program(dense.Dense.call, jax.jit(lambda x, kernel, bias: x @ kernel + bias))
 
 
 def _filled_in_numpy(initialize, value):
@@ -279,19 +269,6 @@ def _filled_in_numpy(initialize, value):
 
     filled.filled_with = value
     return filled
-
-
-def _affine_in_one_program(call, affine):
-    @functools.wraps(call)
-    def compiled_call(self, inputs, training=None):
-        if (self.bias is None or getattr(self, "lora_enabled", False) or getattr(self, "quantization_mode", None)
-                or not self.compute_dtype == self.variable_dtype == getattr(inputs, "dtype", None) == "float32"):
-            return call(self, inputs, training)
-        x = affine(inputs, self.kernel.value, self.bias.value)
-        return x if self.activation is None else self.activation(x)
-
-    compiled_call.compiled = affine
-    return compiled_call
 
 
 def _compiled(function, static):

@@ -76,14 +76,14 @@ def main(argv):
     import keras  # noqa: F401 -- imported once, here, so that no child pays for it
 
     if keras.backend.backend() == "jax":  # whatever chose it: KERAS_BACKEND or Keras' own configuration
-        from grader.compilation import (compiled_keras_functions, fewer_layer_programs, lean_locations,
+        from grader.compilation import (compiled_keras_functions, initializers_in_numpy, lean_locations,
                                         reuse_ir_context, shared_random_programs)
 
         lean_locations()
         reuse_ir_context()  # each child lowers every program of its hand-in in one context
         shared_random_programs()  # and draws weights of every shape from one or two programs
         compiled_keras_functions()  # and runs softmax, GELU and layer normalisation as one program each
-        fewer_layer_programs()  # and fills zeros and ones in NumPy, and runs a Dense as one program
+        initializers_in_numpy()  # and fills zeros and ones with no program
     if "--jax-cache" in argv:
         read_compilation_cache(argv[argv.index("--jax-cache") + 1])
 

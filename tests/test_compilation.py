@@ -168,51 +168,50 @@ def test_compiled_keras_functions_compute_what_keras_computes_one_program_each()
     assert results["wrapped_once"] and results["trained"]
 
 
-def test_fewer_layer_programs_keep_every_weight_and_output_and_lower_one_program_per_dense():
-    """Zeros and ones filled in NumPy are Keras' own (a bfloat16 one too); a Dense computes the same
-    outputs and gradients, with and without a bias, traced or not; a float32 Dense with a bias
-    lowers one program per new shape, not two; a second call wraps nothing twice."""
+def test_initializers_in_numpy_fill_keras_own_weights_with_no_program():
+    """Zeros and ones filled in NumPy are Keras' own, in every dtype (bfloat16 by Keras), and so are
+    the weights and outputs of layers built with them, traced or not; a bias or LayerNorm of a new
+    shape lowers no program to fill; a second call wraps nothing twice."""
     results = run_python("""
         import json
         import numpy as np
         import jax, jax.monitoring, keras
-        from keras.src.layers.core import dense
-        from grader.compilation import fewer_layer_programs
-        from grader.wire import as_tensor
+        from keras.src.initializers import constant_initializers
+        from grader.compilation import initializers_in_numpy
 
         x = np.random.default_rng(0).normal(size=(2, 5, 7)).astype("float32")
         def everything():
             keras.utils.set_random_seed(1)
-            layers = [keras.layers.Dense(4), keras.layers.Dense(4, activation="gelu", bias_initializer="ones"),
-                      keras.layers.Dense(4, use_bias=False), keras.layers.LayerNormalization()]
+            layers = [keras.layers.Dense(4), keras.layers.Dense(4, bias_initializer="ones"),
+                      keras.layers.LayerNormalization()]
             outputs = [np.asarray(layer(x)) for layer in layers]
             weights = [np.asarray(weight) for layer in layers for weight in layer.weights]
-            grads = jax.grad(lambda v: sum(layer(v).sum() for layer in layers))(x)
-            jitted = jax.jit(lambda v: layers[1](v))(x)
-            constants = [np.asarray(keras.initializers.Zeros()((2, 3), dtype), "float32")
-                         for dtype in ("float32", "float16", "int32", "bfloat16")]
-            return outputs + weights + [np.asarray(grads), np.asarray(jitted)] + constants
+            jitted = jax.jit(lambda v: layers[2](v))(x)
+            constants = [np.asarray(initializer()((2, 3), dtype), "float32") for initializer in
+                         (keras.initializers.Zeros, keras.initializers.Ones)
+                         for dtype in ("float32", "float16", "int32", "bool", "bfloat16")]
+            dtypes = [str(keras.initializers.Ones()((2,), dtype).dtype) for dtype in ("float16", "bfloat16", "int32")]
+            return outputs + weights + [np.asarray(jitted)] + constants, dtypes
         lowered = []
         jax.monitoring.register_event_duration_secs_listener(
             lambda event, seconds, **_: lowered.append(event) if event.endswith("jaxpr_to_mlir_module_duration") else None)
-        def programs_per_dense_shape(width):
-            layer = keras.layers.Dense(3)
-            layer.build((None, width))
+        def programs_to_fill(width):
             lowered.clear()
-            for n in range(2, 5):
-                layer(as_tensor(np.ones((n, width), "float32")))
-            return len(lowered) / 3
-        before, programs_before = everything(), programs_per_dense_shape(6)
-        fewer_layer_programs()
-        fewer_layer_programs()
-        after, programs_after = everything(), programs_per_dense_shape(8)
+            keras.initializers.Zeros()((width,))
+            keras.initializers.Ones()((width, 2))
+            return len(lowered)
+        (before, dtypes_before), programs_before = everything(), programs_to_fill(9)
+        initializers_in_numpy()
+        initializers_in_numpy()
+        (after, dtypes_after), programs_after = everything(), programs_to_fill(11)
         print(json.dumps({
             "same": all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(before, after)),
+            "dtypes": dtypes_before == dtypes_after,
             "programs": [programs_before, programs_after],
-            "wrapped_once": not hasattr(dense.Dense.call.__wrapped__, "compiled"),
+            "wrapped_once": not hasattr(constant_initializers.Zeros.__call__.__wrapped__, "filled_with"),
         }))
     """, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    assert results == {"same": True, "programs": [2, 1], "wrapped_once": True}
+    assert results == {"same": True, "dtypes": True, "programs": [2, 0], "wrapped_once": True}
 
 
 def test_arrays_from_the_wire_become_tensors_without_a_program_per_shape():
