@@ -26,6 +26,7 @@ from grader.feedback import HINT_LEVELS
 from grader.gradebook import EXERCISES, ERROR, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
 from grader.registry import COURSE
+from grader.seeding import seed_argument
 from grader.submission import IMPORT_TIME_LIMIT
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -63,7 +64,7 @@ def pytest_addoption(parser):
         help="Keras backend to grade on; 'all' grades each in its own process (default: KERAS_BACKEND, "
         "else Keras' configured default)",
     )
-    group.addoption("--seed", type=int, help="seed of the random inputs, to reproduce a run (default: a fresh one)")
+    group.addoption("--seed", type=seed_argument, help="seed of the random inputs, to reproduce a run (default: a fresh one)")
     group.addoption("--grade-json", metavar="PATH", help="write the scores as JSON to PATH")
     group.addoption("--hints", choices=HINT_LEVELS, default="full",
                     help="how much a failed check's message gives away: full (where, the cause and the fix), "
@@ -429,7 +430,7 @@ def _reproducing_command(config, settings):
     """``pytest grader --seed N``, with the options that choose what was graded, where and how it was told
     (``--isolate`` kept: a class's hand-in, graded sandboxed, must not be rerun outside the sandbox)."""
     option = config.option
-    words = ["pytest grader", f"--seed {settings.seed}"]
+    words = ["pytest", *(config.args or ["grader"]), f"--seed {settings.seed}"]  # the exercises' files, when chosen
     words += ["--solutions"] if option.solutions else [f"--submission {option.submission}"] if option.submission else []
     words += [f"--backend {option.backend}"] if option.backend else []
     words += ["--isolate"] if option.isolate else []

@@ -5,10 +5,38 @@ Example::
     seed_keras(468930, "test_block_matches_reference")   # Keras' initializers draw the same weights
 """
 
+import argparse
 import random
 import zlib
 
 import numpy as np
+
+
+SEED_LIMIT = 2**32 - 10_000
+"""Seeds run from 0 up to this, excluded: NumPy seeds from 32 bits, and `seed_keras` adds up to 9,999."""
+
+
+def checked_seed(seed):
+    """`seed` (an integer or its text) as a grader seed, or a ValueError naming the allowed values.
+
+    >>> checked_seed("12")
+    12
+    """
+    try:
+        number = int(seed)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(seed, (bool, float)) or not 0 <= number < SEED_LIMIT:
+        raise ValueError(f"seed must be an integer from 0 to {SEED_LIMIT - 1}, got {seed!r}")
+    return number
+
+
+def seed_argument(text):
+    """A command-line type: `checked_seed`, its error in argparse's words (``argument --seed: ...``)."""
+    try:
+        return checked_seed(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 SEEDING_HOOKS = []

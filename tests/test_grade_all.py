@@ -323,7 +323,10 @@ def test_a_whole_class_is_graded_in_parallel_with_every_score_right(tmp_path, ca
     assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
     record = json.loads((out / "run.json").read_text())  # the seed every hand-in was graded with
     assert f"backend {CLASS_BACKEND}, seed {record['seed']}," in (out / "logs" / "correct.log").read_text()
-    assert f"--seed {record['seed']} --exercises {','.join(GRADED_EXERCISES)} --release {bundle}" in record["command"]
+    assert f"--exercises {','.join(GRADED_EXERCISES)} --timeout 90 --memory 3 --release {bundle}" in record["command"]
+    assert f" --seed {record['seed']} --out {out} " in record["command"]
+    exercise_files = " ".join(f"grader/test_{name}.py" for name in GRADED_EXERCISES)  # the student's reproduce line
+    assert f"reproduce this run with: pytest {exercise_files} --seed {record['seed']}" in (out / "logs" / "correct.log").read_text()
     assert f"{len(CLASS) + 1} submissions: {len(CLASS)} graded, 1 failed to run, 0 timed out" in printed
 
 
@@ -447,7 +450,7 @@ def test_a_graded_folder_is_kept_unless_overwrite_and_run_json_says_how_to_grade
     assert isinstance(seed, int) and (record["backend"], record["seed"], record["hints"]) == (CLASS_BACKEND, seed, "cause")
     assert record["exercises"] == ["masking", "attention"] and record["statuses"] == {"graded": 1, "timeout": 1}
     assert record["command"] == (f"keras-tx grade-all {tmp_path / 'submissions'} --backend {CLASS_BACKEND} "
-                                 f"--seed {seed} --exercises masking,attention --hints cause")
+                                 f"--seed {seed} --out {out} --exercises masking,attention --hints cause")
     assert record["command"] in capsys.readouterr().out
     (out / "feedback" / "someone_gone.txt").write_text("an earlier run's student")
     gradebook = (out / "grades.csv").read_text()
@@ -458,9 +461,32 @@ def test_a_graded_folder_is_kept_unless_overwrite_and_run_json_says_how_to_grade
     assert "--overwrite" in error and len(used) == 1  # refused before grading
     assert (out / "grades.csv").read_text() == gradebook and (out / "feedback" / "someone_gone.txt").exists()
 
-    assert cli.main([*command, "--overwrite", "--seed", "7"]) == 0
-    assert json.loads((out / "run.json").read_text())["seed"] == used[1]["seed"] == 7
+    assert cli.main([*command, "--overwrite", "--seed", "7", "--timeout", "90"]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["seed"] == used[1]["seed"] == 7 and record["command"].endswith("--hints cause --timeout 90")
     assert sorted(path.name for path in (out / "feedback").iterdir()) == ["ada.txt", "bob.txt"]
+
+
+@pytest.mark.parametrize("option, value, error", [
+    ("--out", "a_file", "--out must be a folder; "),
+    ("--seed", "-5", "argument --seed: seed must be an integer from 0 to 4294957295, got '-5'"),
+    ("--seed", "1.5", "argument --seed: seed must be an integer from 0 to 4294957295, got '1.5'"),
+])
+def test_a_wrong_out_or_seed_stops_grade_all_before_grading(option, value, error, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(batch, "grade_all", lambda *args, **options: pytest.fail("graded"))
+    (tmp_path / "submissions" / "ada").mkdir(parents=True)
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.chdir(tmp_path)
+    try:
+        status = cli.main(["grade-all", "submissions", "--backend", CLASS_BACKEND, option, value, "--no-progress"])
+    except SystemExit as stop:  # argparse's own errors
+        status = stop.code
+    assert status != 0 and error in capsys.readouterr().err
+
+
+def test_the_library_refuses_a_seed_numpy_cannot_take(tmp_path):
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to 4294957295, got -1"):
+        batch.grade_all(tmp_path, grading_root=release.repository_root(), backend=CLASS_BACKEND, seed=-1)
 
 
 @pytest.mark.slow

@@ -24,9 +24,12 @@ import shutil
 from importlib.metadata import PackageNotFoundError, version
 
 from grader.feedback import HINT_LEVELS
+from grader.seeding import seed_argument
 from keras_tx_tools.commands import add_exercises_argument, existing_folder
 
 BACKENDS = ("tensorflow", "torch", "jax")
+LIMITS = {"timeout": 600.0, "memory": 4.0}
+"""The default limits per submission: wall-clock seconds and GiB of memory."""
 
 
 def add_arguments(parser):
@@ -37,7 +40,7 @@ def add_arguments(parser):
     parser.add_argument("--backend", choices=BACKENDS,
                         help="Keras backend to grade with (default: the configured Keras backend)")
     add_exercises_argument(parser, "grade")
-    parser.add_argument("--seed", type=int,
+    parser.add_argument("--seed", type=seed_argument,
                         help="the grader's seed, to reproduce a batch (default: a fresh one per batch, "
                              "the same for every hand-in)")
     parser.add_argument("--hints", choices=HINT_LEVELS, default="full",
@@ -45,9 +48,9 @@ def add_arguments(parser):
                         "(where and the cause) or locate (only where); default full")
     parser.add_argument("--jobs", type=_positive(int), default=1,
                         help="submissions graded in parallel (default: 1)")
-    parser.add_argument("--timeout", type=_positive(float), default=600.0,
+    parser.add_argument("--timeout", type=_positive(float), default=LIMITS["timeout"],
                         help="wall-clock seconds allowed per submission (default: 600)")
-    parser.add_argument("--memory", type=_positive(float), default=4.0,
+    parser.add_argument("--memory", type=_positive(float), default=LIMITS["memory"],
                         help="GiB of memory allowed per submission (default: 4)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs", "grade-all"), metavar="DIR",
                         help="the folder for grades.csv, feedback/, logs/ and run.json (default: runs/grade-all)")
@@ -123,13 +126,17 @@ RUN_RECORD = "run.json"
 def run_record(args, backend, seed, grades):
     """How the class was graded: backend, seed, hint level, exercises, reference, versions, date,
     statuses, and the command that grades it again the same way."""
-    again = ["keras-tx", "grade-all", str(args.submissions), "--backend", backend, "--seed", str(seed)]
+    again = ["keras-tx", "grade-all", str(args.submissions.resolve()), "--backend", backend, "--seed", str(seed),
+             "--out", str(args.out.resolve())]
     if args.exercises:
         again += ["--exercises", ",".join(args.exercises)]
     if args.hints != "full":
         again += ["--hints", args.hints]
+    for option, default in LIMITS.items():  # a time or memory limit can change a grade
+        if getattr(args, option) != default:
+            again += [f"--{option}", f"{getattr(args, option):g}"]
     if args.release:
-        again += ["--release", str(args.release)]
+        again += ["--release", str(args.release.resolve())]
     return {
         "command": shlex.join(again),
         "backend": backend,
@@ -159,7 +166,9 @@ def _installed(*names):
 
 
 def _refuse_a_graded_folder(folder, overwrite):
-    """Stop before grading when `folder` holds a gradebook already and `overwrite` is off."""
+    """Stop before grading when `folder` is a file, or holds a gradebook already and `overwrite` is off."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out must be a folder; {str(folder)!r} is a file")
     if overwrite or not (folder / "grades.csv").exists():
         return
     try:

@@ -53,6 +53,7 @@ from grader.feedback import check_hint_level
 from grader.registry import load_course
 from grader.sandbox import NotIsolatedWarning, bubblewrap_works
 from grader.screening import forbidden_imports, imported_modules
+from grader.seeding import checked_seed
 from keras_tx_tools.course import notebooks, stubs
 
 GRADED, FAILED, TIMEOUT, ERROR = "graded", "failed", "timeout", "error"
@@ -296,9 +297,7 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
     check_hint_level(limits.get("hints", "full"))
     # One fresh seed for the whole batch: unknown to every student beforehand, like a seed per
     # hand-in, and each grader computes the reference's outputs once for the whole class.
-    limits.setdefault("seed", None)
-    if limits["seed"] is None:
-        limits["seed"] = fresh_seed()
+    limits["seed"] = fresh_seed() if limits.get("seed") is None else checked_seed(limits["seed"])
     if not bubblewrap_works():
         warnings.warn("\n*** bubblewrap (bwrap) is missing or cannot create namespaces: students' code will run "
                       "NOT ISOLATED and can read what this user can. Install the 'bubblewrap' package. ***",
