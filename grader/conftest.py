@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import pathlib
-import secrets
 import sys
 
 import pytest
@@ -26,7 +25,7 @@ from grader.feedback import HINT_LEVELS
 from grader.gradebook import EXERCISES, ERROR, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
 from grader.registry import COURSE
-from grader.seeding import seed_argument
+from grader.seeding import fresh_seed, seed_argument
 from grader.submission import IMPORT_TIME_LIMIT
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -122,7 +121,7 @@ def pytest_configure(config):
     settings = Settings(
         folder=folder,
         reference=reference,
-        seed=secrets.randbelow(1_000_000) if option.seed is None else option.seed,
+        seed=fresh_seed() if option.seed is None else option.seed,
         timeout=option.grade_timeout,
         hints=option.hints,
         subprocess_backends=backends_to_spawn(option.backend),

@@ -7,6 +7,7 @@ Example::
 
 import argparse
 import random
+import secrets
 import zlib
 
 import numpy as np
@@ -14,6 +15,11 @@ import numpy as np
 
 SEED_LIMIT = 2**32 - 10_000
 """Seeds run from 0 up to this, excluded: NumPy seeds from 32 bits, and `seed_keras` adds up to 9,999."""
+
+
+def fresh_seed():
+    """A fresh seed for a run or a batch: no student can know it beforehand."""
+    return secrets.randbelow(1_000_000)
 
 
 def checked_seed(seed):

@@ -121,8 +121,12 @@ def test_gpt2_logits_match_the_reference(student, reference, references, student
         for inputs, expected in cases:
             logits = to_numpy(model(tensor(inputs["token_ids"])), "GPT")
             check_close(logits, expected[f"{layout}:logits"], f"your GPT's logits with the {layout} checkpoint",
-                        hint=lambda: weights_hint(model, expected) or mistake_hint(logits, expected)
-                        or gpt_differs(references, students["model"]))
+                        hint=lambda: logits_cause(model, logits, expected, references, students))
+
+
+def logits_cause(model, logits, expected, references, students):
+    """Why the loaded GPT's `logits` are not the reference's: its weights, a GPT-2 mistake, or model.py's GPT."""
+    return weights_hint(model, expected) or mistake_hint(logits, expected) or gpt_differs(references, students["model"])
 
 
 def mistake_hint(logits, expected):
@@ -178,6 +182,5 @@ def continuation_cause(model, inputs, expected, references, students):
     if is_close(logits, expected[f"{LAYOUTS[-1]}:logits"]):
         return Feedback(cause="your GPT-2 computes the reference's logits, so generate of generation.py "
                               "(exercise 7) picks other tokens from them", fix="make generation.py's checks pass first")
-    return hint_feedback(lambda: weights_hint(model, expected) or mistake_hint(logits, expected)
-                         or gpt_differs(references, students["model"])
+    return hint_feedback(lambda: logits_cause(model, logits, expected, references, students)
                          or "your GPT's logits with this checkpoint are not the reference's: see the logits check")

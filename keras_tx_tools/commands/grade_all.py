@@ -24,7 +24,7 @@ import shutil
 from importlib.metadata import PackageNotFoundError, version
 
 from grader.feedback import HINT_LEVELS
-from grader.seeding import seed_argument
+from grader.seeding import fresh_seed, seed_argument
 from keras_tx_tools.commands import add_exercises_argument, existing_folder
 
 BACKENDS = ("tensorflow", "torch", "jax")
@@ -74,7 +74,7 @@ def run(args):
     folder = args.out
     _refuse_a_graded_folder(folder, args.overwrite)
     backend = args.backend or _configured_backend()
-    seed = batch.fresh_seed() if args.seed is None else args.seed
+    seed = fresh_seed() if args.seed is None else args.seed
     grades = batch.grade_all(
         args.submissions,
         grading_root=args.release or release.repository_root(),

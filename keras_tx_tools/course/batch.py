@@ -53,7 +53,7 @@ from grader.feedback import check_hint_level
 from grader.registry import load_course
 from grader.sandbox import NotIsolatedWarning, bubblewrap_works
 from grader.screening import forbidden_imports, imported_modules
-from grader.seeding import checked_seed
+from grader.seeding import checked_seed, fresh_seed
 from keras_tx_tools.course import notebooks, stubs
 
 GRADED, FAILED, TIMEOUT, ERROR = "graded", "failed", "timeout", "error"
@@ -309,11 +309,6 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
     grade = functools.partial(grade_submission, grading_root=grading_root, backend=backend, run=run_pytest_here,
                               **limits)
     return _grade_in_pools(students, jobs, grade, functools.partial(_warm_up, str(grading_root), backend), bar)
-
-
-def fresh_seed():
-    """A fresh seed for a batch (`grade_all`'s default): no student can know it beforehand."""
-    return secrets.randbelow(1_000_000)
 
 
 def fill_compilation_cache(grading_root, backend, seed, exercises=None):
