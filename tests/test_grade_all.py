@@ -7,6 +7,8 @@ import json
 import pathlib
 import re
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -403,6 +405,16 @@ def _fake_grader(outcomes):
         return f"graded: {outcome}"
 
     return run
+
+
+def test_a_warm_grader_freezes_what_it_keeps_once_it_has_graded_its_first_hand_in():
+    """A warm grader's collections skip what it holds for good, and its first hand-in brought in."""
+    code = ("import gc; from keras_tx_tools.course import batch; before = gc.get_freeze_count(); "
+            "batch.run_pytest_here(['--version']); first = gc.get_freeze_count(); "
+            "batch.run_pytest_here(['--version']); print(before, first, gc.get_freeze_count())")
+    counts = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    before, first, second = map(int, counts.split())
+    assert before == 0 and first > 10_000 and second <= first  # nothing frozen after the first
 
 
 def test_a_check_the_grader_could_not_run_is_regraded_then_marked_error_never_a_zero(tmp_path):

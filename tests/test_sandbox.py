@@ -520,3 +520,16 @@ def test_a_held_attribute_stays_in_the_child_and_goes_back_to_it():
         assert model.optimizer.built
     finally:
         hand_in.close()
+
+
+def test_a_child_never_collects_what_the_warm_process_holds(tmp_path):
+    """What the warm process imported (Keras, the backend) is frozen before it forks: a child's
+    garbage collections go through the child's own objects only."""
+    from grader.remote import RemoteSubmission, warm_process
+
+    (tmp_path / "model.py").write_text("import gc\n\ndef frozen():\n    return gc.get_freeze_count()\n")
+    hand_in = RemoteSubmission(warm_process(keras.backend.backend(), isolate=False), tmp_path)
+    try:
+        assert hand_in.modules()["model"].frozen() > 100_000
+    finally:
+        hand_in.close()

@@ -36,6 +36,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import gc
 import io
 import json
 import multiprocessing
@@ -269,7 +270,27 @@ def run_pytest_here(arguments, **_):
     output = io.StringIO()
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         pytest.main(arguments)
+    if not _settled:
+        _settle()  # what the first hand-in brought in for good: the checks, the reference's programs
     return output.getvalue()
+
+
+_settled = False
+"""Whether this warm grader has graded a hand-in, and frozen what stays after it (`_settle`)."""
+
+
+def _settle():
+    """Collect this process's garbage, then freeze what is left (`gc.freeze`).
+
+    What a warm grader holds after its warm-up and its first hand-in (Keras, the backend, the
+    checks, the reference's programs) stays alive as long as the grader. Frozen, it is no longer
+    traversed by every later collection: on JAX, a grader's collections over 20 hand-ins of the
+    first four exercises took 2.6 CPU-s before, 0.8 after.
+    """
+    global _settled
+    gc.collect()
+    gc.freeze()
+    _settled = True
 
 
 def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, **limits):
@@ -385,6 +406,7 @@ def _warm_up(grading_root, backend):
     from grader.remote import warm_process
 
     warm_process(backend)
+    gc.freeze()  # Keras, the backend and the grader's modules: held for good (`_settle`)
 
 
 def _read_report(grade, path, exercises, timeout):
