@@ -20,7 +20,7 @@ import sys
 import pytest
 
 from grader.backends import BACKENDS, backends_to_spawn, grade_in_subprocesses
-from grader.compilation import prefer_fast_compilation, use_compilation_cache
+from grader.compilation import graphs_as_traced, prefer_fast_compilation, use_compilation_cache
 from grader.feedback import HINT_LEVELS
 from grader.gradebook import EXERCISES, ERROR, FAILED, NOT_ATTEMPTED, PASSED, Gradebook, matrix_table, report_table
 from grader.limits import TimeLimitExceeded, time_limit
@@ -203,6 +203,7 @@ def graded(pytestconfig):
 
         torch.set_num_threads(pytestconfig.option.threads)
     use_compilation_cache()
+    graphs_as_traced()
     settings = pytestconfig.stash[SETTINGS]
     settings.gradebook = Gradebook(keras.backend.backend(), settings.seed, settings.reference, settings.hints)
     solutions = None

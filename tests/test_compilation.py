@@ -40,6 +40,30 @@ def test_fast_compilation_adds_its_flags_and_keeps_chosen_values():
         "--xla_backend_optimization_level=2 --xla_cpu_use_fusion_emitters=true")
 
 
+def test_tensorflow_graphs_run_as_traced_to_the_same_results():
+    """Without Grappler's rewrites, a traced function computes what it computes eagerly; elsewhere
+    the setting is a no-op that does not even import TensorFlow."""
+    code = """
+        import json, sys
+        import keras
+        import numpy as np
+        from grader.compilation import graphs_as_traced
+        graphs_as_traced()
+        if keras.backend.backend() != "tensorflow":
+            print(json.dumps(["tensorflow" in sys.modules]))
+            raise SystemExit
+        import tensorflow as tf
+        layer = keras.layers.Dense(16, activation="gelu")
+        x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+        step = tf.function(lambda x: tf.nn.softmax(layer(x) * 2.0 + 1.0))
+        gap = float(np.abs(step(x).numpy() - tf.nn.softmax(layer(x) * 2.0 + 1.0).numpy()).max())
+        print(json.dumps([tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer"), gap]))
+    """
+    switched, gap = run_python(code, KERAS_BACKEND="tensorflow")
+    assert switched is True and gap < 1e-6
+    assert run_python(code, KERAS_BACKEND="jax") == [False]
+
+
 def test_the_installed_jaxlib_knows_every_fast_compilation_flag():
     """XLA stops a process at a flag it does not know: JAX starts and computes with all of them."""
     result = run_python("""

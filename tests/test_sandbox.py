@@ -533,3 +533,17 @@ def test_a_child_never_collects_what_the_warm_process_holds(tmp_path):
         assert hand_in.modules()["model"].frozen() > 100_000
     finally:
         hand_in.close()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="Grappler is TensorFlow's graph optimizer")
+def test_a_child_runs_graphs_as_the_grader_does(tmp_path):
+    """Both run TensorFlow's traced functions without Grappler's rewrites (`grader.compilation.graphs_as_traced`)."""
+    from grader.remote import RemoteSubmission, warm_process
+
+    (tmp_path / "model.py").write_text("import tensorflow as tf\n\ndef options():\n"
+                                       "    return tf.config.optimizer.get_experimental_options()\n")
+    hand_in = RemoteSubmission(warm_process(keras.backend.backend(), isolate=False), tmp_path)
+    try:
+        assert hand_in.modules()["model"].options()["disable_meta_optimizer"] is True
+    finally:
+        hand_in.close()
