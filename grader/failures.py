@@ -30,6 +30,16 @@ class GradingFailure(AssertionError):
         super().__init__(str(self.feedback))
 
 
+class HandInProblem(GradingFailure):
+    """A failure of the hand-in itself, not of a check's values: a file that does not load or lacks a
+    name, its process ended or ran out of time. Its message quotes no expected value, so a hidden
+    check shows it whole (`grader.conftest`): a syntax error is named wherever it costs points.
+
+    >>> HandInProblem("masking.py has a syntax error on line 3: expected ':'").feedback.at("locate")
+    "masking.py has a syntax error on line 3: expected ':'"
+    """
+
+
 class GraderError(Exception):
     """The grader could not run a check (its process for students' code failed): not the student's failure."""
 

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 
 from grader import seeding, wire
-from grader.failures import GradingFailure
+from grader.failures import GradingFailure, HandInProblem
 from grader.gradebook import EXERCISES
 from grader import sandbox
 from grader.sandbox import StudentProcess
@@ -114,8 +114,8 @@ class RemoteSubmission:
             status = self.end_child()
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 self.out_of_time = True
-                raise GradingFailure(f"grading was stopped after the time limit of {self.time_budget:g} s") from None
-            raise GradingFailure(_ending(status, error)) from None
+                raise HandInProblem(f"grading was stopped after the time limit of {self.time_budget:g} s") from None
+            raise HandInProblem(_ending(status, error)) from None
         except BaseException:  # a time limit of the check: the child is mid-call, so it cannot go on
             self.end_child()
             raise
@@ -146,7 +146,7 @@ class RemoteSubmission:
         left = self.deadline - time.monotonic()
         if left <= 0:
             self.out_of_time = True
-            raise GradingFailure(f"grading was stopped after the time limit of {self.time_budget:g} s")
+            raise HandInProblem(f"grading was stopped after the time limit of {self.time_budget:g} s")
         return min(left, CALL_SECONDS)
 
     def _ensure_child(self):
@@ -172,7 +172,7 @@ class RemoteSubmission:
             return value  # and asking TensorFlow whether each is a tensor took 0.6 s
         if issubclass(type(value), RemoteObject):
             if value._generation != self.generation:
-                raise GradingFailure("an object your code made was lost when its process was restarted")
+                raise HandInProblem("an object your code made was lost when its process was restarted")
             return wire.Tag("object", value._id)
         if isinstance(value, (list, tuple)):
             items = [self.send_in(item) for item in value]
@@ -202,7 +202,7 @@ class RemoteSubmission:
             keras_classes = [str(name) for name in info.get("keras", [])]
             cls = _remote_class(str(info.get("type", "object"))[:100], keras_classes[0] if keras_classes else "")
             return cls(self, info["id"])
-        raise GradingFailure(f"the grading process sent an unknown value ({value.kind})")
+        raise HandInProblem(f"the grading process sent an unknown value ({value.kind})")
 
 
 class RemoteModule:
@@ -220,7 +220,7 @@ class RemoteModule:
         if name.startswith("__"):
             raise AttributeError(name)
         if self._problem:
-            raise GradingFailure(self._problem)
+            raise HandInProblem(self._problem)
         return self._submission.request({"op": "getattr", "id": self._exercise, "name": name})
 
 
@@ -235,7 +235,7 @@ class RemoteObject:
     def _request(self, op, name=None, args=(), kwargs=None, **options):
         submission = self._submission
         if self._generation != submission.generation:
-            raise GradingFailure("an object your code made was lost when its process was restarted")
+            raise HandInProblem("an object your code made was lost when its process was restarted")
         message = {"op": op, "id": self._id, "name": name, **options}
         if op == "call":
             message.update(args=submission.send_in(list(args)), kwargs=submission.send_in(dict(kwargs or {})))
@@ -298,8 +298,9 @@ def _student_exception_class(name):
 def _rebuilt_exception(error):
     """The exception the student's code raised in the child, as an exception of the same name here."""
     name, message = str(error.get("type")), str(error.get("message"))
-    if name == "GradingFailure":
-        return GradingFailure(message)
+    failure = {cls.__name__: cls for cls in (GradingFailure, HandInProblem)}.get(name)
+    if failure:
+        return failure(message)
     cls = getattr(builtins, name, None)
     if not (isinstance(cls, type) and issubclass(cls, Exception)):
         cls = _student_exception_class(name[:100])

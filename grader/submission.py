@@ -25,7 +25,7 @@ import secrets
 import sys
 import types
 
-from grader.failures import GRADED_PACKAGE, GradingFailure, describe_exception
+from grader.failures import GRADED_PACKAGE, HandInProblem, describe_exception
 from grader.gradebook import EXERCISES
 from grader.limits import TimeLimitExceeded, time_limit
 from grader.screening import refused_uses
@@ -38,7 +38,7 @@ class StudentModule:
     """One loaded exercise file, or the reason it could not be loaded.
 
     Attribute access reaches the module's functions and classes; when the file could not be
-    loaded, or lacks the name, it raises `GradingFailure` with a message for the student.
+    loaded, or lacks the name, it raises `HandInProblem` with a message for the student.
     """
 
     def __init__(self, exercise, module=None, problem=None, broken_files=None, untouched=False):
@@ -52,11 +52,11 @@ class StudentModule:
 
     def __getattr__(self, name):
         if self._problem:
-            raise GradingFailure(self._problem)
+            raise HandInProblem(self._problem)
         try:
             return getattr(self._module, name)
         except AttributeError:
-            raise GradingFailure(f"{self._exercise}.py defines no `{name}`") from None
+            raise HandInProblem(f"{self._exercise}.py defines no `{name}`") from None
 
 
 def load_submission(folder):

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -532,29 +533,39 @@ def test_a_class_folder_given_relative_to_the_working_folder_is_graded(tmp_path,
     assert f"--submission {hand_in.resolve()} --backend {CLASS_BACKEND} --isolate" in grade.log, grade.log[-2000:]
 
 
-def test_a_class_on_jax_first_grades_the_solutions_once_to_fill_the_compilation_cache(tmp_path, monkeypatch):
+def test_a_class_on_jax_fills_the_compilation_cache_while_its_graders_warm_up(tmp_path, monkeypatch):
     """The fill runs the selected exercises' checks on the solutions with the batch's seed, on JAX only,
-    and only where there are solutions (a release has none)."""
+    and only where there are solutions (a release has none); a grader waits until it has ended."""
     runs = []
-    monkeypatch.setattr(batch, "run_pytest_process", lambda arguments, **options: runs.append((arguments, options)) or "")
+
+    def start(arguments, **options):  # a stand-in for the solutions' grading that takes a second
+        runs.append((arguments, options))
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"], pass_fds=options["pass_fds"])
+
+    monkeypatch.setattr(batch, "start_pytest_process", start)
     root = release.repository_root()
-    batch.fill_compilation_cache(root, "jax", 1234, ["masking", "attention"])
+    with batch.compilation_cache_filling(root, "jax", 1234, ["masking", "attention"]) as filling:
+        started = time.monotonic()
+        batch.wait_for_filling(filling)
+        assert time.monotonic() - started > 0.5
     [(arguments, options)] = runs
     assert arguments[:2] == ["grader/test_masking.py", "grader/test_attention.py"]
     assert "--solutions" in arguments and arguments[arguments.index("--seed") + 1] == "1234"
     assert (options["grading_root"], options["backend"]) == (root, "jax")
-    for backend in ("torch", "tensorflow"):
-        batch.fill_compilation_cache(root, backend, 1234)
     without_solutions = tmp_path / "release"
     (without_solutions / "grader").mkdir(parents=True)
-    batch.fill_compilation_cache(without_solutions, "jax", 1234)
+    for folder, backend in ((root, "torch"), (root, "tensorflow"), (without_solutions, "jax")):
+        with batch.compilation_cache_filling(folder, backend, 1234) as filling:
+            assert filling is None
     monkeypatch.setenv("KERAS_TX_JAX_CACHE", "none")
-    batch.fill_compilation_cache(root, "jax", 1234)
+    with batch.compilation_cache_filling(root, "jax", 1234) as filling:
+        assert filling is None
     assert len(runs) == 1
 
 
 @pytest.mark.slow
 def test_filling_the_compilation_cache_leaves_the_checks_programs_in_it(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_TX_JAX_CACHE", str(tmp_path / "cache"))
-    batch.fill_compilation_cache(release.repository_root(), "jax", 0, ["masking"])
-    assert len(list((tmp_path / "cache").iterdir())) > 10  # one file per program
+    with batch.compilation_cache_filling(release.repository_root(), "jax", 0, ["masking"]) as filling:
+        batch.wait_for_filling(filling)
+        assert len(list((tmp_path / "cache").iterdir())) > 10  # one file per program

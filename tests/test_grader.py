@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from keras_tx_tools.course import exports
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MAXIMA = {"tokenizer": 20, "positional_embedding": 20, "masking": 20, "attention": 30, "model": 30, "training": 20,
           "sampling": 20, "generation": 20, "gpt2": 20}
@@ -225,3 +227,12 @@ def test_solution_docstring_examples_run(exercise, monkeypatch):
     module = load_submission(ROOT / "solutions")[exercise]._module
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_file_that_does_not_load_is_named_by_hidden_checks_too(tmp_path):
+    """A syntax error quotes no expected value: a hidden check shows it at every hint level."""
+    folder = submission(tmp_path, {"attention.py": [("import keras\n", "import keras\n\ndef broken(:\n    pass\n")]})
+    for hints in ("full", "locate"):
+        report = grade(tmp_path, "--submission", str(folder), "--hints", hints, exercises=["attention"])
+        hidden = [test for test in report["exercises"]["attention"]["tests"] if exports.is_hidden(test)]
+        assert hidden and all("attention.py has a syntax error on line" in test["advice"] for test in hidden), hidden

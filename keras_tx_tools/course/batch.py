@@ -35,6 +35,7 @@ Example (run inside the course repository, one folder per student)::
 import concurrent.futures
 import contextlib
 import dataclasses
+import fcntl
 import functools
 import gc
 import io
@@ -47,6 +48,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -66,6 +68,8 @@ GRADER_MEMORY_BYTES = 4 * 2**30
 
 STARTUP_SECONDS = 300
 """Time a ``pytest grader`` process may take to start, on top of a hand-in's time limit."""
+FILLING_SECONDS = 600
+"""Time the solutions' grading may take to fill JAX's compilation cache (`compilation_cache_filling`)."""
 
 
 @dataclasses.dataclass
@@ -246,14 +250,24 @@ def grade_submission(student_dir, *, grading_root, backend, exercises=None, time
 
 def run_pytest_process(arguments, *, grading_root, backend, timeout):
     """Run ``pytest`` with `arguments` in a new process in `grading_root`; its output."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(pathlib.Path(grading_root).resolve())}
     try:
-        finished = subprocess.run([sys.executable, "-m", "pytest", *arguments], cwd=grading_root, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=timeout + STARTUP_SECONDS, preexec_fn=limit_grader_memory)
+        finished = subprocess.run(**_pytest_process(arguments, grading_root, backend), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=timeout + STARTUP_SECONDS)
     except subprocess.TimeoutExpired as error:
         return (error.output or b"").decode(errors="replace") + "\nthe grader ran out of time"
     return finished.stdout.decode(errors="replace")
+
+
+def start_pytest_process(arguments, *, grading_root, backend, **options):
+    """Start ``pytest`` as `run_pytest_process` runs it, and return at once; `options` go to `subprocess.Popen`."""
+    return subprocess.Popen(**_pytest_process(arguments, grading_root, backend), **options)
+
+
+def _pytest_process(arguments, grading_root, backend):
+    """The `subprocess` arguments of a ``pytest`` process in `grading_root`, under the graders' memory limit."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(pathlib.Path(grading_root).resolve())}
+    return {"args": [sys.executable, "-m", "pytest", *arguments], "cwd": grading_root, "env": env,
+            "stdin": subprocess.DEVNULL, "preexec_fn": limit_grader_memory}
 
 
 def limit_grader_memory():
@@ -324,32 +338,64 @@ def grade_all(submissions_dir, *, grading_root, backend, jobs=1, progress=True, 
                       "NOT ISOLATED and can read what this user can. Install the 'bubblewrap' package. ***",
                       NotIsolatedWarning, stacklevel=2)
     students = student_folders(submissions_dir)
-    if students:
-        fill_compilation_cache(grading_root, backend, limits["seed"], limits.get("exercises"))
-    bar = _progress_bar(len(students)) if progress and students else None
+    if not students:
+        return []
+    bar = _progress_bar(len(students)) if progress else None
     grade = functools.partial(grade_submission, grading_root=grading_root, backend=backend, run=run_pytest_here,
                               **limits)
-    return _grade_in_pools(students, jobs, grade, functools.partial(_warm_up, str(grading_root), backend), bar)
+    with compilation_cache_filling(grading_root, backend, limits["seed"], limits.get("exercises")) as filling:
+        return _grade_in_pools(students, jobs, grade, functools.partial(_warm_up, str(grading_root), backend, filling),
+                               bar)
 
 
-def fill_compilation_cache(grading_root, backend, seed, exercises=None):
-    """On JAX, grade the solutions once, in a process of their own, before a batch; elsewhere a no-op.
+@contextlib.contextmanager
+def compilation_cache_filling(grading_root, backend, seed, exercises=None):
+    """On JAX, grade the solutions once, in a process of their own, while the graders warm up.
 
     The sandboxed children only read JAX's compilation cache (`grader.compilation`), and the
     graders fill it only with the reference's programs; the checks that run the student's code
     alone (a GPT's causality, a sampler's draws) would be compiled afresh in every child. Grading
     the solutions with the batch's seed puts every program a correct hand-in runs in the cache: on
-    a fresh cache, a solved course's child then costs half the CPU (benchmarks/RESULTS.md). Needs
-    ``solutions/`` in `grading_root`; without it, or with the cache off, nothing is done.
+    a fresh cache, a solved course's child then costs half the CPU (benchmarks/RESULTS.md).
+
+    Yields the path of a lock that the filling process holds until it ends (`wait_for_filling`
+    waits on it), or None where there is nothing to fill: on other backends, with the cache off
+    (``KERAS_TX_JAX_CACHE=none``) or without ``solutions/`` in `grading_root`. The process is
+    stopped after `FILLING_SECONDS`, and on leaving.
     """
     from grader.compilation import cache_folder
 
     if backend != "jax" or cache_folder() is None or not (pathlib.Path(grading_root) / "solutions").is_dir():
+        yield None
         return
     course = load_course(grading_root)
     tests = check_files(course, course.subset(exercises))
-    run_pytest_process([*tests, "-q", "-p", "no:cacheprovider", "--solutions", "--backend", backend, "--seed", str(seed)],
-                       grading_root=grading_root, backend=backend, timeout=STARTUP_SECONDS)
+    with tempfile.TemporaryDirectory(prefix="keras-tx-filling-") as folder:
+        lock_path = os.path.join(folder, "lock")
+        lock = os.open(lock_path, os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            process = start_pytest_process(
+                [*tests, "-q", "-p", "no:cacheprovider", "--solutions", "--backend", backend, "--seed", str(seed)],
+                grading_root=grading_root, backend=backend, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                pass_fds=(lock,))
+        finally:
+            os.close(lock)  # the lock is the filling process's alone now: it goes when the process ends
+        deadline = threading.Timer(FILLING_SECONDS, process.kill)
+        deadline.start()
+        try:
+            yield lock_path
+        finally:
+            deadline.cancel()
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def wait_for_filling(lock_path):
+    """Return once the process of `compilation_cache_filling` that holds `lock_path` has ended."""
+    with open(lock_path, "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
 
 
 def _grade_in_pools(students, jobs, grade, warm_up, bar=None):
@@ -390,9 +436,9 @@ def _grade_in_pool(students, jobs, grade, warm_up, bar):
     return grades, sorted(crashed)
 
 
-def _warm_up(grading_root, backend):
+def _warm_up(grading_root, backend, filling=None):
     """Make a pool process a warm grader: the grading root's grader, Keras and the sandbox, ready,
-    under its memory limit."""
+    under its memory limit; then wait for the compilation cache's `filling`, if any."""
     limit_grader_memory()
     os.environ["KERAS_BACKEND"] = backend
     os.chdir(grading_root)
@@ -407,6 +453,8 @@ def _warm_up(grading_root, backend):
 
     warm_process(backend)
     gc.freeze()  # Keras, the backend and the grader's modules: held for good (`_settle`)
+    if filling:
+        wait_for_filling(filling)
 
 
 def _read_report(grade, path, exercises, timeout):
