@@ -374,7 +374,7 @@ def _grade(item, call, report):
     """Turn one test's outcome into ``(outcome, message, advice)``, rewriting `report` for the student.
 
     `advice` is the message's cause and fix without its place (`Feedback.why`), or "" when none."""
-    from grader.failures import GraderError, GradingFailure, HandInProblem, failure_feedback, raising_stub
+    from grader.failures import GraderError, GradingFailure, failure_feedback, quotes_no_expected_value, raising_stub
 
     if report.passed:
         return PASSED, "", ""
@@ -394,8 +394,8 @@ def _grade(item, call, report):
     elif isinstance(error, GradingFailure) or (error is not None and report.when == "call"):
         feedback = failure_feedback(error, settings.folder)
         message, advice = feedback.at(settings.hints), feedback.why(settings.hints)
-        if isinstance(error, HandInProblem):
-            advice = message  # it quotes no expected value: a hidden check shows it too
+        if quotes_no_expected_value(error):
+            advice = message  # a hidden check shows it too
     else:
         last_line = (report.longreprtext.strip().splitlines() or ["?"])[-1]
         return ERROR, f"the grader could not run this check: {last_line}", ""

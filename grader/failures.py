@@ -94,6 +94,14 @@ def describe_exception(error, folder):
     return f"{type(error).__name__}: {message}{location}"
 
 
+def quotes_no_expected_value(error):
+    """Whether a hidden check may show `error`'s whole message: a problem of the hand-in itself
+    (`HandInProblem`), or what the student's code raised in its own process (`grader.remote`),
+    which never holds an expected value.
+    """
+    return isinstance(error, HandInProblem) or hasattr(error, "student_description")
+
+
 def raising_stub(error):
     """``"model.py (GPT.__init__)"``: the exercise file, and its function, whose stub raised `error`
     (a ``NotImplementedError``), or None. An exception re-raised from a student's process carries it."""

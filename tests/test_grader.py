@@ -236,3 +236,13 @@ def test_a_file_that_does_not_load_is_named_by_hidden_checks_too(tmp_path):
         report = grade(tmp_path, "--submission", str(folder), "--hints", hints, exercises=["attention"])
         hidden = [test for test in report["exercises"]["attention"]["tests"] if exports.is_hidden(test)]
         assert hidden and all("attention.py has a syntax error on line" in test["advice"] for test in hidden), hidden
+
+
+def test_what_the_students_code_raised_in_its_sandbox_is_shown_by_hidden_checks_too(tmp_path):
+    """The student's process never holds an expected value: a hidden check shows what it raised,
+    here a function renamed, missed by the layer that calls it."""
+    folder = submission(tmp_path, {"attention.py": [("def scaled_dot_product_attention(", "def attention_renamed(")]})
+    report = grade(tmp_path, "--submission", str(folder), "--isolate", exercises=["attention"])
+    hidden = {test["name"]: test for test in report["exercises"]["attention"]["tests"] if exports.is_hidden(test)}
+    assert "defines no `scaled_dot_product_attention`" in hidden["test_attention_matches_reference"]["advice"]
+    assert "NameError" in hidden["test_self_attention_matches_reference"]["advice"], hidden
